@@ -1,0 +1,117 @@
+//! Where Amazon's endpoints live: [`Region`]s, the Appstore, or any base URL.
+
+use crate::layer::BuildError;
+
+/// A Login with Amazon region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Region {
+    /// `https://api.amazon.com`.
+    NorthAmerica,
+    /// `https://api.amazon.co.uk`.
+    Europe,
+    /// `https://api.amazon.co.jp`.
+    FarEast,
+}
+
+impl Region {
+    /// The region's base URL.
+    pub fn base_url(self) -> &'static str {
+        match self {
+            Self::NorthAmerica => "https://api.amazon.com",
+            Self::Europe => "https://api.amazon.co.uk",
+            Self::FarEast => "https://api.amazon.co.jp",
+        }
+    }
+}
+
+/// The Amazon Appstore user-profile API's base URL. It offers `/auth/o2/token` and
+/// `/user/profile` but no `tokeninfo`.
+pub const APPSTORE_BASE_URL: &str = "https://appstore-sdk.amazon.com/version/1.0";
+
+/// The URLs the crate calls.
+///
+/// ```
+/// use tower_amazon_auth::{Endpoints, Region};
+/// let eu = Endpoints::from(Region::Europe);
+/// assert_eq!(eu.tokeninfo_url(), Some("https://api.amazon.co.uk/auth/o2/tokeninfo"));
+/// let mock = Endpoints::base_url("http://127.0.0.1:8080/").unwrap();
+/// assert_eq!(mock.profile_url(), "http://127.0.0.1:8080/user/profile");
+/// assert_eq!(Endpoints::appstore().tokeninfo_url(), None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    tokeninfo: Option<String>,
+    profile: String,
+    token: String,
+}
+
+impl Endpoints {
+    /// Endpoints under any base URL (`http` or `https`, no query or fragment), as Login with
+    /// Amazon lays them out: `/auth/o2/tokeninfo`, `/user/profile`, `/auth/o2/token`. For
+    /// mocks, proxies and tests.
+    pub fn base_url(base: &str) -> Result<Self, BuildError> {
+        let base = checked_base(base)?;
+        Ok(Self::under(&base, true))
+    }
+
+    /// The Amazon Appstore endpoints ([`APPSTORE_BASE_URL`]): no `tokeninfo`, so a layer using
+    /// them must opt out of the audience check.
+    pub fn appstore() -> Self {
+        Self::under(APPSTORE_BASE_URL, false)
+    }
+
+    /// Appstore-shaped endpoints (no `tokeninfo`) under another base URL, e.g. a mock.
+    pub fn appstore_at(base: &str) -> Result<Self, BuildError> {
+        let base = checked_base(base)?;
+        Ok(Self::under(&base, false))
+    }
+
+    fn under(base: &str, has_tokeninfo: bool) -> Self {
+        Self {
+            tokeninfo: has_tokeninfo.then(|| format!("{base}/auth/o2/tokeninfo")),
+            profile: format!("{base}/user/profile"),
+            token: format!("{base}/auth/o2/token"),
+        }
+    }
+
+    /// The `tokeninfo` URL, if this endpoint family has one.
+    pub fn tokeninfo_url(&self) -> Option<&str> {
+        self.tokeninfo.as_deref()
+    }
+
+    /// The `user/profile` URL.
+    pub fn profile_url(&self) -> &str {
+        &self.profile
+    }
+
+    /// The `auth/o2/token` URL (code exchange and refresh).
+    pub fn token_url(&self) -> &str {
+        &self.token
+    }
+}
+
+impl Default for Endpoints {
+    /// North America.
+    fn default() -> Self {
+        Region::NorthAmerica.into()
+    }
+}
+
+impl From<Region> for Endpoints {
+    fn from(region: Region) -> Self {
+        Self::under(region.base_url(), true)
+    }
+}
+
+fn checked_base(base: &str) -> Result<String, BuildError> {
+    let invalid = || BuildError::InvalidBaseUrl(base.to_owned());
+    let url = reqwest::Url::parse(base).map_err(|_| invalid())?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(invalid());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}

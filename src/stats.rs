@@ -1,0 +1,106 @@
+//! Counters for dashboards: [`StatsSnapshot`], read with
+//! [`AmazonAuthLayer::stats`](crate::AmazonAuthLayer::stats).
+//!
+//! Hits are counted on the hot path in per-thread stripes so two cores never fight over one
+//! cache line; everything else is rare enough for a plain atomic.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use crate::error::AuthError;
+
+const STRIPES: usize = 16;
+
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded(AtomicU64);
+
+/// A counter split in cache-line-sized stripes, one per thread (modulo [`STRIPES`]).
+#[derive(Default)]
+pub(crate) struct StripedCounter([Padded; STRIPES]);
+
+impl StripedCounter {
+    #[inline]
+    pub(crate) fn incr(&self) {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local!(static STRIPE: Cell<usize> = Cell::new(usize::MAX));
+        let stripe = STRIPE.with(|s| {
+            if s.get() == usize::MAX {
+                s.set(NEXT.fetch_add(1, Relaxed) % STRIPES);
+            }
+            s.get()
+        });
+        self.0[stripe].0.fetch_add(1, Relaxed);
+    }
+
+    fn sum(&self) -> u64 {
+        self.0.iter().map(|p| p.0.load(Relaxed)).sum()
+    }
+}
+
+/// The live counters.
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub(crate) hits: StripedCounter,
+    pub(crate) negative_hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) upstream_calls: AtomicU64,
+    pub(crate) upstream_errors: AtomicU64,
+    pub(crate) overloaded: AtomicU64,
+    pub(crate) missing: AtomicU64,
+    pub(crate) malformed: AtomicU64,
+}
+
+impl Stats {
+    /// Counts a request refused before any cache or upstream work.
+    pub(crate) fn record_refusal(&self, error: &AuthError) {
+        match error {
+            AuthError::MissingToken => self.missing.fetch_add(1, Relaxed),
+            _ => self.malformed.fetch_add(1, Relaxed),
+        };
+    }
+
+    /// Counts a verification that got no verdict.
+    pub(crate) fn record_error(&self, error: &AuthError) {
+        if let AuthError::Unavailable(crate::error::Unavailable::Overloaded) = error {
+            self.overloaded.fetch_add(1, Relaxed);
+        } else {
+            self.upstream_errors.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            hits: self.hits.sum(),
+            negative_hits: self.negative_hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            upstream_calls: self.upstream_calls.load(Relaxed),
+            upstream_errors: self.upstream_errors.load(Relaxed),
+            overloaded: self.overloaded.load(Relaxed),
+            missing_token: self.missing.load(Relaxed),
+            malformed: self.malformed.load(Relaxed),
+        }
+    }
+}
+
+/// A point-in-time copy of the counters. All counts are since the layer was built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct StatsSnapshot {
+    /// Requests answered from a cached identity.
+    pub hits: u64,
+    /// Requests refused from a cached rejection.
+    pub negative_hits: u64,
+    /// Requests that found nothing cached and joined or started a verification.
+    pub misses: u64,
+    /// Calls made to Amazon (tokeninfo and profile each count).
+    pub upstream_calls: u64,
+    /// Verifications that ended without a verdict (timeout, 5xx, unreadable answer…).
+    pub upstream_errors: u64,
+    /// Verifications refused because the in-flight limit was reached.
+    pub overloaded: u64,
+    /// Requests without any token.
+    pub missing_token: u64,
+    /// Requests refused as malformed or carrying a refresh token, before any upstream call.
+    pub malformed: u64,
+}

@@ -1,0 +1,274 @@
+//! Access tokens: the redacted [`AccessToken`] type, where a token came from ([`TokenSource`]),
+//! and finding exactly one token in a request without any network call.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use http::header::{HeaderName, AUTHORIZATION};
+use http::{HeaderMap, Uri};
+
+use crate::error::{AuthError, Malformed, Rejection};
+
+/// Amazon's documented maximum length of an access token, in bytes.
+pub const MAX_TOKEN_LEN: usize = 2048;
+/// The prefix of every Login with Amazon access token.
+pub const ACCESS_TOKEN_PREFIX: &str = "Atza|";
+/// The prefix of a Login with Amazon refresh token, which must never be accepted as access.
+pub const REFRESH_TOKEN_PREFIX: &str = "Atzr|";
+/// The header Amazon's own APIs accept besides `Authorization`.
+pub const AMZ_ACCESS_TOKEN: HeaderName = HeaderName::from_static("x-amz-access-token");
+/// The query parameter that carries a token.
+pub const ACCESS_TOKEN_PARAM: &str = "access_token";
+
+/// An access token. `Debug` and `Display` never show it.
+///
+/// ```
+/// use tower_amazon_auth::AccessToken;
+/// let token = AccessToken::new("Atza|secret");
+/// assert_eq!(format!("{token:?} {token}"), "AccessToken(<redacted>) <redacted>");
+/// assert_eq!(token.expose(), "Atza|secret");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken(Box<str>);
+
+impl AccessToken {
+    /// Wraps a token. No validation: see [`AccessToken::check`] for the crate's rules.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into().into_boxed_str())
+    }
+
+    /// The raw token, for sending to Amazon. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Checks the token against the rules the layer applies before any network call.
+    ///
+    /// A refresh token is an [`AuthError::InvalidToken`]; everything else wrong is an
+    /// [`AuthError::InvalidRequest`]. `require_prefix` demands the `Atza|` prefix.
+    ///
+    /// ```
+    /// use tower_amazon_auth::{AccessToken, AuthError, Malformed};
+    /// assert!(AccessToken::check("Atza|abc", true).is_ok());
+    /// assert_eq!(AccessToken::check("abc", true), Err(AuthError::InvalidRequest(Malformed::BadPrefix)));
+    /// ```
+    pub fn check(token: &str, require_prefix: bool) -> Result<(), AuthError> {
+        if token.is_empty() {
+            return Err(AuthError::InvalidRequest(Malformed::Empty));
+        }
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(AuthError::InvalidRequest(Malformed::TooLong));
+        }
+        // Visible ASCII (RFC 6750's b64token is too strict: Amazon tokens contain `|`), minus
+        // quotes and backslash, which have no place in a token and break quoted-strings.
+        let bad = |b: &u8| !(0x21..=0x7e).contains(b) || matches!(b, b'"' | b'\'' | b'\\');
+        if token.as_bytes().iter().any(bad) {
+            return Err(AuthError::InvalidRequest(Malformed::BadCharacters));
+        }
+        if token.starts_with(REFRESH_TOKEN_PREFIX) {
+            return Err(AuthError::InvalidToken(Rejection::RefreshToken));
+        }
+        if require_prefix && !token.starts_with(ACCESS_TOKEN_PREFIX) {
+            return Err(AuthError::InvalidRequest(Malformed::BadPrefix));
+        }
+        Ok(())
+    }
+}
+
+impl From<String> for AccessToken {
+    fn from(token: String) -> Self {
+        Self::new(token)
+    }
+}
+
+impl From<&str> for AccessToken {
+    fn from(token: &str) -> Self {
+        Self::new(token)
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken(<redacted>)")
+    }
+}
+
+impl fmt::Display for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Where in the request the token was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenSource {
+    /// The `access_token` query parameter.
+    Query,
+    /// `Authorization: Bearer <token>` (scheme matched case-insensitively).
+    Bearer,
+    /// The `x-amz-access-token` header.
+    AmzHeader,
+}
+
+impl TokenSource {
+    /// A short stable name: `query`, `bearer` or `x-amz-access-token`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Query => "query",
+            Self::Bearer => "bearer",
+            Self::AmzHeader => "x-amz-access-token",
+        }
+    }
+}
+
+impl fmt::Display for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A token found in a request, borrowed where it could be.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Found<'a> {
+    pub(crate) token: Cow<'a, str>,
+    pub(crate) source: TokenSource,
+}
+
+/// Finds the one token in `uri` and `headers`, checked with [`AccessToken::check`].
+///
+/// `Ok(None)` when the request carries no token (an `Authorization` header of another scheme,
+/// such as `Basic`, counts as none). Two methods at once, a repeated credential header or
+/// parameter, or unreadable header bytes are `400 invalid_request`.
+pub(crate) fn extract<'a>(
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    require_prefix: bool,
+) -> Result<Option<Found<'a>>, AuthError> {
+    let mut found = None;
+    let candidates = [
+        (from_query(uri)?, TokenSource::Query),
+        (from_authorization(headers)?, TokenSource::Bearer),
+        (from_amz_header(headers)?, TokenSource::AmzHeader),
+    ];
+    for (token, source) in candidates {
+        if let Some(token) = token {
+            if found.is_some() {
+                return Err(AuthError::InvalidRequest(Malformed::MultipleMethods));
+            }
+            found = Some(Found { token, source });
+        }
+    }
+    if let Some(found) = &found {
+        AccessToken::check(&found.token, require_prefix)?;
+    }
+    Ok(found)
+}
+
+fn from_query(uri: &Uri) -> Result<Option<Cow<'_, str>>, AuthError> {
+    let Some(query) = uri.query() else {
+        return Ok(None);
+    };
+    let mut token = None;
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if name == ACCESS_TOKEN_PARAM {
+            if token.is_some() {
+                return Err(AuthError::InvalidRequest(Malformed::DuplicateParameter));
+            }
+            token = Some(value);
+        }
+    }
+    Ok(token)
+}
+
+fn single_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, AuthError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(AuthError::InvalidRequest(Malformed::DuplicateHeader));
+    }
+    value
+        .to_str()
+        .map(|v| Some(v.trim_matches([' ', '\t'])))
+        .map_err(|_| AuthError::InvalidRequest(Malformed::UnreadableHeader))
+}
+
+fn from_authorization(headers: &HeaderMap) -> Result<Option<Cow<'_, str>>, AuthError> {
+    let Some(value) = single_header(headers, &AUTHORIZATION)? else {
+        return Ok(None);
+    };
+    let (scheme, credentials) = value.split_once([' ', '\t']).unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    // RFC 7235 says `1*SP`; be lenient about extra spaces and tabs between the two.
+    Ok(Some(Cow::Borrowed(credentials.trim_start_matches([' ', '\t']))))
+}
+
+fn from_amz_header(headers: &HeaderMap) -> Result<Option<Cow<'_, str>>, AuthError> {
+    Ok(single_header(headers, &AMZ_ACCESS_TOKEN)?.map(Cow::Borrowed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(uri: &str, headers: &[(&str, &str)]) -> Result<Option<(String, TokenSource)>, AuthError> {
+        let uri: Uri = uri.parse().unwrap();
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        extract(&uri, &map, true).map(|f| f.map(|f| (f.token.into_owned(), f.source)))
+    }
+
+    #[test]
+    fn finds_each_source() {
+        let ok = |s| Ok(Some(("Atza|x".to_owned(), s)));
+        assert_eq!(run("/?access_token=Atza%7Cx", &[]), ok(TokenSource::Query));
+        assert_eq!(run("/?a=1&access_token=Atza|x", &[]), ok(TokenSource::Query));
+        assert_eq!(
+            run("/", &[("authorization", "bearer  Atza|x")]),
+            ok(TokenSource::Bearer)
+        );
+        assert_eq!(
+            run("/", &[("x-amz-access-token", "Atza|x")]),
+            ok(TokenSource::AmzHeader)
+        );
+        assert_eq!(run("/", &[("authorization", "Basic Zm9vOmJhcg==")]), Ok(None));
+        assert_eq!(run("/?other=1", &[]), Ok(None));
+    }
+
+    #[test]
+    fn refuses_ambiguity_and_junk() {
+        let bad = |m| Err(AuthError::InvalidRequest(m));
+        let both = run("/?access_token=Atza|x", &[("authorization", "Bearer Atza|x")]);
+        assert_eq!(both, bad(Malformed::MultipleMethods));
+        assert_eq!(
+            run("/?access_token=Atza|x&access_token=Atza|y", &[]),
+            bad(Malformed::DuplicateParameter)
+        );
+        assert_eq!(
+            run("/", &[("authorization", "Bearer"), ("authorization", "Bearer")]),
+            bad(Malformed::DuplicateHeader)
+        );
+        assert_eq!(run("/", &[("authorization", "Bearer")]), bad(Malformed::Empty));
+        assert_eq!(
+            run("/", &[("authorization", "Bearer Atza|x y")]),
+            bad(Malformed::BadCharacters)
+        );
+        assert_eq!(
+            run("/", &[("authorization", "Bearer \"Atza|x\"")]),
+            bad(Malformed::BadCharacters)
+        );
+        assert_eq!(run("/?access_token=abc", &[]), bad(Malformed::BadPrefix));
+        let long = format!("/?access_token=Atza|{}", "a".repeat(3000));
+        assert_eq!(run(&long, &[]), bad(Malformed::TooLong));
+        assert_eq!(
+            run("/", &[("x-amz-access-token", "Atzr|refresh")]),
+            Err(AuthError::InvalidToken(Rejection::RefreshToken))
+        );
+    }
+}
