@@ -1,0 +1,95 @@
+//! Shared helpers for the integration tests: realistic tokens, an axum app behind the layer,
+//! served on 127.0.0.1, and a reqwest client.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use tower_amazon_auth::mock::{MockAmazon, MOCK_CLIENT_ID};
+use tower_amazon_auth::{AmazonAuthBuilder, AmazonAuthLayer, AmazonUser};
+
+/// A realistic ~400-byte access token whose tag makes it unique.
+pub fn token(tag: &str) -> String {
+    let filler: String = "IwEBIKq7xZ-wT9sL0_bq3YmNcVd4RfHjE2uPa8Gk5oXnUeW1ytQz6iDrMhC7vBf"
+        .chars()
+        .cycle()
+        .take(380)
+        .collect();
+    format!("Atza|{tag}{filler}")
+}
+
+/// Counts requests that reached the inner service.
+#[derive(Clone, Default)]
+pub struct Reached(pub Arc<AtomicUsize>);
+
+impl Reached {
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A layer builder pointed at `mock`, accepting the mock's client id.
+pub fn builder(mock: &MockAmazon) -> AmazonAuthBuilder {
+    AmazonAuthLayer::builder()
+        .client_id(MOCK_CLIENT_ID)
+        .base_url(mock.base_url())
+}
+
+/// `/me` answers the user as JSON, plus what it saw of the credentials (to check stripping).
+pub fn app(layer: AmazonAuthLayer, reached: Reached) -> Router {
+    Router::new()
+        .route(
+            "/me",
+            get(
+                |Extension(user): Extension<AmazonUser>, request: Request| async move {
+                    reached.0.fetch_add(1, Ordering::SeqCst);
+                    Json(serde_json::json!({
+                        "user_id": user.user_id(),
+                        "email": user.email(),
+                        "name": user.name(),
+                        "postal_code": user.postal_code(),
+                        "aud": user.aud(),
+                        "source": user.source().as_str(),
+                        "authorization": request.headers().get("authorization").is_some(),
+                        "amz_header": request.headers().get("x-amz-access-token").is_some(),
+                        "query": request.uri().query(),
+                    }))
+                },
+            ),
+        )
+        .layer(layer)
+}
+
+/// Serves `router` on 127.0.0.1:0 and returns its address.
+pub async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    addr
+}
+
+/// A client that never follows redirects and gives up after 10 s.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Waits up to 5 s for `condition`.
+pub async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
+    for _ in 0..500 {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}

@@ -1,0 +1,126 @@
+//! Captures every tracing event at TRACE level (this crate, reqwest, hyper, the mock) across
+//! accepted, refused and failed requests, and asserts no token substring ever appears.
+#![cfg(all(feature = "mock", feature = "axum"))]
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{app, builder, client, serve, token, Reached};
+use tower_amazon_auth::mock::{MockAmazon, MockReply, MockUser};
+use tower_amazon_auth::AccessToken;
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_reaches_any_log_line() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+
+    let mock = MockAmazon::start().await.unwrap();
+    let layer = builder(&mock)
+        .deadline(Duration::from_millis(400))
+        .build()
+        .unwrap();
+    let addr = serve(app(layer, Reached::default())).await;
+    let http = client();
+    let me = format!("http://{addr}/me");
+
+    let good = token("logs-good");
+    mock.register(
+        &good,
+        MockUser::new("amzn1.account.logs").email("logs@example.com"),
+    );
+    let bad = [
+        (token("logs-invalid"), MockReply::invalid_token()),
+        (token("logs-500"), MockReply::status(500)),
+        (token("logs-garbage"), MockReply::garbage()),
+        (token("logs-hang"), MockReply::hang()),
+        (
+            token("logs-scope"),
+            MockReply::insufficient_scope(MockUser::new("amzn1.account.s")),
+        ),
+        (
+            token("logs-aud"),
+            MockUser::new("amzn1.account.a").aud("someone-else").into(),
+        ),
+    ];
+    for (token, reply) in &bad {
+        mock.register(token, reply.clone());
+    }
+    let mut all: Vec<String> = bad.iter().map(|(t, _)| t.clone()).collect();
+    all.push(good.clone());
+    let refresh = good.replacen("Atza|", "Atzr|", 1);
+    all.push(refresh.clone());
+    let junk = format!("{}\"junk", token("logs-junk"));
+    all.push(junk.clone());
+
+    for token in &all {
+        let _ = http.get(&me).bearer_auth(token).send().await.unwrap();
+        let _ = http.get(&me).header("x-amz-access-token", token).send().await;
+        let _ = http
+            .get(format!("{me}?access_token={}", token.replace('|', "%7C")))
+            .send()
+            .await;
+        let _ = http
+            .get(&me)
+            .bearer_auth(token)
+            .header("x-amz-access-token", token)
+            .send()
+            .await;
+    }
+    // Direct client use and error values, formatted the way a user might log them.
+    let endpoints = tower_amazon_auth::Endpoints::base_url(mock.base_url()).unwrap();
+    let timeout = Duration::from_millis(300);
+    let client = tower_amazon_auth::AmazonClient::with_timeouts(endpoints, timeout, timeout).unwrap();
+    for token in &all {
+        let token = AccessToken::new(token.clone());
+        tracing::info!(?token, "user code logging a token by mistake");
+        if let Err(error) = client.tokeninfo(&token).await {
+            tracing::info!(%error, ?error, "tokeninfo failed");
+        }
+        if let Err(error) = client.profile(&token).await {
+            tracing::info!(%error, ?error, "profile failed");
+        }
+    }
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("token verified"),
+        "the capture works and sees the crate's events"
+    );
+    assert!(logs.contains("request refused"));
+    assert!(
+        logs.lines().count() > 50,
+        "TRACE output of the HTTP stack is captured too"
+    );
+    // Every test token shares this filler: seeing it anywhere means some token leaked.
+    assert!(
+        !logs.contains("IwEBIKq7xZ-wT9sL0_bq3Ym"),
+        "a token leaked into the logs"
+    );
+    for token in &all {
+        // Any distinctive slice of a token is a leak, raw or percent-encoded.
+        let secret = &token[5..45];
+        assert!(!logs.contains(secret), "a token leaked into the logs");
+        assert!(!logs.contains(&token.replace('|', "%7C")[..40]));
+    }
+}
