@@ -9,7 +9,7 @@ use http::Response;
 use http_body_util::Full;
 use tower_layer::Layer;
 
-use crate::client::{AmazonClient, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
+use crate::client::{AmazonClient, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRIES};
 use crate::endpoint::{Endpoints, Region};
 use crate::error::{AuthError, ErrorContext, ErrorResponder, JsonErrors, Responder};
 use crate::resolver::{Policy, Resolver};
@@ -169,8 +169,10 @@ pub struct AmazonAuthBuilder {
     negative_ttl: Duration,
     capacity: u64,
     max_in_flight: usize,
+    stale_if_error: bool,
     connect_timeout: Duration,
     deadline: Duration,
+    retries: u32,
     retry_after: Duration,
     responder: Responder,
     resolver: Option<Resolver>,
@@ -192,8 +194,10 @@ impl Default for AmazonAuthBuilder {
             negative_ttl: DEFAULT_NEGATIVE_TTL,
             capacity: DEFAULT_CAPACITY,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            stale_if_error: false,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             deadline: DEFAULT_REQUEST_TIMEOUT,
+            retries: DEFAULT_RETRIES,
             retry_after: DEFAULT_RETRY_AFTER,
             responder: Responder(Arc::new(JsonErrors)),
             resolver: None,
@@ -324,6 +328,20 @@ impl AmazonAuthBuilder {
         self
     }
 
+    /// Stale-if-error: when Amazon cannot answer (timeout, 5xx, connection failure, in-flight
+    /// limit), keep serving an identity verified earlier whose [`max_ttl`] has passed but whose
+    /// token, by Amazon's own `exp`, has not expired (less [`clock_skew`]). Never serves past
+    /// the token's expiry and never a rejected token. A stale identity is verified again
+    /// first; when that fails it is served, and Amazon is asked again after 5 s. Trades
+    /// revocation latency for availability during an outage. Default: `false`.
+    ///
+    /// [`max_ttl`]: Self::max_ttl
+    /// [`clock_skew`]: Self::clock_skew
+    pub fn stale_if_error(mut self, enabled: bool) -> Self {
+        self.stale_if_error = enabled;
+        self
+    }
+
     /// Time allowed to connect to Amazon. Default: [`DEFAULT_CONNECT_TIMEOUT`] (2 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
@@ -334,6 +352,16 @@ impl AmazonAuthBuilder {
     /// is answered 503. Default: [`DEFAULT_REQUEST_TIMEOUT`] (5 s).
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = deadline;
+        self
+    }
+
+    /// Retries of a `tokeninfo` or `profile` call after a connection failure or a 5xx, with
+    /// jittered exponential backoff (25 ms, 50 ms, …), all within the [`deadline`]. A verdict
+    /// (`invalid_token`, …) and a 429 are never retried. Default: [`DEFAULT_RETRIES`] (2).
+    ///
+    /// [`deadline`]: Self::deadline
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
         self
     }
 
@@ -385,8 +413,10 @@ impl AmazonAuthBuilder {
                     deadline: self.deadline,
                     capacity: self.capacity,
                     max_in_flight: self.max_in_flight,
+                    stale_if_error: self.stale_if_error,
                 },
                 self.connect_timeout,
+                self.retries,
             )?,
         };
         let settings = Settings {
@@ -407,6 +437,7 @@ impl AmazonAuthBuilder {
         endpoints: Endpoints,
         mut policy: Policy,
         connect_timeout: Duration,
+        retries: u32,
     ) -> Result<Resolver, BuildError> {
         for (name, value) in [
             ("max_ttl", policy.max_ttl),
@@ -438,7 +469,8 @@ impl AmazonAuthBuilder {
             return Err(BuildError::NothingVerifies);
         }
         policy.client_ids = client_ids.into_iter().map(Arc::from).collect();
-        let client = AmazonClient::with_timeouts(endpoints, connect_timeout, policy.deadline)?;
+        let client =
+            AmazonClient::with_timeouts(endpoints, connect_timeout, policy.deadline)?.with_retries(retries);
         Resolver::new(client, policy).map_err(|e| BuildError::Randomness(e.to_string()))
     }
 }

@@ -48,9 +48,12 @@
 //! [`AmazonAuthBuilder::strip_token`]).
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+#[cfg(feature = "axum")]
+mod axum;
 mod client;
 mod endpoint;
 mod error;
+mod exchange;
 mod identity;
 mod layer;
 mod resolver;
@@ -61,13 +64,16 @@ mod token;
 #[cfg(feature = "mock")]
 pub mod mock;
 
+#[cfg(feature = "axum")]
+pub use axum::AmazonUserRejection;
 pub use client::{
-    AmazonClient, AmazonError, Verified, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, MAX_ANSWER_BYTES,
+    AmazonClient, AmazonError, Verified, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRIES, MAX_ANSWER_BYTES,
 };
 pub use endpoint::{Endpoints, Region, APPSTORE_BASE_URL};
 pub use error::{
     default_response, AuthError, ErrorContext, ErrorResponder, JsonErrors, Malformed, Rejection, Unavailable,
 };
+pub use exchange::{ClientCredentials, RefreshToken, TokenResponse};
 pub use identity::{AmazonUser, Profile, TokenInfo};
 pub use layer::{
     AmazonAuthBuilder, AmazonAuthLayer, BuildError, DEFAULT_CAPACITY, DEFAULT_CLOCK_SKEW,

@@ -28,11 +28,20 @@ pub(crate) type TokenKey = u128;
 /// The longest `exp` believed, whatever Amazon says (tokens live one hour).
 const MAX_EXP: Duration = Duration::from_secs(24 * 3600);
 
+/// With stale-if-error, how long a stale identity is served without asking Amazon again after
+/// a failed re-verification.
+const STALE_RECHECK: Duration = Duration::from_secs(5);
+
 /// What the cache remembers about a token.
 #[derive(Clone)]
 pub(crate) enum Entry {
-    /// Verified: the identity, fresh until `until`.
-    Valid { identity: Arc<Identity>, until: Instant },
+    /// Verified: the identity, served until `fresh_until`, kept until `until` (later than
+    /// `fresh_until` only with stale-if-error, and never past the token's own expiry).
+    Valid {
+        identity: Arc<Identity>,
+        fresh_until: Instant,
+        until: Instant,
+    },
     /// A definite rejection, remembered until `until`.
     Rejected { error: AuthError, until: Instant },
 }
@@ -41,6 +50,13 @@ impl Entry {
     fn until(&self) -> Instant {
         match self {
             Self::Valid { until, .. } | Self::Rejected { until, .. } => *until,
+        }
+    }
+
+    fn is_fresh(&self, now: Instant) -> bool {
+        match self {
+            Self::Valid { fresh_until, .. } => now < *fresh_until,
+            Self::Rejected { .. } => true,
         }
     }
 
@@ -84,6 +100,9 @@ pub(crate) struct Policy {
     pub(crate) deadline: Duration,
     pub(crate) capacity: u64,
     pub(crate) max_in_flight: usize,
+    /// Serve an identity past `max_ttl` (never past the token's expiry) when Amazon cannot
+    /// answer.
+    pub(crate) stale_if_error: bool,
 }
 
 /// The identity cache and the verification behind it. Cheap to clone; clones share the cache,
@@ -148,8 +167,15 @@ impl Resolver {
     #[inline]
     pub(crate) fn cached(&self, key: &TokenKey) -> Option<Result<Arc<Identity>, AuthError>> {
         let entry = self.inner.store.get(key)?;
-        if let Entry::Rejected { .. } = entry {
-            self.inner.stats.negative_hits.fetch_add(1, Relaxed);
+        match &entry {
+            Entry::Rejected { .. } => {
+                self.inner.stats.negative_hits.fetch_add(1, Relaxed);
+            }
+            // Kept past its freshness for stale-if-error: verify again, keep it as a fallback.
+            Entry::Valid { .. } if self.inner.policy.stale_if_error && !entry.is_fresh(Instant::now()) => {
+                return None;
+            }
+            Entry::Valid { .. } => {}
         }
         Some(entry.verdict())
     }
@@ -219,10 +245,12 @@ impl Resolver {
     /// The coalesced body of a miss: asks Amazon once and stores the verdict.
     async fn verify(&self, key: TokenKey, token: &AccessToken) -> Result<Entry, AuthError> {
         let inner = &*self.inner;
-        // A verification that finished between our cache read and joining the flight.
-        if let Some(entry) = inner.store.get(&key) {
-            return Ok(entry);
-        }
+        // A verification that finished between our cache read and joining the flight, or a
+        // stale identity kept for stale-if-error.
+        let stale = match inner.store.get(&key) {
+            Some(entry) if entry.is_fresh(Instant::now()) => return Ok(entry),
+            stale => stale,
+        };
         let Ok(_permit) = inner.limiter.try_acquire() else {
             inner
                 .stats
@@ -237,14 +265,15 @@ impl Resolver {
         let entry = match outcome {
             Ok((identity, received)) => {
                 let policy = &inner.policy;
-                let fresh_for = identity
+                let usable_for = identity
                     .token_expires
                     .saturating_duration_since(received)
-                    .saturating_sub(policy.clock_skew)
-                    .min(policy.max_ttl);
+                    .saturating_sub(policy.clock_skew);
+                let fresh_until = received + usable_for.min(policy.max_ttl);
                 tracing::debug!(user_id = identity.user_id(), elapsed_us, "token verified");
                 Entry::Valid {
-                    until: received + fresh_for,
+                    fresh_until,
+                    until: if policy.stale_if_error { received + usable_for } else { fresh_until },
                     identity: Arc::new(identity),
                 }
             }
@@ -256,8 +285,25 @@ impl Resolver {
                 }
             }
             Err(error) => {
-                tracing::warn!(%error, elapsed_us, "token could not be verified");
                 inner.stats.record_error(&error);
+                // Stale-if-error: moka drops the entry at `until`, which never passes the
+                // token's expiry; check again anyway, the verification took time.
+                if let Some(Entry::Valid { identity, until, .. }) = stale {
+                    let now = Instant::now();
+                    if now < until {
+                        tracing::warn!(%error, elapsed_us, "Amazon unavailable: serving a stale identity");
+                        inner.stats.stale_served.fetch_add(1, Relaxed);
+                        // Spare Amazon (and our clients the deadline) for a moment before retrying.
+                        let entry = Entry::Valid {
+                            identity,
+                            fresh_until: (now + STALE_RECHECK).min(until),
+                            until,
+                        };
+                        inner.store.insert(key, entry.clone());
+                        return Ok(entry);
+                    }
+                }
+                tracing::warn!(%error, elapsed_us, "token could not be verified");
                 return Err(error);
             }
         };

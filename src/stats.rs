@@ -23,7 +23,7 @@ impl StripedCounter {
     #[inline]
     pub(crate) fn incr(&self) {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        thread_local!(static STRIPE: Cell<usize> = Cell::new(usize::MAX));
+        thread_local!(static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) });
         let stripe = STRIPE.with(|s| {
             if s.get() == usize::MAX {
                 s.set(NEXT.fetch_add(1, Relaxed) % STRIPES);
@@ -47,6 +47,7 @@ pub(crate) struct Stats {
     pub(crate) upstream_calls: AtomicU64,
     pub(crate) upstream_errors: AtomicU64,
     pub(crate) overloaded: AtomicU64,
+    pub(crate) stale_served: AtomicU64,
     pub(crate) missing: AtomicU64,
     pub(crate) malformed: AtomicU64,
 }
@@ -77,6 +78,7 @@ impl Stats {
             upstream_calls: self.upstream_calls.load(Relaxed),
             upstream_errors: self.upstream_errors.load(Relaxed),
             overloaded: self.overloaded.load(Relaxed),
+            stale_served: self.stale_served.load(Relaxed),
             missing_token: self.missing.load(Relaxed),
             malformed: self.malformed.load(Relaxed),
         }
@@ -99,6 +101,8 @@ pub struct StatsSnapshot {
     pub upstream_errors: u64,
     /// Verifications refused because the in-flight limit was reached.
     pub overloaded: u64,
+    /// Requests served a stale identity because Amazon could not answer (stale-if-error).
+    pub stale_served: u64,
     /// Requests without any token.
     pub missing_token: u64,
     /// Requests refused as malformed or carrying a refresh token, before any upstream call.
