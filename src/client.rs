@@ -22,6 +22,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 const REQUEST_ID: &str = "x-amzn-requestid";
+/// The name [`AmazonClient::call`] gets for the token endpoint, whose 4xx errors are all OAuth.
+pub(crate) const TOKEN_ENDPOINT: &str = "token";
 
 /// What went wrong talking to Amazon. Never holds a token or a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,6 +84,23 @@ impl AmazonError {
     pub fn is_definite(&self) -> bool {
         matches!(self, Self::InvalidToken { .. } | Self::InsufficientScope { .. })
     }
+
+    /// Whether asking again may help: a broken connection or a 5xx. Never a verdict, never a
+    /// 429 (asking again sooner is what Amazon asked us not to do).
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Connect) || matches!(self, Self::Status { status, .. } if *status >= 500)
+    }
+}
+
+/// Default number of retries of an idempotent call after a connection failure or a 5xx.
+pub const DEFAULT_RETRIES: u32 = 2;
+
+/// The pause before retry `attempt` (1-based): 25 ms doubling each time, with full jitter in
+/// its upper half so a fleet of servers does not retry in lockstep.
+fn jittered_backoff(attempt: u32) -> Duration {
+    let ceiling_ms = 25u64 << attempt.saturating_sub(1).min(6);
+    let jitter = getrandom::u64().unwrap_or(0) % (ceiling_ms / 2 + 1);
+    Duration::from_millis(ceiling_ms / 2 + jitter)
 }
 
 /// A `tokeninfo` answer with the moment it arrived (`exp` counts from then).
@@ -108,8 +127,9 @@ pub struct Verified {
 /// ```
 #[derive(Debug, Clone)]
 pub struct AmazonClient {
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     endpoints: Endpoints,
+    retries: u32,
 }
 
 impl AmazonClient {
@@ -133,7 +153,18 @@ impl AmazonClient {
             .user_agent(concat!("tower-amazon-auth/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| BuildError::HttpClient(e.without_url().to_string()))?;
-        Ok(Self { http, endpoints })
+        Ok(Self {
+            http,
+            endpoints,
+            retries: DEFAULT_RETRIES,
+        })
+    }
+
+    /// Retries idempotent calls (`tokeninfo`, `profile`) up to `retries` times after a
+    /// connection failure or a 5xx, with jittered backoff. Default: [`DEFAULT_RETRIES`].
+    pub fn with_retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
     }
 
     /// The endpoints this client calls.
@@ -149,7 +180,7 @@ impl AmazonClient {
             .append_pair("access_token", token.expose())
             .finish();
         let request = self.http.get(format!("{url}?{query}"));
-        let (info, received) = self.call("tokeninfo", request).await?;
+        let (info, received) = self.get("tokeninfo", request).await?;
         Ok(Verified {
             info,
             received,
@@ -166,7 +197,32 @@ impl AmazonClient {
             .http
             .get(self.endpoints.profile_url())
             .header(AUTHORIZATION, bearer);
-        Ok(self.call("profile", request).await?.0)
+        Ok(self.get("profile", request).await?.0)
+    }
+
+    /// [`call`](Self::call) for an idempotent GET: a connection failure or a 5xx is retried up
+    /// to [`retries`](Self::with_retries) times after a jittered exponential backoff. The
+    /// caller's deadline bounds the whole (the resolver wraps this in a timeout).
+    async fn get<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(T, Instant), AmazonError> {
+        let mut attempt = 0;
+        loop {
+            let Some(this_try) = request.try_clone() else {
+                return self.call(endpoint, request).await;
+            };
+            match self.call(endpoint, this_try).await {
+                Err(error) if attempt < self.retries && error.is_retryable() => {
+                    attempt += 1;
+                    let backoff = jittered_backoff(attempt);
+                    tracing::debug!(endpoint, attempt, backoff_ms = backoff.as_millis() as u64, %error, "retrying");
+                    tokio::time::sleep(backoff).await;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     /// Sends `request`, reads at most [`MAX_ANSWER_BYTES`] and decodes the JSON answer.
@@ -203,13 +259,23 @@ impl AmazonClient {
             },
             other => other,
         })?;
-        if status.is_success() {
-            return serde_json::from_slice(&body)
-                .map(|value| (value, received))
-                .map_err(|_| AmazonError::Unreadable { request_id });
-        }
-        Err(classify_failure(status.as_u16(), &body, request_id, retry_after))
+        decode_answer(endpoint, status.as_u16(), &body, request_id, retry_after).map(|value| (value, received))
     }
+}
+
+/// Decodes a whole answer of Amazon's: the JSON `T` on a 2xx, a verdict or a transient error
+/// otherwise. Pure, so the fuzz target exercises exactly what production runs.
+pub(crate) fn decode_answer<T: DeserializeOwned>(
+    endpoint: &str,
+    status: u16,
+    body: &[u8],
+    request_id: Option<String>,
+    retry_after: Option<u64>,
+) -> Result<T, AmazonError> {
+    if (200..300).contains(&status) {
+        return serde_json::from_slice(body).map_err(|_| AmazonError::Unreadable { request_id });
+    }
+    Err(classify_failure(endpoint, status, body, request_id, retry_after))
 }
 
 #[derive(Deserialize)]
@@ -220,12 +286,22 @@ struct ErrorBody {
 /// Turns a non-2xx answer into a verdict (`invalid_token`, `insufficient_scope`, OAuth codes)
 /// or a transient status error.
 fn classify_failure(
+    endpoint: &str,
     status: u16,
     body: &[u8],
     request_id: Option<String>,
     retry_after: Option<u64>,
 ) -> AmazonError {
     let code = serde_json::from_slice::<ErrorBody>(body).ok().map(|b| b.error);
+    // RFC 6749 §5.2: at the token endpoint every error code is about the grant or the client
+    // (`invalid_request` included), and a 401 is client authentication failing, code or not.
+    if endpoint == TOKEN_ENDPOINT && (status == 401 || (status == 400 && code.is_some())) {
+        return AmazonError::OAuth {
+            code: code.unwrap_or_else(|| "invalid_client".to_owned()),
+            status,
+            request_id,
+        };
+    }
     match (status, code.as_deref()) {
         (400 | 401, Some("invalid_token" | "invalid_request")) => AmazonError::InvalidToken { request_id },
         (401 | 403, Some("insufficient_scope")) => AmazonError::InsufficientScope { request_id },

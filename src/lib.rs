@@ -83,6 +83,22 @@ pub use resolver::Resolver;
 pub use service::{AmazonAuth, AuthBody, ResponseFuture};
 pub use stats::StatsSnapshot;
 pub use token::{
-    AccessToken, TokenSource, ACCESS_TOKEN_PARAM, ACCESS_TOKEN_PREFIX, AMZ_ACCESS_TOKEN, MAX_TOKEN_LEN,
+    extract_token, AccessToken, TokenSource, ACCESS_TOKEN_PARAM, ACCESS_TOKEN_PREFIX, AMZ_ACCESS_TOKEN, MAX_TOKEN_LEN,
     REFRESH_TOKEN_PREFIX,
 };
+
+/// Entry points for the fuzz targets under `fuzz/`: not part of the API.
+#[doc(hidden)]
+pub mod __fuzz {
+    use crate::identity::{Profile, TokenInfo};
+
+    /// Decodes an answer of the tokeninfo endpoint as production does.
+    pub fn decode_tokeninfo(status: u16, body: &[u8]) -> Result<TokenInfo, crate::AmazonError> {
+        crate::client::decode_answer("tokeninfo", status, body, None, None)
+    }
+
+    /// Decodes an answer of the profile endpoint as production does.
+    pub fn decode_profile(status: u16, body: &[u8]) -> Result<Profile, crate::AmazonError> {
+        crate::client::decode_answer("profile", status, body, None, None)
+    }
+}

@@ -128,6 +128,26 @@ impl fmt::Display for TokenSource {
     }
 }
 
+/// Finds the access token in a request the way the layer does: exactly one of the
+/// `access_token` query parameter, `Authorization: Bearer` or `x-amz-access-token`, checked with
+/// [`AccessToken::check`]. For code outside the middleware (a WebSocket upgrade, a custom
+/// extractor).
+///
+/// ```
+/// use tower_amazon_auth::{extract_token, TokenSource};
+/// let request = http::Request::get("/me?access_token=Atza%7Cabc").body(()).unwrap();
+/// let (token, source) = extract_token(request.uri(), request.headers(), true).unwrap().unwrap();
+/// assert_eq!((token.expose(), source), ("Atza|abc", TokenSource::Query));
+/// ```
+pub fn extract_token(
+    uri: &Uri,
+    headers: &HeaderMap,
+    require_prefix: bool,
+) -> Result<Option<(AccessToken, TokenSource)>, AuthError> {
+    let found = extract(uri, headers, require_prefix)?;
+    Ok(found.map(|f| (AccessToken::new(f.token.into_owned()), f.source)))
+}
+
 /// A token found in a request, borrowed where it could be.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Found<'a> {
