@@ -1,0 +1,129 @@
+//! The hit path stays lean: a cached token makes no upstream call and allocates only what
+//! `http::Extensions` needs to hold the `AmazonUser` (counted on this thread by a counting
+//! allocator, so the mock's and the runtime's threads don't interfere).
+#![cfg(feature = "mock")]
+// A counting global allocator needs `unsafe impl GlobalAlloc`; it only forwards to `System`.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use tower::{Layer, Service, ServiceExt};
+use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockUser, MOCK_CLIENT_ID};
+use tower_amazon_auth::{AmazonAuthLayer, AmazonUser};
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        }
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn allocations_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|c| c.set(true));
+    let out = f();
+    COUNTING.with(|c| c.set(false));
+    (out, ALLOCATIONS.with(Cell::get))
+}
+
+async fn inner(request: Request<()>) -> Result<Response<Full<Bytes>>, Infallible> {
+    assert!(request.extensions().get::<AmazonUser>().is_some());
+    Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
+}
+
+#[tokio::test]
+async fn a_cache_hit_allocates_only_for_the_extension() {
+    let mock = MockAmazon::start().await.unwrap();
+    let token = mock_access_token("alloc");
+    mock.register(
+        &token,
+        MockUser::new("amzn1.account.alloc").email("a@example.com"),
+    );
+    let layer = AmazonAuthLayer::builder()
+        .client_id(MOCK_CLIENT_ID)
+        .base_url(mock.base_url())
+        .build()
+        .unwrap();
+    let mut service = layer.layer(tower::service_fn(inner));
+    let request = || {
+        Request::get("/me")
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .unwrap()
+    };
+    // Warm the cache (a miss: boxed future, upstream calls).
+    let response = service.ready().await.unwrap().call(request()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let calls = mock.calls();
+
+    for _ in 0..3 {
+        let request = request();
+        let mut cx = Context::from_waker(Waker::noop());
+        let (poll, allocations) = allocations_during(|| {
+            let future = service.call(request);
+            let poll = pin!(future).poll(&mut cx).map(|r| r.unwrap().status());
+            poll
+        });
+        // The hit path completes on its first poll: it never waits on anything.
+        assert_eq!(poll, Poll::Ready(http::StatusCode::OK));
+        // http::Extensions boxes its map, allocates the map's table and boxes the value: three
+        // allocations on a request that had no extensions yet, and none of the crate's own.
+        assert!(allocations <= 3, "{allocations} allocations on the hit path");
+    }
+    assert_eq!(mock.calls(), calls, "no upstream call on a hit");
+}
+
+#[tokio::test]
+async fn with_an_existing_extension_map_a_hit_allocates_once() {
+    let mock = MockAmazon::start().await.unwrap();
+    let token = mock_access_token("alloc-existing");
+    mock.register(&token, MockUser::new("amzn1.account.alloc2"));
+    let layer = AmazonAuthLayer::builder()
+        .client_id(MOCK_CLIENT_ID)
+        .base_url(mock.base_url())
+        .build()
+        .unwrap();
+    let mut service = layer.layer(tower::service_fn(inner));
+    let request = || {
+        let mut request = Request::get("/me")
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .unwrap();
+        // As behind a router or hyper, which put their own extensions in first.
+        request.extensions_mut().insert(7u32);
+        request
+    };
+    service.ready().await.unwrap().call(request()).await.unwrap();
+    let request = request();
+    let mut cx = Context::from_waker(Waker::noop());
+    let (poll, allocations) = allocations_during(|| {
+        let future = service.call(request);
+        let poll = pin!(future).poll(&mut cx).map(|r| r.unwrap().status());
+        poll
+    });
+    assert_eq!(poll, Poll::Ready(http::StatusCode::OK));
+    assert!(allocations <= 1, "{allocations} allocations on the hit path");
+}
