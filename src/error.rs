@@ -49,7 +49,8 @@ pub enum Malformed {
     /// The token was empty (for example `Authorization: Bearer` with nothing after it).
     #[error("the access token is empty")]
     Empty,
-    /// The token holds bytes outside visible ASCII, spaces, quotes or backslashes.
+    /// The token holds bytes outside visible ASCII (non-UTF-8 header bytes included), spaces,
+    /// quotes or backslashes.
     #[error("the access token contains characters that cannot appear in one")]
     BadCharacters,
     /// The token is longer than Amazon's documented maximum of 2048 bytes.
@@ -67,9 +68,6 @@ pub enum Malformed {
     /// The `access_token` query parameter appeared more than once.
     #[error("the access_token parameter appears more than once")]
     DuplicateParameter,
-    /// A credential header was not readable text.
-    #[error("a credential header is not readable text")]
-    UnreadableHeader,
 }
 
 /// Why a token was refused (answered `401 invalid_token`).
