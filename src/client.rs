@@ -259,7 +259,8 @@ impl AmazonClient {
             },
             other => other,
         })?;
-        decode_answer(endpoint, status.as_u16(), &body, request_id, retry_after).map(|value| (value, received))
+        decode_answer(endpoint, status.as_u16(), &body, request_id, retry_after)
+            .map(|value| (value, received))
     }
 }
 

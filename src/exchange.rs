@@ -1,33 +1,13 @@
 //! Getting tokens server-side: the authorization-code grant ([`AmazonClient::exchange_code`],
-//! Amazon Appstore Quick Subscribe and web sign-in) and the refresh-token grant
+//! for Amazon Appstore Quick Subscribe and web sign-in) and the refresh-token grant
 //! ([`AmazonClient::refresh`]), with [`ClientCredentials`], [`TokenResponse`] and
 //! [`RefreshToken`].
 //!
 //! Both grants `POST` a form to the endpoints' [`token_url`](crate::Endpoints::token_url)
-//! through the same bounded HTTP path as every other call to Amazon. The client secret, the
-//! authorization code and the tokens never appear in a log line, a `Debug` string or an error.
-//!
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use tower_amazon_auth::{AmazonClient, ClientCredentials, Endpoints};
-//!
-//! let client = AmazonClient::new(Endpoints::appstore())?;
-//! let credentials = ClientCredentials::new(
-//!     "amzn1.application-oa2-client.0123456789abcdef",
-//!     std::env::var("AMAZON_CLIENT_SECRET")?,
-//! );
-//! // The code the app received from Amazon and posted to your server.
-//! let tokens = client.exchange_code("ANdNAVhyhqirUelHGEHA", &credentials).await?;
-//! let profile = client.profile(&tokens.access_token).await?;
-//! println!("{} signed in; token valid for {} s", profile.user_id, tokens.expires_in);
-//!
-//! // An hour later:
-//! if let Some(refresh_token) = &tokens.refresh_token {
-//!     let renewed = client.refresh(refresh_token, &credentials).await?;
-//!     # let _ = renewed;
-//! }
-//! # Ok(()) }
-//! ```
+//! through [`AmazonClient`]'s one bounded HTTP path. They are never retried: a code is
+//! single-use, and a retry after a lost answer would turn success into `invalid_grant`. The
+//! client secret, the code and the tokens never appear in a log line, a `Debug` string or an
+//! error.
 
 use std::fmt;
 
@@ -144,8 +124,8 @@ pub struct TokenResponse {
     pub token_type: String,
     /// Seconds the access token is valid for, counted from the answer (Amazon gives 3600).
     pub expires_in: u64,
-    /// The refresh token (`Atzr|…`), when Amazon sent one. Store it to renew the access token
-    /// without the user.
+    /// The refresh token (`Atzr|…`), when Amazon sent one. Store it (encrypted) to renew the
+    /// access token without the user; when a refresh answer carries none, keep the one you have.
     pub refresh_token: Option<RefreshToken>,
 }
 
@@ -173,6 +153,31 @@ impl AmazonClient {
     /// - [`AmazonError::Status`] for a 5xx (Amazon's `ServerError`) or 429;
     ///   [`AmazonError::Timeout`], [`AmazonError::Connect`], [`AmazonError::Unreadable`] when no
     ///   usable answer came.
+    ///
+    /// The call is not retried (a code is single-use). The client secret, the code and the
+    /// tokens never appear in a log line, a `Debug` string or an error.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tower_amazon_auth::{AmazonClient, ClientCredentials, Endpoints};
+    ///
+    /// let client = AmazonClient::new(Endpoints::appstore())?;
+    /// let credentials = ClientCredentials::new(
+    ///     "amzn1.application-oa2-client.0123456789abcdef",
+    ///     std::env::var("AMAZON_CLIENT_SECRET")?,
+    /// );
+    /// // The code the app received from Amazon and posted to your server.
+    /// let tokens = client.exchange_code("ANdNAVhyhqirUelHGEHA", &credentials).await?;
+    /// let profile = client.profile(&tokens.access_token).await?;
+    /// println!("{} signed in; token valid for {} s", profile.user_id, tokens.expires_in);
+    ///
+    /// // An hour later:
+    /// if let Some(refresh_token) = &tokens.refresh_token {
+    ///     let renewed = client.refresh(refresh_token, &credentials).await?;
+    ///     # let _ = renewed;
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn exchange_code(
         &self,
         code: &str,

@@ -67,7 +67,8 @@ pub mod mock;
 #[cfg(feature = "axum")]
 pub use axum::AmazonUserRejection;
 pub use client::{
-    AmazonClient, AmazonError, Verified, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRIES, MAX_ANSWER_BYTES,
+    AmazonClient, AmazonError, Verified, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRIES,
+    MAX_ANSWER_BYTES,
 };
 pub use endpoint::{Endpoints, Region, APPSTORE_BASE_URL};
 pub use error::{
@@ -83,8 +84,8 @@ pub use resolver::Resolver;
 pub use service::{AmazonAuth, AuthBody, ResponseFuture};
 pub use stats::StatsSnapshot;
 pub use token::{
-    extract_token, AccessToken, TokenSource, ACCESS_TOKEN_PARAM, ACCESS_TOKEN_PREFIX, AMZ_ACCESS_TOKEN, MAX_TOKEN_LEN,
-    REFRESH_TOKEN_PREFIX,
+    extract_token, AccessToken, TokenSource, ACCESS_TOKEN_PARAM, ACCESS_TOKEN_PREFIX, AMZ_ACCESS_TOKEN,
+    MAX_TOKEN_LEN, REFRESH_TOKEN_PREFIX,
 };
 
 /// Entry points for the fuzz targets under `fuzz/`: not part of the API.

@@ -28,8 +28,9 @@
 //! Dropping the [`MockAmazon`] closes its port at once and aborts every connection, including
 //! ones held open by [`MockReply::hang`].
 //!
-//! Amazon only accepts tokens of 350 bytes or more, and so does this crate's middleware:
-//! [`mock_access_token`] makes a realistic `Atza|…` token from any seed.
+//! Real access tokens are 350 to 2048 bytes long: [`mock_access_token`] makes a realistic
+//! `Atza|…` token from any seed. (The middleware enforces only the maximum, so short tokens
+//! work in tests too.)
 //!
 //! # Example
 //!

@@ -273,7 +273,11 @@ impl Resolver {
                 tracing::debug!(user_id = identity.user_id(), elapsed_us, "token verified");
                 Entry::Valid {
                     fresh_until,
-                    until: if policy.stale_if_error { received + usable_for } else { fresh_until },
+                    until: if policy.stale_if_error {
+                        received + usable_for
+                    } else {
+                        fresh_until
+                    },
                     identity: Arc::new(identity),
                 }
             }

@@ -67,8 +67,21 @@ impl<S> AmazonAuth<S> {
     }
 }
 
+/// Marks a request an optional-mode layer let through without a token, so an extractor that
+/// requires a user answers as the layer itself would have: 401 with its challenge.
+#[derive(Clone)]
+pub(crate) struct Anonymous(Arc<Shared>);
+
+impl Anonymous {
+    /// The layer's own response to a request without a token.
+    pub(crate) fn refusal(&self) -> Response<Full<Bytes>> {
+        self.0.settings.respond(&AuthError::MissingToken)
+    }
+}
+
 /// What to do with a request, decided without touching it mutably.
 enum Decision {
+    /// Accepted with this user, or (optional mode) let through without a token.
     Forward(Option<AmazonUser>),
     Refuse(AuthError),
     Resolve(TokenKey, AccessToken, TokenSource),
@@ -161,8 +174,13 @@ where
         let shared = &*self.shared;
         match shared.decide(request.uri(), request.headers()) {
             Decision::Forward(user) => {
-                if let Some(user) = user {
-                    shared.admit(&mut request, user);
+                match user {
+                    Some(user) => shared.admit(&mut request, user),
+                    None => {
+                        request
+                            .extensions_mut()
+                            .insert(Anonymous(Arc::clone(&self.shared)));
+                    }
                 }
                 ResponseFuture::called(self.take_inner().call(request))
             }

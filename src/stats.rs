@@ -95,7 +95,8 @@ pub struct StatsSnapshot {
     pub negative_hits: u64,
     /// Requests that found nothing cached and joined or started a verification.
     pub misses: u64,
-    /// Calls made to Amazon (tokeninfo and profile each count).
+    /// Verification calls made to Amazon: tokeninfo and profile count one each, however many
+    /// times a call was retried.
     pub upstream_calls: u64,
     /// Verifications that ended without a verdict (timeout, 5xx, unreadable answer…).
     pub upstream_errors: u64,
