@@ -173,12 +173,13 @@ impl AuthError {
 
     /// Seconds the client should wait before retrying, for a 503.
     pub(crate) fn retry_after(&self, default: Duration) -> Option<u64> {
+        let floor = default.as_secs().max(1);
         match self {
             Self::Unavailable(Unavailable::Status {
                 retry_after: Some(secs),
                 ..
-            }) => Some((*secs).max(default.as_secs())),
-            Self::Unavailable(_) => Some(default.as_secs().max(1)),
+            }) => Some((*secs).max(floor)),
+            Self::Unavailable(_) => Some(floor),
             _ => None,
         }
     }

@@ -251,16 +251,14 @@ impl Resolver {
             Some(entry) if entry.is_fresh(Instant::now()) => return Ok(entry),
             stale => stale,
         };
-        let Ok(_permit) = inner.limiter.try_acquire() else {
-            inner
-                .stats
-                .record_error(&AuthError::Unavailable(Unavailable::Overloaded));
-            return Err(AuthError::Unavailable(Unavailable::Overloaded));
-        };
         let started = Instant::now();
-        let outcome = tokio::time::timeout(inner.policy.deadline, self.ask_amazon(token))
-            .await
-            .unwrap_or(Err(AuthError::Unavailable(Unavailable::Timeout)));
+        // Over the in-flight limit is a failure like any other: shed at once, or stale-if-error.
+        let outcome = match inner.limiter.try_acquire() {
+            Ok(_permit) => tokio::time::timeout(inner.policy.deadline, self.ask_amazon(token))
+                .await
+                .unwrap_or(Err(AuthError::Unavailable(Unavailable::Timeout))),
+            Err(_) => Err(AuthError::Unavailable(Unavailable::Overloaded)),
+        };
         let elapsed_us = started.elapsed().as_micros() as u64;
         let entry = match outcome {
             Ok((identity, received)) => {

@@ -70,8 +70,10 @@ impl<S> AmazonAuth<S> {
 /// Marks a request an optional-mode layer let through without a token, so an extractor that
 /// requires a user answers as the layer itself would have: 401 with its challenge.
 #[derive(Clone)]
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
 pub(crate) struct Anonymous(Arc<Shared>);
 
+#[cfg(feature = "axum")]
 impl Anonymous {
     /// The layer's own response to a request without a token.
     pub(crate) fn refusal(&self) -> Response<Full<Bytes>> {
