@@ -24,6 +24,32 @@ impl Region {
     }
 }
 
+/// Reads a region from configuration text: `na` / `us` / `north-america`, `eu` / `europe`,
+/// `fe` / `jp` / `far-east` (any case).
+///
+/// ```
+/// use tower_amazon_auth::Region;
+/// assert_eq!("EU".parse::<Region>(), Ok(Region::Europe));
+/// assert!("mars".parse::<Region>().is_err());
+/// ```
+impl std::str::FromStr for Region {
+    type Err = UnknownRegion;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "na" | "us" | "north-america" | "northamerica" => Ok(Self::NorthAmerica),
+            "eu" | "europe" => Ok(Self::Europe),
+            "fe" | "jp" | "far-east" | "fareast" => Ok(Self::FarEast),
+            _ => Err(UnknownRegion),
+        }
+    }
+}
+
+/// The text named no [`Region`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown region: expected na, eu or fe")]
+pub struct UnknownRegion;
+
 /// The Amazon Appstore user-profile API's base URL. It offers `/auth/o2/token` and
 /// `/user/profile` but no `tokeninfo`.
 pub const APPSTORE_BASE_URL: &str = "https://appstore-sdk.amazon.com/version/1.0";

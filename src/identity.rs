@@ -5,7 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::Deserialize;
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::token::TokenSource;
 
@@ -178,6 +179,39 @@ impl AmazonUser {
     /// Where this request carried its token.
     pub fn source(&self) -> TokenSource {
         self.source
+    }
+}
+
+/// Serializes the profile in Amazon's own shape, `{"user_id","email","name","postal_code"}`,
+/// leaving out the fields the granted scope did not include: ready to answer a `/me` route.
+///
+/// ```
+/// # #[cfg(feature = "axum")] {
+/// use axum::Json;
+/// use tower_amazon_auth::AmazonUser;
+///
+/// async fn me(user: AmazonUser) -> Json<AmazonUser> {
+///     Json(user)
+/// }
+/// # }
+/// ```
+impl Serialize for AmazonUser {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let fields = [
+            ("email", self.email()),
+            ("name", self.name()),
+            ("postal_code", self.postal_code()),
+        ];
+        let present = fields.iter().filter(|(_, v)| v.is_some()).count();
+        let mut out = serializer.serialize_struct("AmazonUser", 1 + present)?;
+        out.serialize_field("user_id", self.user_id())?;
+        for (name, value) in fields {
+            match value {
+                Some(value) => out.serialize_field(name, value)?,
+                None => out.skip_field(name)?,
+            }
+        }
+        out.end()
     }
 }
 

@@ -70,7 +70,7 @@ pub use client::{
     AmazonClient, AmazonError, Verified, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRIES,
     MAX_ANSWER_BYTES,
 };
-pub use endpoint::{Endpoints, Region, APPSTORE_BASE_URL};
+pub use endpoint::{Endpoints, Region, UnknownRegion, APPSTORE_BASE_URL};
 pub use error::{
     default_response, AuthError, ErrorContext, ErrorResponder, JsonErrors, Malformed, Rejection, Unavailable,
 };

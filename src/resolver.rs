@@ -5,7 +5,7 @@
 //! take the boxed slow path: a `moka` future cache coalesces concurrent first requests for a
 //! token into one verification, whose verdict lands in the synchronous cache.
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -189,12 +189,27 @@ impl Resolver {
     ) -> Result<Arc<Identity>, AuthError> {
         let inner = &*self.inner;
         inner.stats.misses.fetch_add(1, Relaxed);
-        let result = inner.inflight.try_get_with(key, self.verify(key, token)).await;
+        // Set when this request's own verification runs; unset, it waited on another's.
+        let ran = AtomicBool::new(false);
+        let verify = async {
+            ran.store(true, Relaxed);
+            self.verify(key, token).await
+        };
+        let result = inner.inflight.try_get_with(key, verify).await;
         inner.inflight.invalidate(&key).await;
-        match result {
+        let coalesced = !ran.load(Relaxed);
+        if coalesced {
+            inner.stats.coalesced.fetch_add(1, Relaxed);
+        }
+        let verdict = match result {
             Ok(entry) => entry.verdict(),
             Err(error) => Err((*error).clone()),
+        };
+        match &verdict {
+            Ok(identity) => tracing::debug!(coalesced, user_id = identity.user_id(), "authenticated"),
+            Err(error) => tracing::debug!(coalesced, %error, "not authenticated"),
         }
+        verdict
     }
 
     /// Forgets what is cached about `token` (for logout): the next request verifies it anew.

@@ -15,6 +15,7 @@ use http::{Request, Response, Uri};
 use http_body_util::{Either, Full};
 use pin_project_lite::pin_project;
 use tower_service::Service;
+use tracing::Instrument;
 
 use crate::error::AuthError;
 use crate::identity::AmazonUser;
@@ -22,7 +23,21 @@ use crate::layer::Shared;
 use crate::resolver::TokenKey;
 use crate::token::{self, AccessToken, TokenSource, ACCESS_TOKEN_PARAM, AMZ_ACCESS_TOKEN};
 
-/// The body of a response from [`AmazonAuth`]: the inner service's body, or an error body.
+/// The body of a response from [`AmazonAuth`]: `Either::Left` holds the inner service's body,
+/// `Either::Right` the middleware's own error body.
+///
+/// To give routes outside the layer the same response type (with plain hyper), wrap their
+/// bodies in `Either::Left` too:
+///
+/// ```
+/// use bytes::Bytes;
+/// use http_body_util::{Either, Full};
+/// use tower_amazon_auth::AuthBody;
+///
+/// let open: http::Response<AuthBody<Full<Bytes>>> =
+///     http::Response::new(Either::Left(Full::new(Bytes::from_static(b"ok"))));
+/// # let _ = open;
+/// ```
 pub type AuthBody<B> = Either<B, Full<Bytes>>;
 
 /// Middleware that authenticates each request with its Amazon access token; built by
@@ -101,6 +116,11 @@ impl Shared {
         match self.resolver.cached(&key) {
             Some(Ok(identity)) => {
                 self.resolver.stats_handle().hits.incr();
+                tracing::trace!(
+                    user_id = identity.user_id(),
+                    source = found.source.as_str(),
+                    "cache hit"
+                );
                 Decision::Forward(Some(AmazonUser::new(identity, found.source)))
             }
             Some(Err(error)) => Decision::Refuse(error),
@@ -190,15 +210,19 @@ where
             Decision::Resolve(key, token, source) => {
                 let shared = Arc::clone(&self.shared);
                 let mut inner = self.take_inner();
-                ResponseFuture::resolving(Box::pin(async move {
-                    match shared.resolver.resolve(key, &token).await {
-                        Ok(identity) => {
-                            shared.admit(&mut request, AmazonUser::new(identity, source));
-                            Ok(inner.call(request))
+                let span = tracing::debug_span!("amazon_auth", source = source.as_str());
+                ResponseFuture::resolving(Box::pin(
+                    async move {
+                        match shared.resolver.resolve(key, &token).await {
+                            Ok(identity) => {
+                                shared.admit(&mut request, AmazonUser::new(identity, source));
+                                Ok(inner.call(request))
+                            }
+                            Err(error) => Err(shared.settings.respond(&error)),
                         }
-                        Err(error) => Err(shared.settings.respond(&error)),
                     }
-                }))
+                    .instrument(span),
+                ))
             }
         }
     }

@@ -44,6 +44,7 @@ pub(crate) struct Stats {
     pub(crate) hits: StripedCounter,
     pub(crate) negative_hits: AtomicU64,
     pub(crate) misses: AtomicU64,
+    pub(crate) coalesced: AtomicU64,
     pub(crate) upstream_calls: AtomicU64,
     pub(crate) upstream_errors: AtomicU64,
     pub(crate) overloaded: AtomicU64,
@@ -75,6 +76,7 @@ impl Stats {
             hits: self.hits.sum(),
             negative_hits: self.negative_hits.load(Relaxed),
             misses: self.misses.load(Relaxed),
+            coalesced: self.coalesced.load(Relaxed),
             upstream_calls: self.upstream_calls.load(Relaxed),
             upstream_errors: self.upstream_errors.load(Relaxed),
             overloaded: self.overloaded.load(Relaxed),
@@ -95,6 +97,9 @@ pub struct StatsSnapshot {
     pub negative_hits: u64,
     /// Requests that found nothing cached and joined or started a verification.
     pub misses: u64,
+    /// Misses that waited on a verification another request had started (coalescing), rather
+    /// than asking Amazon themselves.
+    pub coalesced: u64,
     /// Verification calls made to Amazon: tokeninfo and profile count one each, however many
     /// times a call was retried.
     pub upstream_calls: u64,

@@ -83,9 +83,9 @@ async fn a_cache_hit_allocates_only_for_the_extension() {
         let request = request();
         let mut cx = Context::from_waker(Waker::noop());
         let (poll, allocations) = allocations_during(|| {
-            let future = service.call(request);
-            let poll = pin!(future).poll(&mut cx).map(|r| r.unwrap().status());
-            poll
+            pin!(service.call(request))
+                .poll(&mut cx)
+                .map(|r| r.unwrap().status())
         });
         // The hit path completes on its first poll: it never waits on anything.
         assert_eq!(poll, Poll::Ready(http::StatusCode::OK));
@@ -120,9 +120,9 @@ async fn with_an_existing_extension_map_a_hit_allocates_once() {
     let request = request();
     let mut cx = Context::from_waker(Waker::noop());
     let (poll, allocations) = allocations_during(|| {
-        let future = service.call(request);
-        let poll = pin!(future).poll(&mut cx).map(|r| r.unwrap().status());
-        poll
+        pin!(service.call(request))
+            .poll(&mut cx)
+            .map(|r| r.unwrap().status())
     });
     assert_eq!(poll, Poll::Ready(http::StatusCode::OK));
     assert!(allocations <= 1, "{allocations} allocations on the hit path");

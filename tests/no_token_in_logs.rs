@@ -102,7 +102,58 @@ async fn no_token_reaches_any_log_line() {
         }
     }
 
+    // The token endpoint: neither the code, the tokens nor the client secret may be logged.
+    let secret = "client-secret-that-must-never-be-logged";
+    mock.set_client(tower_amazon_auth::mock::MOCK_CLIENT_ID, secret);
+    mock.register_code("code-that-must-never-be-logged", good.clone());
+    let credentials =
+        tower_amazon_auth::ClientCredentials::new(tower_amazon_auth::mock::MOCK_CLIENT_ID, secret);
+    let tokens = client
+        .exchange_code("code-that-must-never-be-logged", &credentials)
+        .await
+        .unwrap();
+    tracing::info!(?tokens, ?credentials, "user code logging an exchange");
+    let renewed = client
+        .refresh(tokens.refresh_token.as_ref().unwrap(), &credentials)
+        .await
+        .unwrap();
+    tracing::info!(?renewed, "user code logging a refresh");
+    let wrong = tower_amazon_auth::ClientCredentials::new(
+        tower_amazon_auth::mock::MOCK_CLIENT_ID,
+        "wrong-secret-xyz",
+    );
+    if let Err(error) = client.exchange_code("another-code-never-logged", &wrong).await {
+        tracing::info!(%error, ?error, "exchange failed");
+    }
+
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    for secret in [
+        secret,
+        "code-that-must-never-be-logged",
+        "wrong-secret-xyz",
+        "another-code-never-logged",
+    ] {
+        assert!(!logs.contains(secret), "a secret or code leaked into the logs");
+    }
+    let refresh = tokens.refresh_token.as_ref().unwrap().expose();
+    assert!(
+        !logs.contains(&refresh[5..]),
+        "a refresh token leaked into the logs"
+    );
+    // What the logs do say, for operators: the span, the user, Amazon's request id, timings,
+    // whether a request waited on another's verification.
+    for field in [
+        "amazon_auth{source=\"bearer\"}",
+        "amazon_auth{source=\"query\"}",
+        "user_id=\"amzn1.account.logs\"",
+        "request_id=",
+        "elapsed_us=",
+        "coalesced=false",
+        "endpoint=\"tokeninfo\"",
+        "endpoint=\"profile\"",
+    ] {
+        assert!(logs.contains(field), "the logs lack {field}");
+    }
     assert!(
         logs.contains("token verified"),
         "the capture works and sees the crate's events"

@@ -1,0 +1,313 @@
+//! Runs `examples/server.rs` and `examples/hyper_server.rs` as users do (no configuration, so
+//! the embedded mock), follows the `curl` line each prints, and checks the routes, the error
+//! answers, SIGTERM handling and that the logs never contain the token.
+#![cfg(all(feature = "mock", feature = "axum"))]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const EXAMPLES: [&str; 2] = ["server", "hyper_server"];
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Builds the examples once and returns their paths.
+///
+/// `cargo test` builds examples too, but `cargo test --test examples` does not, and a binary
+/// left over from an earlier build may be stale: asking cargo (with this test's features and
+/// profile) is a no-op when it is fresh, and the JSON messages say where the binaries are.
+fn example_binaries() -> &'static HashMap<String, PathBuf> {
+    static BINARIES: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
+    BINARIES.get_or_init(|| {
+        // The features this test was built with (keep in step with Cargo.toml's [features]), so
+        // the build is a no-op right after `cargo test --all-features`.
+        let mut features = Vec::new();
+        if cfg!(feature = "axum") {
+            features.push("axum");
+        }
+        if cfg!(feature = "mock") {
+            features.push("mock");
+        }
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+            "build",
+            "--message-format=json",
+            "--features",
+            &features.join(","),
+        ]);
+        for name in EXAMPLES {
+            cargo.args(["--example", name]);
+        }
+        if !cfg!(debug_assertions) {
+            cargo.arg("--release");
+        }
+        let output = cargo.output().expect("run cargo build");
+        assert!(
+            output.status.success(),
+            "cargo build of the examples failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut binaries = HashMap::new();
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let Ok(message) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            let is_example = message["target"]["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|k| k == "example"));
+            if let (true, Some(name), Some(path)) = (
+                is_example,
+                message["target"]["name"].as_str(),
+                message["executable"].as_str(),
+            ) {
+                binaries.insert(name.to_owned(), PathBuf::from(path));
+            }
+        }
+        binaries
+    })
+}
+
+/// A running example. Dropping it kills the process, so a failed assertion leaks nothing.
+struct Running {
+    child: Child,
+    stderr: Option<JoinHandle<String>>,
+    /// The `curl` line's token and URL.
+    token: String,
+    me_url: String,
+}
+
+impl Running {
+    fn start(name: &str) -> Self {
+        let binary = example_binaries()
+            .get(name)
+            .unwrap_or_else(|| panic!("cargo built no example named {name}"));
+        let mut child = Command::new(binary)
+            .env_remove("AMAZON_CLIENT_ID")
+            .env_remove("AMAZON_ENDPOINT")
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            // Everything every crate logs, so "no token in the logs" means something.
+            .env("RUST_LOG", "trace")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
+
+        // Both pipes are drained on their own threads: a full pipe would block the child.
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let stderr = thread::spawn(move || {
+            let mut logs = Vec::new();
+            let _ = stderr.read_to_end(&mut logs);
+            String::from_utf8_lossy(&logs).into_owned()
+        });
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (lines, curl) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = lines.send(line);
+            }
+        });
+        let mut running = Self {
+            child,
+            stderr: Some(stderr),
+            token: String::new(),
+            me_url: String::new(),
+        };
+
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let line = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match curl.recv_timeout(left) {
+                Ok(line) if line.starts_with("curl ") => break line,
+                Ok(_) => continue,
+                Err(error) => {
+                    let logs = running.stop_and_logs();
+                    panic!("{name} printed no curl line ({error}); its stderr:\n{logs}");
+                }
+            }
+        };
+        // curl -H 'Authorization: Bearer Atza|…' http://ADDR/me
+        let rest = line
+            .strip_prefix("curl -H 'Authorization: Bearer ")
+            .unwrap_or_else(|| panic!("unexpected curl line: {line}"));
+        let (token, url) = rest
+            .split_once("' ")
+            .unwrap_or_else(|| panic!("unexpected curl line: {line}"));
+        assert!(
+            token.starts_with("Atza|") && token.len() >= 350,
+            "not a realistic token"
+        );
+        assert!(
+            url.starts_with("http://127.0.0.1:") && url.ends_with("/me"),
+            "{url}"
+        );
+        running.token = token.to_owned();
+        running.me_url = url.to_owned();
+        running
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.me_url.trim_end_matches("/me"))
+    }
+
+    /// Kills the process if it still runs and returns everything it logged.
+    fn stop_and_logs(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits up to `within` for a successful exit.
+    #[cfg(unix)]
+    fn terminate(&mut self, within: Duration) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the example") {
+                assert!(status.success(), "exit status after SIGTERM: {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running {within:?} after SIGTERM"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn check_example(name: &str) {
+    let mut running = Running::start(name);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let me = running.me_url.clone();
+
+    // The printed command works.
+    let response = http.get(&me).bearer_auth(&running.token).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{name}: /me with the demo token");
+    let body: Value = response.json().await.unwrap();
+    let user_id = body["user_id"].as_str().unwrap_or_default();
+    assert!(user_id.starts_with("amzn1.account.DEMO"), "{name}: {body}");
+    for field in ["email", "name", "postal_code"] {
+        assert!(body[field].is_string(), "{name}: {field} missing from {body}");
+    }
+
+    // No token: the bare RFC 6750 challenge.
+    let response = http.get(&me).send().await.unwrap();
+    assert_eq!(response.status(), 401, "{name}: /me without a token");
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(challenge.starts_with("Bearer realm="), "{name}: {challenge}");
+    assert!(!challenge.contains("error="), "{name}: {challenge}");
+
+    // Junk is refused without asking Amazon.
+    let response = http.get(&me).bearer_auth("junk").send().await.unwrap();
+    assert_eq!(response.status(), 400, "{name}: /me with a junk token");
+
+    // The health check needs no token.
+    let response = http.get(running.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{name}: /healthz");
+    assert_eq!(response.text().await.unwrap(), "ok");
+
+    // Unknown paths sit behind the layer too: 401 without a token, 404 with one.
+    let response = http.get(running.url("/nope")).send().await.unwrap();
+    assert_eq!(response.status(), 401, "{name}: /nope without a token");
+    let response = http
+        .get(running.url("/nope"))
+        .bearer_auth(&running.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404, "{name}: /nope with the token");
+
+    // SIGTERM stops it cleanly, even with the client's keep-alive connection still open.
+    #[cfg(unix)]
+    running.terminate(Duration::from_secs(15));
+
+    let logs = running.stop_and_logs();
+    assert!(
+        logs.contains("listening"),
+        "{name} logged nothing useful:\n{logs}"
+    );
+    assert!(
+        logs.contains("amzn1.account.DEMO"),
+        "{name} did not log the request"
+    );
+    // Any 40-byte window of the token would be a leak, not only the whole of it.
+    let token = running.token.as_bytes();
+    for window in token.windows(40).step_by(20) {
+        let window = std::str::from_utf8(window).unwrap();
+        assert!(!logs.contains(window), "{name} logged part of the token");
+    }
+}
+
+#[tokio::test]
+async fn server_example() {
+    check_example("server").await;
+}
+
+#[tokio::test]
+async fn hyper_server_example() {
+    check_example("hyper_server").await;
+}
+
+/// `AMAZON_ENDPOINT` without `AMAZON_CLIENT_ID` is a configuration error: a clear message and a
+/// failing exit, not a server that refuses (or accepts) every token.
+#[test]
+fn endpoint_without_client_id_is_an_error() {
+    for name in EXAMPLES {
+        let binary = &example_binaries()[name];
+        let mut child = Command::new(binary)
+            .env_remove("AMAZON_CLIENT_ID")
+            .env("AMAZON_ENDPOINT", "https://api.amazon.co.uk")
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{name} kept running without AMAZON_CLIENT_ID");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        assert!(!status.success(), "{name}: {status}");
+        assert!(stderr.contains("AMAZON_CLIENT_ID"), "{name}: {stderr}");
+    }
+}
