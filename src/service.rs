@@ -21,7 +21,7 @@ use crate::error::AuthError;
 use crate::identity::AmazonUser;
 use crate::layer::Shared;
 use crate::resolver::TokenKey;
-use crate::token::{self, AccessToken, TokenSource, ACCESS_TOKEN_PARAM, AMZ_ACCESS_TOKEN};
+use crate::token::{self, AccessToken, TokenSource, AMZ_ACCESS_TOKEN};
 
 /// The body of a response from [`AmazonAuth`]: `Either::Left` holds the inner service's body,
 /// `Either::Right` the middleware's own error body.
@@ -155,17 +155,15 @@ fn strip_token<B>(request: &mut Request<B>, source: TokenSource) {
             let uri = request.uri();
             let Some(query) = uri.query() else { return };
             // Drop the access_token pairs textually: the other parameters keep their encoding.
-            let is_token = |pair: &&str| {
-                form_urlencoded::parse(pair.as_bytes())
-                    .next()
-                    .is_some_and(|(name, _)| name == ACCESS_TOKEN_PARAM)
-            };
-            let kept: Vec<&str> = query.split('&').filter(|pair| !is_token(pair)).collect();
-            let path_and_query = if kept.is_empty() {
-                uri.path().to_owned()
-            } else {
-                format!("{}?{}", uri.path(), kept.join("&"))
-            };
+            let mut path_and_query = String::with_capacity(uri.path().len() + query.len());
+            path_and_query.push_str(uri.path());
+            let kept = query
+                .split('&')
+                .filter(|pair| !token::is_token_param(pair.split('=').next().unwrap_or("")));
+            for (i, pair) in kept.enumerate() {
+                path_and_query.push(if i == 0 { '?' } else { '&' });
+                path_and_query.push_str(pair);
+            }
             let mut parts = uri.clone().into_parts();
             // Both parse: they are pieces of a URI that parsed already.
             if let Ok(path_and_query) = path_and_query.parse() {

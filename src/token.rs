@@ -193,31 +193,34 @@ fn from_query(uri: &Uri) -> Result<Option<Cow<'_, str>>, AuthError> {
     let mut token = None;
     for pair in query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        // Fast path: a plain name is compared as is, and the values of other parameters are
-        // never decoded. Anything escaped goes through form_urlencoded, as a parser would.
-        let (name, value) = if has_escapes(name) {
-            match form_urlencoded::parse(pair.as_bytes()).next() {
-                Some((name, value)) => (name, value),
-                None => continue,
-            }
-        } else if name == ACCESS_TOKEN_PARAM && has_escapes(value) {
-            (
-                Cow::Borrowed(name),
-                form_urlencoded::parse(pair.as_bytes())
-                    .next()
-                    .map_or_else(Cow::default, |(_, v)| v),
-            )
-        } else {
-            (Cow::Borrowed(name), Cow::Borrowed(value))
-        };
-        if name == ACCESS_TOKEN_PARAM {
-            if token.is_some() {
-                return Err(AuthError::InvalidRequest(Malformed::DuplicateParameter));
-            }
-            token = Some(value);
+        // Other parameters' values are never decoded; the token's only when escaped.
+        if !is_token_param(name) {
+            continue;
         }
+        if token.is_some() {
+            return Err(AuthError::InvalidRequest(Malformed::DuplicateParameter));
+        }
+        token = Some(if has_escapes(value) {
+            form_urlencoded::parse(pair.as_bytes())
+                .next()
+                .map_or_else(Cow::default, |(_, v)| v)
+        } else {
+            Cow::Borrowed(value)
+        });
     }
     Ok(token)
+}
+
+/// Whether the (still encoded) query parameter name `name` is `access_token`: compared as is
+/// when plain, decoded as a form parser would when escaped.
+pub(crate) fn is_token_param(name: &str) -> bool {
+    if has_escapes(name) {
+        form_urlencoded::parse(name.as_bytes())
+            .next()
+            .is_some_and(|(name, _)| name == ACCESS_TOKEN_PARAM)
+    } else {
+        name == ACCESS_TOKEN_PARAM
+    }
 }
 
 /// Whether form-urlencoded text needs decoding (`%XX` or `+`). A fold without early exit, so
