@@ -22,11 +22,14 @@
 //!
 //! Each connection flushes pipelined responses together (`pipeline_flush`), so a pipelining
 //! load generator measures the server rather than the number of `write` calls.
+//!
+//! Reading the environment, the embedded mock, listening and shutting down are shared with the
+//! other examples in `examples/common/mod.rs`.
+
+mod common;
 
 use std::convert::Infallible;
 use std::error::Error;
-use std::io::{IsTerminal as _, Write as _};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -39,17 +42,10 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
 use tower::{service_fn, ServiceBuilder, ServiceExt as _};
-use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockScope, MockUser, MOCK_CLIENT_ID};
-use tower_amazon_auth::{AmazonAuthLayer, AmazonUser, AuthBody};
-use tracing_subscriber::EnvFilter;
+use tower_amazon_auth::{AmazonUser, AuthBody};
 
-const DEFAULT_ENDPOINT: &str = "https://api.amazon.com";
 const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:3000";
-/// Guessing a client id would either refuse every token or, worse, trust someone else's app.
-const CLIENT_ID_REQUIRED: &str = "AMAZON_ENDPOINT is set but AMAZON_CLIENT_ID is not: \
-    set AMAZON_CLIENT_ID to your security profile's client id (several separated by commas)";
 /// How long shutdown waits for connections to finish their requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -101,102 +97,9 @@ async fn protected_routes(request: Request<Incoming>) -> Result<Response<Full<By
     })
 }
 
-/// The embedded mock and its demo user's token. Dropping the mock closes its port, so it lives
-/// as long as the server.
-struct Demo {
-    mock: MockAmazon,
-    token: String,
-}
-
-impl Demo {
-    async fn start() -> std::io::Result<Self> {
-        let mock = MockAmazon::start().await?;
-        let token = mock_access_token("tower-amazon-auth demo");
-        mock.register(
-            &token,
-            MockUser::new("amzn1.account.DEMO7ZQK4XUSER")
-                .email("demo@example.com")
-                .name("Demo User")
-                .postal_code("98109")
-                .scope(MockScope::ProfileAndPostalCode)
-                // The mock counts `exp` down like Amazon; a day outlasts any demo session.
-                .exp(24 * 60 * 60),
-        );
-        Ok(Self { mock, token })
-    }
-}
-
-/// Reads a variable, treating an empty value as unset.
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|value| !value.trim().is_empty())
-}
-
-/// The auth layer as the environment asks, and the demo when it asks for nothing.
-async fn auth_from_env() -> Result<(AmazonAuthLayer, Option<Demo>), Box<dyn Error>> {
-    let (client_ids, endpoint, demo) = match (env("AMAZON_CLIENT_ID"), env("AMAZON_ENDPOINT")) {
-        (None, None) => {
-            let demo = Demo::start().await?;
-            tracing::info!("no AMAZON_CLIENT_ID or AMAZON_ENDPOINT: using an embedded MockAmazon");
-            let endpoint = demo.mock.base_url().to_owned();
-            (vec![MOCK_CLIENT_ID.to_owned()], endpoint, Some(demo))
-        }
-        (None, Some(_)) => return Err(CLIENT_ID_REQUIRED.into()),
-        (Some(ids), endpoint) => {
-            let ids = ids.split(',').map(str::trim).filter(|id| !id.is_empty());
-            let endpoint = endpoint.unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
-            (ids.map(str::to_owned).collect(), endpoint, None)
-        }
-    };
-    tracing::info!(?client_ids, %endpoint, "verifying tokens");
-    let auth = AmazonAuthLayer::builder()
-        .client_ids(client_ids)
-        .base_url(&endpoint)
-        .build()
-        .map_err(|error| format!("AMAZON_CLIENT_ID / AMAZON_ENDPOINT: {error}"))?;
-    Ok((auth, demo))
-}
-
-/// Where a client on this machine reaches `addr`: `0.0.0.0` is for binding, not for connecting.
-fn reachable(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V4(a) if a.ip().is_unspecified() => (Ipv4Addr::LOCALHOST, a.port()).into(),
-        SocketAddr::V6(a) if a.ip().is_unspecified() => (Ipv6Addr::LOCALHOST, a.port()).into(),
-        _ => addr,
-    }
-}
-
-/// Resolves on Ctrl-C, or on SIGTERM (what `docker stop` and Kubernetes send).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down: finishing requests in flight");
-}
-
 async fn run() -> Result<(), Box<dyn Error>> {
-    let (auth, demo) = auth_from_env().await?;
+    // `demo` keeps the embedded mock serving for as long as the server runs.
+    let (auth, demo) = common::auth_from_env().await?;
 
     // Everything but /healthz goes through the layer, including paths that do not exist: a
     // route added to `protected` later is protected by default.
@@ -211,26 +114,13 @@ async fn run() -> Result<(), Box<dyn Error>> {
         }
     });
 
-    let listen = env("LISTEN_ADDR").unwrap_or_else(|| DEFAULT_LISTEN_ADDR.to_owned());
-    let listener = TcpListener::bind(&listen)
-        .await
-        .map_err(|error| format!("cannot listen on LISTEN_ADDR={listen}: {error}"))?;
-    let addr = reachable(listener.local_addr()?);
-    tracing::info!(%addr, "listening");
+    let (listener, addr) = common::listen(DEFAULT_LISTEN_ADDR).await?;
     if let Some(demo) = &demo {
-        // The demo token is printed on purpose (it only works against the embedded mock); it is
-        // never logged.
-        let mut stdout = std::io::stdout().lock();
-        writeln!(
-            stdout,
-            "curl -H 'Authorization: Bearer {}' http://{addr}/me",
-            demo.token
-        )?;
-        stdout.flush()?;
+        demo.print_curl(addr)?;
     }
 
     let graceful = GracefulShutdown::new();
-    let shutdown = shutdown_signal();
+    let shutdown = common::shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -267,16 +157,6 @@ async fn run() -> Result<(), Box<dyn Error>> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    common::init_tracing();
+    common::exit_code(run().await)
 }

@@ -26,11 +26,15 @@
 //! | `AMAZON_ENDPOINT` | a base URL serving `/auth/o2/token` and `/user/profile`, or `appstore`, `na`, `eu`, `fe` | `appstore` (`https://appstore-sdk.amazon.com/version/1.0`) |
 //! | `LISTEN_ADDR` | where to listen (port `0` picks a free port) | `127.0.0.1:3001` |
 //! | `RUST_LOG` | log filter; logs go to stderr and never contain a token, code or secret | `info` |
+//!
+//! Reading the environment, listening and shutting down are shared with the other examples in
+//! `examples/common/mod.rs`.
+
+mod common;
 
 use std::collections::HashMap;
 use std::error::Error;
-use std::io::{IsTerminal as _, Write as _};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
@@ -42,12 +46,10 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::net::TcpListener;
 use tower_amazon_auth::mock::{
     mock_access_token, MockAmazon, MockScope, MockUser, MOCK_CLIENT_ID, MOCK_CLIENT_SECRET,
 };
 use tower_amazon_auth::{AmazonClient, AmazonError, ClientCredentials, Endpoints, Region};
-use tracing_subscriber::EnvFilter;
 
 const DEFAULT_ENDPOINT: &str = "appstore";
 const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:3001";
@@ -199,11 +201,6 @@ async fn link(
     })))
 }
 
-/// Reads a variable, treating an empty value as unset.
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|value| !value.trim().is_empty())
-}
-
 /// Endpoints from `AMAZON_ENDPOINT`: a base URL (as in the other examples), a region name or
 /// `appstore`.
 fn endpoints_from(value: &str) -> Result<Endpoints, Box<dyn Error>> {
@@ -235,7 +232,7 @@ async fn start_mock() -> std::io::Result<MockAmazon> {
 /// Where to exchange codes and with which credentials, as the environment asks; the embedded
 /// mock (kept alive by the caller) when it asks for nothing.
 async fn amazon_from_env() -> Result<(Endpoints, ClientCredentials, Option<MockAmazon>), Box<dyn Error>> {
-    match (env("AMAZON_CLIENT_ID"), env("AMAZON_ENDPOINT")) {
+    match (common::env("AMAZON_CLIENT_ID"), common::env("AMAZON_ENDPOINT")) {
         (None, None) => {
             let mock = start_mock().await?;
             tracing::info!("no AMAZON_CLIENT_ID or AMAZON_ENDPOINT: using an embedded MockAmazon");
@@ -249,51 +246,12 @@ async fn amazon_from_env() -> Result<(Endpoints, ClientCredentials, Option<MockA
                 .into(),
         ),
         (Some(client_id), endpoint) => {
-            let secret = env("AMAZON_CLIENT_SECRET")
+            let secret = common::env("AMAZON_CLIENT_SECRET")
                 .ok_or("AMAZON_CLIENT_SECRET is required with AMAZON_CLIENT_ID")?;
             let endpoints = endpoints_from(endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT))?;
             Ok((endpoints, ClientCredentials::new(client_id, secret), None))
         }
     }
-}
-
-/// Where a client on this machine reaches `addr`: `0.0.0.0` is for binding, not for connecting.
-fn reachable(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V4(a) if a.ip().is_unspecified() => (Ipv4Addr::LOCALHOST, a.port()).into(),
-        SocketAddr::V6(a) if a.ip().is_unspecified() => (Ipv6Addr::LOCALHOST, a.port()).into(),
-        _ => addr,
-    }
-}
-
-/// Resolves on Ctrl-C, or on SIGTERM (what `docker stop` and Kubernetes send).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down: finishing requests in flight");
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {
@@ -313,12 +271,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     });
     let app = Router::new().route("/link", post(link)).with_state(state);
 
-    let listen = env("LISTEN_ADDR").unwrap_or_else(|| DEFAULT_LISTEN_ADDR.to_owned());
-    let listener = TcpListener::bind(&listen)
-        .await
-        .map_err(|error| format!("cannot listen on LISTEN_ADDR={listen}: {error}"))?;
-    let addr = reachable(listener.local_addr()?);
-    tracing::info!(%addr, "listening");
+    let (listener, addr) = common::listen(DEFAULT_LISTEN_ADDR).await?;
     if mock.is_some() {
         let mut stdout = std::io::stdout().lock();
         let curl = |code: &str| {
@@ -336,7 +289,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     }
 
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(common::shutdown_signal())
         .await?;
     drop(mock);
     Ok(())
@@ -344,16 +297,6 @@ async fn run() -> Result<(), Box<dyn Error>> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    common::init_tracing();
+    common::exit_code(run().await)
 }

@@ -2,36 +2,20 @@
 //! 127.0.0.1 and verified against `MockAmazon`.
 #![cfg(all(feature = "axum", feature = "mock"))]
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
-use tower_amazon_auth::mock::{
-    mock_access_token, MockAmazon, MockReply, MockScope, MockUser, MOCK_CLIENT_ID,
-};
-use tower_amazon_auth::{AmazonAuthLayer, AmazonUser, AmazonUserRejection};
+use common::{builder, serve_base_url};
+use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockReply, MockScope, MockUser};
+use tower_amazon_auth::{AmazonUser, AmazonUserRejection};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const MISCONFIGURED: &str = "AmazonUser extractor used on a route not wrapped by AmazonAuthLayer";
-
-/// Serves `app` on 127.0.0.1 (a free port) for the rest of the test; returns its base URL.
-async fn serve(app: Router) -> std::io::Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok(format!("http://{addr}"))
-}
-
-fn layer(mock: &MockAmazon) -> Result<AmazonAuthLayer, tower_amazon_auth::BuildError> {
-    AmazonAuthLayer::builder()
-        .client_id(MOCK_CLIENT_ID)
-        .base_url(mock.base_url())
-        .build()
-}
 
 async fn whoami(user: AmazonUser) -> String {
     format!("{} {}", user.user_id(), user.email().unwrap_or("-"))
@@ -49,8 +33,10 @@ async fn amazon_user_extractor_sees_the_verified_user() -> TestResult {
     );
     let bob = mock_access_token("bob");
     mock.register(&bob, MockUser::new("amzn1.account.BOB").email("bob@example.com"));
-    let app = Router::new().route("/me", get(whoami)).layer(layer(&mock)?);
-    let base = serve(app).await?;
+    let app = Router::new()
+        .route("/me", get(whoami))
+        .layer(builder(&mock).build()?);
+    let base = serve_base_url(app).await?;
     let http = reqwest::Client::new();
 
     let response = http.get(format!("{base}/me")).bearer_auth(&alice).send().await?;
@@ -80,9 +66,9 @@ async fn amazon_user_on_an_unwrapped_route_is_a_500_naming_the_mistake() -> Test
     // `/me` is wrapped; `/oops` is merged in after the layer, so it is not.
     let app = Router::new()
         .route("/me", get(whoami))
-        .layer(layer(&mock)?)
+        .layer(builder(&mock).build()?)
         .route("/oops", get(whoami));
-    let base = serve(app).await?;
+    let base = serve_base_url(app).await?;
     let http = reqwest::Client::new();
 
     let response = http
@@ -136,13 +122,9 @@ async fn optional_amazon_user_with_an_optional_layer() -> TestResult {
             }
         }
     };
-    let optional = AmazonAuthLayer::builder()
-        .client_id(MOCK_CLIENT_ID)
-        .base_url(mock.base_url())
-        .optional(true)
-        .build()?;
+    let optional = builder(&mock).optional(true).build()?;
     let app = Router::new().route("/", get(home)).layer(optional);
-    let base = serve(app).await?;
+    let base = serve_base_url(app).await?;
     let http = reqwest::Client::new();
 
     // No token: the handler runs and sees None.
@@ -190,7 +172,7 @@ async fn optional_amazon_user_is_none_without_a_layer() -> TestResult {
                 user.map_or("none".to_owned(), |u| u.user_id().to_owned())
             }),
         );
-    let base = serve(app).await?;
+    let base = serve_base_url(app).await?;
     let response = reqwest::get(format!("{base}/")).await?;
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await?, "none");
@@ -202,12 +184,7 @@ async fn one_optional_layer_serves_public_and_private_routes() -> TestResult {
     let mock = MockAmazon::start().await?;
     let alice = mock_access_token("alice-mixed");
     mock.register(&alice, MockUser::new("amzn1.account.ALICE"));
-    let optional = AmazonAuthLayer::builder()
-        .client_id(MOCK_CLIENT_ID)
-        .base_url(mock.base_url())
-        .realm("shop")
-        .optional(true)
-        .build()?;
+    let optional = builder(&mock).realm("shop").optional(true).build()?;
     let app = Router::new()
         .route("/private", get(whoami))
         .route(
@@ -215,7 +192,7 @@ async fn one_optional_layer_serves_public_and_private_routes() -> TestResult {
             get(|user: Option<AmazonUser>| async move { format!("{}", user.is_some()) }),
         )
         .layer(optional);
-    let base = serve(app).await?;
+    let base = serve_base_url(app).await?;
     let http = reqwest::Client::new();
 
     // Without a token: the public route serves, the private one answers as the layer would.

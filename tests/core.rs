@@ -7,35 +7,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{app, builder, client, eventually, serve, token, Reached};
+use common::{bearer_once, eventually, token, Harness};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tower_amazon_auth::mock::{MockAmazon, MockReply, MockScope, MockUser};
 use tower_amazon_auth::{AmazonAuthLayer, BuildError};
 
-struct Harness {
-    mock: MockAmazon,
-    base: String,
-    reached: Reached,
-    http: reqwest::Client,
-}
-
+// The harness's own request helpers; the rest of it is `common::Harness`.
 impl Harness {
-    async fn new(
-        configure: impl FnOnce(tower_amazon_auth::AmazonAuthBuilder) -> tower_amazon_auth::AmazonAuthBuilder,
-    ) -> Self {
-        let mock = MockAmazon::start().await.unwrap();
-        let layer = configure(builder(&mock)).build().unwrap();
-        let reached = Reached::default();
-        let addr = serve(app(layer, reached.clone())).await;
-        Self {
-            mock,
-            base: format!("http://{addr}"),
-            reached,
-            http: client(),
-        }
-    }
-
     async fn default() -> Self {
         Self::new(|b| b).await
     }
@@ -431,13 +410,7 @@ async fn amazon_unreachable_is_503() {
         .deadline(Duration::from_secs(2))
         .build()
         .unwrap();
-    let addr = serve(app(layer, Reached::default())).await;
-    let response = client()
-        .get(format!("http://{addr}/me"))
-        .bearer_auth(token("down"))
-        .send()
-        .await
-        .unwrap();
+    let response = bearer_once(layer, &token("down")).await;
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
 }

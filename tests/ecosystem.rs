@@ -2,9 +2,12 @@
 //! HTTP on 127.0.0.1 against `MockAmazon`.
 #![cfg(feature = "mock")]
 
+mod common;
+
 use axum::routing::get;
 use axum::{Extension, Router};
 use bytes::Bytes;
+use common::{builder, serve_base_url};
 use http::Response;
 use http_body_util::Full;
 use tower_amazon_auth::mock::{
@@ -17,29 +20,12 @@ use tower_amazon_auth::{
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// Serves `app` on 127.0.0.1 (a free port) for the rest of the test; returns its base URL.
-async fn serve(app: Router) -> std::io::Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok(format!("http://{addr}"))
-}
-
 /// A router whose `/me` answers the user id of the `AmazonUser` extension.
 fn app(layer: AmazonAuthLayer) -> Router {
     async fn me(user: Option<Extension<tower_amazon_auth::AmazonUser>>) -> String {
         user.map_or_else(|| "anonymous".to_owned(), |Extension(u)| u.user_id().to_owned())
     }
     Router::new().route("/me", get(me)).layer(layer)
-}
-
-fn mock_layer(mock: &MockAmazon) -> Result<AmazonAuthLayer, BuildError> {
-    AmazonAuthLayer::builder()
-        .client_id(MOCK_CLIENT_ID)
-        .base_url(mock.base_url())
-        .build()
 }
 
 /// GET `{base}/me` with `token` as a bearer token (none when `None`): status and body.
@@ -120,7 +106,7 @@ async fn appstore_tokens_are_verified_by_the_profile_alone() -> TestResult {
         .endpoints(Endpoints::appstore_at(mock.base_url())?)
         .skip_audience_check()
         .build()?;
-    let base = serve(app(layer)).await?;
+    let base = serve_base_url(app(layer)).await?;
     let http = reqwest::Client::new();
 
     assert_eq!(
@@ -142,8 +128,8 @@ async fn stats_follow_a_miss_a_hit_a_negative_hit_junk_and_no_token() -> TestRes
     mock.register(&good, MockUser::new("amzn1.account.GOOD"));
     let bad = mock_access_token("bad");
     mock.register(&bad, MockReply::invalid_token());
-    let layer = mock_layer(&mock)?;
-    let base = serve(app(layer.clone())).await?;
+    let layer = builder(&mock).build()?;
+    let base = serve_base_url(app(layer.clone())).await?;
     let http = reqwest::Client::new();
     assert_eq!(layer.stats(), StatsSnapshot::default());
 
@@ -200,13 +186,8 @@ async fn a_custom_error_responder_keeps_status_and_challenge() -> TestResult {
         );
         response
     };
-    let layer = AmazonAuthLayer::builder()
-        .client_id(MOCK_CLIENT_ID)
-        .base_url(mock.base_url())
-        .realm("shop")
-        .error_responder(html)
-        .build()?;
-    let base = serve(app(layer)).await?;
+    let layer = builder(&mock).realm("shop").error_responder(html).build()?;
+    let base = serve_base_url(app(layer)).await?;
     let http = reqwest::Client::new();
 
     let header = |response: &reqwest::Response, name: &str| {
@@ -250,8 +231,8 @@ async fn invalidate_forces_a_fresh_verification() -> TestResult {
     let mock = MockAmazon::start().await?;
     let token = mock_access_token("logout");
     mock.register(&token, MockUser::new("amzn1.account.LOGOUT"));
-    let layer = mock_layer(&mock)?;
-    let base = serve(app(layer.clone())).await?;
+    let layer = builder(&mock).build()?;
+    let base = serve_base_url(app(layer.clone())).await?;
     let http = reqwest::Client::new();
 
     assert_eq!(get_me(&http, &base, Some(&token)).await?.0, 200);
@@ -285,13 +266,13 @@ async fn two_layers_sharing_a_resolver_share_the_cache() -> TestResult {
     let mock = MockAmazon::start().await?;
     let token = mock_access_token("shared");
     mock.register(&token, MockUser::new("amzn1.account.SHARED"));
-    let first = mock_layer(&mock)?;
+    let first = builder(&mock).build()?;
     let second = AmazonAuthLayer::builder()
         .resolver(first.resolver().clone())
         .realm("admin")
         .build()?;
-    let base_first = serve(app(first.clone())).await?;
-    let base_second = serve(app(second.clone())).await?;
+    let base_first = serve_base_url(app(first.clone())).await?;
+    let base_second = serve_base_url(app(second.clone())).await?;
     let http = reqwest::Client::new();
 
     assert_eq!(
@@ -318,8 +299,8 @@ async fn two_layers_sharing_a_resolver_share_the_cache() -> TestResult {
     assert_eq!(challenge, r#"Bearer realm="admin""#);
 
     // A separately built layer does not share it.
-    let separate = mock_layer(&mock)?;
-    let base_separate = serve(app(separate)).await?;
+    let separate = builder(&mock).build()?;
+    let base_separate = serve_base_url(app(separate)).await?;
     assert_eq!(get_me(&http, &base_separate, Some(&token)).await?.0, 200);
     assert_eq!(mock.calls(), calls(2, 2));
     Ok(())

@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{app, builder, client, serve, token, Reached};
+use common::{bearer_once, builder, token, Harness};
 use http::{Request, Response};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -21,29 +21,8 @@ use tower_amazon_auth::{AmazonAuthBuilder, AmazonAuthLayer, AmazonUser, MAX_ANSW
 /// How much later than the configured deadline a refused request may be answered.
 const MARGIN: Duration = Duration::from_secs(1);
 
-struct Harness {
-    mock: MockAmazon,
-    layer: AmazonAuthLayer,
-    base: String,
-    reached: Reached,
-    http: reqwest::Client,
-}
-
+// The harness's own request helpers; the rest of it is `common::Harness`.
 impl Harness {
-    async fn new(configure: impl FnOnce(AmazonAuthBuilder) -> AmazonAuthBuilder) -> Self {
-        let mock = MockAmazon::start().await.unwrap();
-        let layer = configure(builder(&mock)).build().unwrap();
-        let reached = Reached::default();
-        let addr = serve(app(layer.clone(), reached.clone())).await;
-        Self {
-            mock,
-            layer,
-            base: format!("http://{addr}"),
-            reached,
-            http: client(),
-        }
-    }
-
     fn good(&self, token: &str) {
         self.mock.register(token, MockUser::new("amzn1.account.GOOD"));
     }
@@ -600,13 +579,7 @@ async fn the_answer_bound_holds_without_a_content_length() {
             .retries(0)
             .build()
             .unwrap();
-        let addr = serve(app(layer, Reached::default())).await;
-        let response = client()
-            .get(format!("http://{addr}/me"))
-            .bearer_auth(token("chunked"))
-            .send()
-            .await
-            .unwrap();
+        let response = bearer_once(layer, &token("chunked")).await;
         assert_eq!(response.status(), expected, "a chunked answer of {len} bytes");
     }
 }

@@ -9,38 +9,14 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{app, builder, client, serve, token, Reached};
+use common::{token, Harness};
 use futures_util::future::join_all;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tower_amazon_auth::mock::{MockAmazon, MockReply, MockUser};
-use tower_amazon_auth::{AmazonAuthBuilder, AmazonAuthLayer};
+use tower_amazon_auth::mock::{MockReply, MockUser};
 
-struct Harness {
-    mock: MockAmazon,
-    layer: AmazonAuthLayer,
-    addr: SocketAddr,
-    base: String,
-    reached: Reached,
-    http: reqwest::Client,
-}
-
+// The harness's own request helpers; the rest of it is `common::Harness`.
 impl Harness {
-    async fn new(configure: impl FnOnce(AmazonAuthBuilder) -> AmazonAuthBuilder) -> Self {
-        let mock = MockAmazon::start().await.unwrap();
-        let layer = configure(builder(&mock)).build().unwrap();
-        let reached = Reached::default();
-        let addr = serve(app(layer.clone(), reached.clone())).await;
-        Self {
-            mock,
-            layer,
-            addr,
-            base: format!("http://{addr}"),
-            reached,
-            http: client(),
-        }
-    }
-
     fn good(&self, tag: &str) -> String {
         let token = token(tag);
         self.mock

@@ -1,5 +1,5 @@
 //! Shared helpers for the integration tests: realistic tokens, an axum app behind the layer,
-//! served on 127.0.0.1, and a reqwest client.
+//! served on 127.0.0.1, a reqwest client, and a harness bundling them with a `MockAmazon`.
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
@@ -75,6 +75,17 @@ pub async fn serve(router: Router) -> SocketAddr {
     addr
 }
 
+/// Serves `app` on 127.0.0.1 (a free port) for the rest of the test; returns its base URL.
+/// For tests that return a `Result`: a failure to listen is an error rather than a panic.
+pub async fn serve_base_url(app: Router) -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(format!("http://{addr}"))
+}
+
 /// A client that never follows redirects and gives up after 10 s.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -92,4 +103,46 @@ pub async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     false
+}
+
+/// Serves `app(layer)` and sends it one `GET /me` with `token` as a bearer token.
+pub async fn bearer_once(layer: AmazonAuthLayer, token: &str) -> reqwest::Response {
+    let addr = serve(app(layer, Reached::default())).await;
+    client()
+        .get(format!("http://{addr}/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A `MockAmazon`, a layer on it, and `app` behind that layer served on 127.0.0.1, with a
+/// client to call it. Test files add the request helpers they need in their own
+/// `impl Harness` blocks.
+pub struct Harness {
+    pub mock: MockAmazon,
+    pub layer: AmazonAuthLayer,
+    pub addr: SocketAddr,
+    /// `http://{addr}`.
+    pub base: String,
+    pub reached: Reached,
+    pub http: reqwest::Client,
+}
+
+impl Harness {
+    /// Starts a mock and serves a layer built from `builder(&mock)` as `configure` adjusts it.
+    pub async fn new(configure: impl FnOnce(AmazonAuthBuilder) -> AmazonAuthBuilder) -> Self {
+        let mock = MockAmazon::start().await.unwrap();
+        let layer = configure(builder(&mock)).build().unwrap();
+        let reached = Reached::default();
+        let addr = serve(app(layer.clone(), reached.clone())).await;
+        Self {
+            mock,
+            layer,
+            addr,
+            base: format!("http://{addr}"),
+            reached,
+            http: client(),
+        }
+    }
 }
