@@ -200,15 +200,27 @@ fn from_query(uri: &Uri) -> Result<Option<Cow<'_, str>>, AuthError> {
         if token.is_some() {
             return Err(AuthError::InvalidRequest(Malformed::DuplicateParameter));
         }
-        token = Some(if has_escapes(value) {
-            form_urlencoded::parse(pair.as_bytes())
-                .next()
-                .map_or_else(Cow::default, |(_, v)| v)
-        } else {
-            Cow::Borrowed(value)
-        });
+        token = Some(decode_value(pair, value));
     }
     Ok(token)
+}
+
+/// Decodes the token's value (`value` is the part of `pair` after `=`). An Amazon token escapes
+/// only its `|`, so `%7C` alone is replaced directly; anything else escaped goes through
+/// form_urlencoded (five times slower on a 400-byte token).
+fn decode_value<'a>(pair: &'a str, value: &'a str) -> Cow<'a, str> {
+    if !has_escapes(value) {
+        return Cow::Borrowed(value);
+    }
+    if !value.contains('+') {
+        let piped = value.replace("%7C", "|").replace("%7c", "|");
+        if !piped.contains('%') {
+            return Cow::Owned(piped);
+        }
+    }
+    form_urlencoded::parse(pair.as_bytes())
+        .next()
+        .map_or_else(Cow::default, |(_, v)| v)
 }
 
 /// Whether the (still encoded) query parameter name `name` is `access_token`: compared as is
@@ -297,6 +309,18 @@ mod tests {
         );
         assert_eq!(run("/", &[("authorization", "Basic Zm9vOmJhcg==")]), Ok(None));
         assert_eq!(run("/?other=1", &[]), Ok(None));
+        // The `%7C` shortcut and the general decoder agree.
+        let query = |q: &str| run(&format!("/?{q}"), &[]).map(|f| f.map(|(t, _)| t));
+        assert_eq!(query("access_token=Atza%7cx"), Ok(Some("Atza|x".to_owned())));
+        assert_eq!(
+            query("access_token=Atza%7Cx%41%7C"),
+            Ok(Some("Atza|xA|".to_owned()))
+        );
+        assert_eq!(query("access%5Ftoken=Atza%7Cx"), Ok(Some("Atza|x".to_owned())));
+        assert_eq!(
+            query("access_token=Atza%7Cx+y"),
+            Err(AuthError::InvalidRequest(Malformed::BadCharacters))
+        );
     }
 
     #[test]
