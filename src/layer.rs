@@ -102,6 +102,10 @@ pub(crate) struct Shared {
 /// Build one with [`AmazonAuthLayer::builder`] (or [`AmazonAuthLayer::new`] for the
 /// defaults), then wrap a service or an axum `Router` with it. Clones share the cache.
 ///
+/// Use a layer within one tokio runtime, as a server does: its connections to Amazon belong to
+/// the runtime that opened them, and a layer moved to a second runtime while the first is not
+/// running waits on them until the deadline (then answers 503).
+///
 /// ```
 /// use tower_amazon_auth::{AmazonAuthLayer, Region};
 ///
