@@ -15,23 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use common::{inner, tokens, warm, Source, Template, Upstream};
+use common::{inner, poll_once, tokens, warm, Source, Template, Upstream};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use futures_util::FutureExt;
-use tower::{Layer, Service, ServiceExt};
-
-#[inline]
-fn poll_once<S, B>(svc: &mut S, request: http::Request<common::Body>) -> http::Response<B>
-where
-    S: Service<http::Request<common::Body>, Response = http::Response<B>>,
-    S::Error: std::fmt::Debug,
-{
-    svc.ready().now_or_never().expect("ready at once").expect("ready");
-    svc.call(request)
-        .now_or_never()
-        .expect("the hit path completes on the first poll")
-        .expect("response")
-}
+use tower::{Layer, Service};
 
 /// This thread's run time so far, in nanoseconds (`/proc/thread-self/schedstat`).
 fn thread_cpu_ns() -> u64 {

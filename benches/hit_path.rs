@@ -11,24 +11,9 @@ mod common;
 
 use std::hint::black_box;
 
-use common::{inner, tokens, warm, Source, Template, Upstream};
+use common::{inner, poll_once, tokens, warm, Source, Template, Upstream};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use futures_util::FutureExt;
-use tower::{Layer, Service, ServiceExt};
-
-/// Drives one request through `svc` by polling once: panics if the path is not synchronous.
-#[inline]
-fn poll_once<S, B>(svc: &mut S, request: http::Request<common::Body>) -> http::Response<B>
-where
-    S: Service<http::Request<common::Body>, Response = http::Response<B>>,
-    S::Error: std::fmt::Debug,
-{
-    svc.ready().now_or_never().expect("ready at once").expect("ready");
-    svc.call(request)
-        .now_or_never()
-        .expect("the hit path completes on the first poll")
-        .expect("response")
-}
+use tower::{Layer, ServiceExt};
 
 /// Reads every byte of the request's headers (as an HTTP parser would have), bringing them
 /// into the CPU cache.

@@ -9,25 +9,11 @@ mod common;
 
 use std::hint::black_box;
 
-use common::{inner, Template, Upstream};
+use common::{inner, poll_once, Template, Upstream};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use futures_util::FutureExt;
 use http::header::AUTHORIZATION;
-use tower::{Layer, Service, ServiceExt};
+use tower::Layer;
 use tower_amazon_auth::mock::mock_access_token;
-
-#[inline]
-fn poll_once<S, B>(svc: &mut S, request: http::Request<common::Body>) -> http::Response<B>
-where
-    S: Service<http::Request<common::Body>, Response = http::Response<B>>,
-    S::Error: std::fmt::Debug,
-{
-    svc.ready().now_or_never().expect("ready at once").expect("ready");
-    svc.call(request)
-        .now_or_never()
-        .expect("a refusal completes on the first poll")
-        .expect("response")
-}
 
 fn junk(c: &mut Criterion) {
     let upstream = Upstream::start();

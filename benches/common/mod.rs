@@ -184,3 +184,20 @@ where
         .await
     })
 }
+
+/// Drives `request` through `svc` by polling once: the hit path and every refusal complete on
+/// their first poll, as they never wait on anything.
+#[inline]
+pub fn poll_once<S, B>(svc: &mut S, request: http::Request<Body>) -> http::Response<B>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<B>>,
+    S::Error: std::fmt::Debug,
+{
+    use futures_util::FutureExt;
+    use tower::ServiceExt;
+    svc.ready().now_or_never().expect("ready at once").expect("ready");
+    svc.call(request)
+        .now_or_never()
+        .expect("completes on the first poll")
+        .expect("response")
+}
