@@ -56,6 +56,7 @@ mod error;
 mod exchange;
 mod identity;
 mod layer;
+mod memo;
 mod resolver;
 mod service;
 mod stats;

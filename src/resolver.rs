@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 use crate::client::{AmazonClient, AmazonError};
 use crate::error::{AuthError, Rejection, Unavailable};
 use crate::identity::Identity;
+use crate::memo::Memo;
 use crate::stats::Stats;
 use crate::token::AccessToken;
 
@@ -115,6 +116,8 @@ pub struct Resolver {
 
 struct Inner {
     store: moka::sync::Cache<TokenKey, Entry, RandomState>,
+    /// Each thread's memory of the identities it read from `store` lately.
+    memo: Memo,
     inflight: moka::future::Cache<TokenKey, Entry, RandomState>,
     digest: SipHasher13,
     client: AmazonClient,
@@ -146,6 +149,7 @@ impl Resolver {
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
+                memo: Memo::default(),
                 inflight,
                 digest,
                 client,
@@ -164,20 +168,41 @@ impl Resolver {
     }
 
     /// The cached verdict for `key`, if any: the hit path. No allocation, no upstream call.
+    /// This thread's [`Memo`] answers a token it served lately; otherwise the store does, and a
+    /// fresh identity it returns is memoized.
     #[inline]
     pub(crate) fn cached(&self, key: &TokenKey) -> Option<Result<Arc<Identity>, AuthError>> {
-        let entry = self.inner.store.get(key)?;
-        match &entry {
-            Entry::Rejected { .. } => {
-                self.inner.stats.negative_hits.fetch_add(1, Relaxed);
-            }
-            // Kept past its freshness for stale-if-error: verify again, keep it as a fallback.
-            Entry::Valid { .. } if self.inner.policy.stale_if_error && !entry.is_fresh(Instant::now()) => {
-                return None;
-            }
-            Entry::Valid { .. } => {}
+        let inner = &*self.inner;
+        // Read before the store, so an invalidation racing this read outdates what we memoize.
+        let epoch = inner.memo.epoch();
+        if let Some(identity) = inner.memo.get(*key, epoch) {
+            return Some(Ok(identity));
         }
-        Some(entry.verdict())
+        match inner.store.get(key)? {
+            Entry::Rejected { error, .. } => {
+                inner.stats.negative_hits.fetch_add(1, Relaxed);
+                Some(Err(error))
+            }
+            // Not memoized when past its freshness, kept for stale-if-error: verify again, keep
+            // it as a fallback.
+            Entry::Valid {
+                identity,
+                fresh_until,
+                ..
+            } => self
+                .memoize(*key, epoch, &identity, fresh_until)
+                .then_some(Ok(identity)),
+        }
+    }
+
+    /// Remembers a fresh identity in this thread's memo; `false` if it is no longer fresh.
+    fn memoize(&self, key: TokenKey, epoch: u64, identity: &Arc<Identity>, fresh_until: Instant) -> bool {
+        let fresh_for = fresh_until.saturating_duration_since(Instant::now());
+        if fresh_for.is_zero() {
+            return false;
+        }
+        self.inner.memo.put(key, epoch, fresh_for, identity);
+        true
     }
 
     /// Verifies `token` with Amazon, coalesced with any verification of the same token already
@@ -189,6 +214,7 @@ impl Resolver {
     ) -> Result<Arc<Identity>, AuthError> {
         let inner = &*self.inner;
         inner.stats.misses.fetch_add(1, Relaxed);
+        let epoch = inner.memo.epoch();
         // Set when this request's own verification runs; unset, it waited on another's.
         let ran = AtomicBool::new(false);
         let verify = async {
@@ -202,7 +228,18 @@ impl Resolver {
             inner.stats.coalesced.fetch_add(1, Relaxed);
         }
         let verdict = match result {
-            Ok(entry) => entry.verdict(),
+            Ok(entry) => {
+                // The next request on this connection likely lands on this thread.
+                if let Entry::Valid {
+                    identity,
+                    fresh_until,
+                    ..
+                } = &entry
+                {
+                    self.memoize(key, epoch, identity, *fresh_until);
+                }
+                entry.verdict()
+            }
             Err(error) => Err((*error).clone()),
         };
         match &verdict {
@@ -223,12 +260,14 @@ impl Resolver {
     pub async fn invalidate(&self, token: &AccessToken) {
         let key = self.key(token.expose());
         self.inner.store.invalidate(&key);
+        self.inner.memo.clear();
         self.inner.inflight.invalidate(&key).await;
     }
 
     /// Forgets every cached verdict.
     pub fn invalidate_all(&self) {
         self.inner.store.invalidate_all();
+        self.inner.memo.clear();
         self.inner.inflight.invalidate_all();
     }
 
