@@ -53,6 +53,7 @@ pub struct Profile {
 }
 
 /// A verified identity, shared by every request that presents the same token.
+#[derive(Clone)]
 pub(crate) struct Identity {
     user_id: Box<str>,
     email: Option<Box<str>>,

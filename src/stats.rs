@@ -7,17 +7,15 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
+use crossbeam_utils::CachePadded;
+
 use crate::error::AuthError;
 
 const STRIPES: usize = 16;
 
-#[repr(align(128))]
-#[derive(Default)]
-struct Padded(AtomicU64);
-
 /// A counter split in cache-line-sized stripes, one per thread (modulo [`STRIPES`]).
 #[derive(Default)]
-pub(crate) struct StripedCounter([Padded; STRIPES]);
+pub(crate) struct StripedCounter([CachePadded<AtomicU64>; STRIPES]);
 
 impl StripedCounter {
     #[inline]
@@ -30,11 +28,11 @@ impl StripedCounter {
             }
             s.get()
         });
-        self.0[stripe].0.fetch_add(1, Relaxed);
+        self.0[stripe].fetch_add(1, Relaxed);
     }
 
     fn sum(&self) -> u64 {
-        self.0.iter().map(|p| p.0.load(Relaxed)).sum()
+        self.0.iter().map(|p| p.load(Relaxed)).sum()
     }
 }
 
