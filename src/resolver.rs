@@ -1,9 +1,10 @@
 //! [`Resolver`]: the identity cache. Per-entry expiry, brief memory of rejections, one upstream
 //! verification per token at a time (coalescing), an in-flight limit, and counters.
 //!
-//! Hits go through a synchronous `moka` cache read (no future, no cache-handle clone). Misses
-//! take the boxed slow path: a `moka` future cache coalesces concurrent first requests for a
-//! token into one verification, whose verdict lands in the synchronous cache.
+//! Hits are answered by the thread's [`Memo`] when it served the token lately, otherwise by a
+//! synchronous `moka` cache read (no future, no cache-handle clone). Misses take the boxed slow
+//! path: a `moka` future cache coalesces concurrent first requests for a token into one
+//! verification, whose verdict lands in the synchronous cache.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
