@@ -28,7 +28,9 @@ use common::{Source, Template};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http::Uri;
 use tower_amazon_auth::mock::mock_access_token;
-use tower_amazon_auth::{extract_token, AccessToken, AuthError, Malformed, ACCESS_TOKEN_PARAM};
+use tower_amazon_auth::{
+    default_response, extract_token, AccessToken, AuthError, ErrorContext, Malformed, ACCESS_TOKEN_PARAM,
+};
 
 // --- query extraction: the current way and a prototype ----------------------------------------
 
@@ -191,21 +193,15 @@ fn components(c: &mut Criterion) {
             b.iter(coarsetime::Instant::now_without_cache_update)
         });
 
-        // The refusal path's response: the challenge header and the JSON body, built the way
-        // `default_response` builds them, on every refusal.
+        // The refusal path's response: the challenge header alone, and the whole default
+        // response (status, headers, JSON body) a refusal gets.
         let error = AuthError::InvalidRequest(Malformed::BadPrefix);
         group.bench_function("refusal_challenge_header", |b| {
             b.iter(|| black_box(&error).challenge(black_box("api")))
         });
-        group.bench_function("refusal_json_body", |b| {
-            b.iter(|| {
-                let error = black_box(&error);
-                serde_json::json!({
-                    "error": error.body_code(),
-                    "error_description": error.to_string(),
-                })
-                .to_string()
-            })
+        group.bench_function("refusal_default_response", |b| {
+            let cx = ErrorContext::new("api", None);
+            b.iter(|| default_response(black_box(&error), cx))
         });
         group.finish();
     }

@@ -10,6 +10,8 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
 
 /// Why a request did not get an identity.
 ///
@@ -163,12 +165,15 @@ impl AuthError {
         if matches!(self, Self::Unavailable(_)) {
             return None;
         }
-        let mut value = format!("Bearer realm=\"{realm}\"");
+        // Sized for the longest challenge (147 bytes besides the realm): written without growing.
+        let mut value = String::with_capacity(realm.len() + 160);
+        let _ = write!(value, "Bearer realm=\"{realm}\"");
         if let Some(code) = self.rfc6750_code() {
             // Descriptions are fixed ASCII text of ours without quotes: safe in a quoted-string.
             let _ = write!(value, ", error=\"{code}\", error_description=\"{self}\"");
         }
-        HeaderValue::from_str(&value).ok()
+        // From the `String` itself: validated, not copied.
+        HeaderValue::try_from(value).ok()
     }
 
     /// Seconds the client should wait before retrying, for a 503.
@@ -199,6 +204,20 @@ pub struct ErrorContext<'a> {
     pub realm: &'a str,
     /// Seconds to put in `Retry-After` on a 503 (Amazon's own hint when it gave a longer one).
     pub retry_after: Option<u64>,
+}
+
+impl<'a> ErrorContext<'a> {
+    /// A context for calling an [`ErrorResponder`] or [`default_response`] yourself, in a test
+    /// of your own responder, say.
+    ///
+    /// ```
+    /// use tower_amazon_auth::{default_response, AuthError, ErrorContext};
+    /// let response = default_response(&AuthError::MissingToken, ErrorContext::new("api", None));
+    /// assert_eq!(response.status(), 401);
+    /// ```
+    pub fn new(realm: &'a str, retry_after: Option<u64>) -> Self {
+        Self { realm, retry_after }
+    }
 }
 
 /// Shapes the response for a refused request.
@@ -250,11 +269,9 @@ impl ErrorResponder for JsonErrors {
 /// The crate's standard error response: status, `WWW-Authenticate` (401/403/400),
 /// `Retry-After` (503) and the JSON body `{"error":"…","error_description":"…"}`.
 pub fn default_response(error: &AuthError, cx: ErrorContext<'_>) -> Response<Full<Bytes>> {
-    let body = serde_json::json!({
-        "error": error.body_code(),
-        "error_description": error.to_string(),
-    });
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    // Serializing two strings cannot fail; an empty body would be the only (unreachable) outcome.
+    let body = serde_json::to_vec(&ErrorBody(error)).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = error.status();
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -265,6 +282,26 @@ pub fn default_response(error: &AuthError, cx: ErrorContext<'_>) -> Response<Ful
         headers.insert(RETRY_AFTER, HeaderValue::from(secs));
     }
     response
+}
+
+/// The JSON body `{"error","error_description"}`, written straight from the error (no
+/// intermediate `serde_json::Value` or description `String`).
+struct ErrorBody<'a>(&'a AuthError);
+
+impl Serialize for ErrorBody<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// The error's `Display` text as a JSON string.
+        struct Description<'a>(&'a AuthError);
+        impl Serialize for Description<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self.0)
+            }
+        }
+        let mut body = serializer.serialize_struct("ErrorBody", 2)?;
+        body.serialize_field("error", self.0.body_code())?;
+        body.serialize_field("error_description", &Description(self.0))?;
+        body.end()
+    }
 }
 
 /// A boxed responder, as the layer stores it.
