@@ -7,7 +7,7 @@
 //!   the resolver's moka store (same key, value, hasher and per-entry expiry as
 //!   `src/resolver.rs`) read at 1, 10 000 and 100 000 entries in random order, against
 //!   `quick_cache` (a candidate replacement, expiry checked by the reader) and a sharded
-//!   `RwLock<HashMap>` (a floor: one hash lookup); the extension insert; `Instant::now` and the coarse clock the memo reads.
+//!   `RwLock<HashMap>` (a floor: one hash lookup); the extension insert; `Instant::now`.
 //! * `query/*`: extracting `access_token` from a query string with the crate's public
 //!   `extract_token` (which also copies the token, ~10 ns) against a prototype that compares
 //!   names raw and decodes only the token's value, with a hand-written `%XX` decoder, only when
@@ -188,10 +188,6 @@ fn components(c: &mut Criterion) {
             })
         });
         group.bench_function("instant_now", |b| b.iter(Instant::now));
-        // The clock the resolver's per-thread memo reads on every hit.
-        group.bench_function("coarse_now", |b| {
-            b.iter(coarsetime::Instant::now_without_cache_update)
-        });
 
         // The refusal path's response: the challenge header alone, and the whole default
         // response (status, headers, JSON body) a refusal gets.

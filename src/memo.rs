@@ -5,24 +5,31 @@
 //! (a channel send, later an access-order update) and touches atomics every core shares, so a
 //! hot token slows down as cores are added. A client on a kept-alive connection sends the same
 //! token request after request, so each thread keeps the last few verdicts it read from the
-//! store in a direct-mapped table only it touches. A memo hit costs a coarse clock read (the
-//! kernel's tick-granular monotonic clock: 4 ns where `Instant::now` takes 22 ns) and a compare.
-//! The first time a thread serves an identity from its memo, it makes itself a copy, so the
-//! reference count every request bumps is in memory no other core writes; that copy is the
-//! only allocation the memo makes on a hit, once per token and thread. A table holds at most
-//! [`SLOTS`] identities.
+//! store in a direct-mapped table only it touches. A memo hit costs a clock read and a compare.
 //!
-//! The memo never decides anything the store did not: it holds a verified identity read from
-//! the store, and forgets it [`CLOCK_MARGIN`] before that entry's `fresh_until`, so the coarse
-//! clock's lag cannot stretch a verdict. Invalidation bumps an epoch that every slot is checked
-//! against, so `invalidate` and `invalidate_all` reach every thread's memo at once.
+//! The first memo hit of an identity on a thread makes the thread a copy of it, so the
+//! reference count every request bumps is in memory no other core writes. That copy is the only
+//! allocation the memo makes on a hit: once per token and thread for as long as the token keeps
+//! its slot (again after an invalidation, a slot collision or expiry). A table holds at most
+//! [`SLOTS`] identities, and a thread's table lives as long as the resolver (a later thread may
+//! take it over).
+//!
+//! The memo holds only verified identities read from the store (or just stored by this thread's
+//! verification), each until the store entry's own `fresh_until`, on the same clock. Each slot
+//! index has an epoch, shared by all threads: forgetting a token (`invalidate`, or the store
+//! learning it is rejected) bumps its slot's epoch, `invalidate_all` bumps them all, and a slot
+//! filled under an older epoch is never served.
+//!
+//! `moka` does not see memo hits, so its eviction policy may take a token the memo keeps
+//! serving for a cold one. That costs at most one early verification on each thread that has not
+//! memoized the token (whose verdict it then memoizes); a memo still serves the token only until
+//! the `fresh_until` at which the store's entry would have expired anyway.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
-use coarsetime::Instant;
 use crossbeam_utils::CachePadded;
 use thread_local::ThreadLocal;
 
@@ -33,16 +40,12 @@ use crate::resolver::TokenKey;
 /// digest, so nobody can aim many tokens at one slot.
 const SLOTS: usize = 64;
 
-/// How much earlier than the store the memo forgets an identity: more than the coarse clock's
-/// lag (one kernel tick, at most 10 ms on Linux, about 16 ms on Windows).
-const CLOCK_MARGIN: Duration = Duration::from_millis(50);
-
 /// One remembered verdict.
 struct Slot {
     key: TokenKey,
-    /// The epoch read before the store was, so an invalidation racing the read wins.
+    /// The slot's epoch, read before the store was, so an invalidation racing the read wins.
     epoch: u64,
-    /// On the coarse clock, [`CLOCK_MARGIN`] before the store's `fresh_until`.
+    /// The store entry's `fresh_until`.
     until: Instant,
     identity: Arc<Identity>,
     /// Whether `identity` is this thread's own copy rather than the store's shared `Arc`.
@@ -53,28 +56,38 @@ struct Slot {
 type Table = Box<[Option<Slot>]>;
 
 /// Per-thread tables of recently served identities; see the module docs.
-#[derive(Default)]
 pub(crate) struct Memo {
     /// `ThreadLocal` keeps the threads' values side by side: padded, so one thread's borrow
     /// flag never shares a cache line with another's.
     threads: ThreadLocal<CachePadded<RefCell<Table>>>,
-    epoch: AtomicU64,
+    /// One epoch per slot index, shared by every thread's table.
+    epochs: Box<[AtomicU64]>,
+}
+
+impl Default for Memo {
+    fn default() -> Self {
+        Self {
+            threads: ThreadLocal::new(),
+            epochs: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
 }
 
 impl Memo {
-    /// The current epoch: read it before reading the store, and pass it to [`Memo::put`].
+    /// The epoch of `key`'s slot: read it before reading the store, and pass it to
+    /// [`Memo::get`] and [`Memo::put`].
     #[inline]
-    pub(crate) fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
+    pub(crate) fn epoch(&self, key: TokenKey) -> u64 {
+        self.epochs[slot_of(key)].load(Ordering::Acquire)
     }
 
-    /// The identity this thread remembers for `key`, if still fresh and not invalidated since
-    /// `epoch` (from [`Memo::epoch`]).
+    /// The identity this thread remembers for `key`, if still fresh at `now` and not forgotten
+    /// since `epoch` (from [`Memo::epoch`]).
     #[inline]
-    pub(crate) fn get(&self, key: TokenKey, epoch: u64) -> Option<Arc<Identity>> {
+    pub(crate) fn get(&self, key: TokenKey, epoch: u64, now: Instant) -> Option<Arc<Identity>> {
         let mut table = self.threads.get()?.borrow_mut();
         let slot = table[slot_of(key)].as_mut()?;
-        if slot.key != key || slot.epoch != epoch || now() >= slot.until {
+        if slot.key != key || slot.epoch != epoch || now >= slot.until {
             return None;
         }
         if !slot.owned {
@@ -85,13 +98,10 @@ impl Memo {
         Some(Arc::clone(&slot.identity))
     }
 
-    /// Remembers, on this thread, that `key` maps to `identity`, fresh for `fresh_for` more, as
-    /// read from the store in `epoch`. Replaces whatever the slot held.
+    /// Remembers, on this thread, that `key` maps to `identity` until `fresh_until`, as read
+    /// from the store in `epoch`. Replaces whatever the slot held.
     #[inline]
-    pub(crate) fn put(&self, key: TokenKey, epoch: u64, fresh_for: Duration, identity: &Arc<Identity>) {
-        let Some(lifetime) = fresh_for.checked_sub(CLOCK_MARGIN) else {
-            return;
-        };
+    pub(crate) fn put(&self, key: TokenKey, epoch: u64, fresh_until: Instant, identity: &Arc<Identity>) {
         let table = self.threads.get_or(|| {
             CachePadded::new(RefCell::new(
                 std::iter::repeat_with(|| None).take(SLOTS).collect(),
@@ -100,24 +110,24 @@ impl Memo {
         table.borrow_mut()[slot_of(key)] = Some(Slot {
             key,
             epoch,
-            until: now() + lifetime.into(),
+            until: fresh_until,
             identity: Arc::clone(identity),
             owned: false,
         });
     }
 
-    /// Forgets everything every thread remembers (their slots go stale at once and are
-    /// overwritten on the next store read).
-    pub(crate) fn clear(&self) {
-        self.epoch.fetch_add(1, Ordering::Release);
+    /// Forgets `key` on every thread (with whatever shares its slot index). Call it after the
+    /// store has changed.
+    pub(crate) fn forget(&self, key: TokenKey) {
+        self.epochs[slot_of(key)].fetch_add(1, Ordering::Release);
     }
-}
 
-/// The coarse clock, without `coarsetime`'s shared "recent" cell (a write every core would
-/// fight over).
-#[inline]
-fn now() -> Instant {
-    Instant::now_without_cache_update()
+    /// Forgets everything every thread remembers. Call it after the store has changed.
+    pub(crate) fn forget_all(&self) {
+        for epoch in &*self.epochs {
+            epoch.fetch_add(1, Ordering::Release);
+        }
+    }
 }
 
 #[inline]

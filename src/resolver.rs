@@ -168,15 +168,17 @@ impl Resolver {
         (u128::from(h.h1) << 64) | u128::from(h.h2)
     }
 
-    /// The cached verdict for `key`, if any: the hit path. No allocation, no upstream call.
-    /// This thread's [`Memo`] answers a token it served lately; otherwise the store does, and a
-    /// fresh identity it returns is memoized.
+    /// The cached verdict for `key`, if any: the hit path, with no upstream call. This thread's
+    /// [`Memo`] answers a token it served lately; otherwise the store does, and a fresh identity
+    /// it returns is memoized. The only allocation is the memo's copy of an identity at its
+    /// first memo hit on a thread.
     #[inline]
     pub(crate) fn cached(&self, key: &TokenKey) -> Option<Result<Arc<Identity>, AuthError>> {
         let inner = &*self.inner;
+        let now = Instant::now();
         // Read before the store, so an invalidation racing this read outdates what we memoize.
-        let epoch = inner.memo.epoch();
-        if let Some(identity) = inner.memo.get(*key, epoch) {
+        let epoch = inner.memo.epoch(*key);
+        if let Some(identity) = inner.memo.get(*key, epoch, now) {
             return Some(Ok(identity));
         }
         match inner.store.get(key)? {
@@ -184,26 +186,17 @@ impl Resolver {
                 inner.stats.negative_hits.fetch_add(1, Relaxed);
                 Some(Err(error))
             }
-            // Not memoized when past its freshness, kept for stale-if-error: verify again, keep
-            // it as a fallback.
+            // Past its freshness, kept for stale-if-error: verify again, keep it as a fallback.
+            Entry::Valid { fresh_until, .. } if now >= fresh_until => None,
             Entry::Valid {
                 identity,
                 fresh_until,
                 ..
-            } => self
-                .memoize(*key, epoch, &identity, fresh_until)
-                .then_some(Ok(identity)),
+            } => {
+                inner.memo.put(*key, epoch, fresh_until, &identity);
+                Some(Ok(identity))
+            }
         }
-    }
-
-    /// Remembers a fresh identity in this thread's memo; `false` if it is no longer fresh.
-    fn memoize(&self, key: TokenKey, epoch: u64, identity: &Arc<Identity>, fresh_until: Instant) -> bool {
-        let fresh_for = fresh_until.saturating_duration_since(Instant::now());
-        if fresh_for.is_zero() {
-            return false;
-        }
-        self.inner.memo.put(key, epoch, fresh_for, identity);
-        true
     }
 
     /// Verifies `token` with Amazon, coalesced with any verification of the same token already
@@ -215,7 +208,7 @@ impl Resolver {
     ) -> Result<Arc<Identity>, AuthError> {
         let inner = &*self.inner;
         inner.stats.misses.fetch_add(1, Relaxed);
-        let epoch = inner.memo.epoch();
+        let epoch = inner.memo.epoch(key);
         // Set when this request's own verification runs; unset, it waited on another's.
         let ran = AtomicBool::new(false);
         let verify = async {
@@ -237,7 +230,7 @@ impl Resolver {
                     ..
                 } = &entry
                 {
-                    self.memoize(key, epoch, identity, *fresh_until);
+                    inner.memo.put(key, epoch, *fresh_until, identity);
                 }
                 entry.verdict()
             }
@@ -261,14 +254,14 @@ impl Resolver {
     pub async fn invalidate(&self, token: &AccessToken) {
         let key = self.key(token.expose());
         self.inner.store.invalidate(&key);
-        self.inner.memo.clear();
+        self.inner.memo.forget(key);
         self.inner.inflight.invalidate(&key).await;
     }
 
     /// Forgets every cached verdict.
     pub fn invalidate_all(&self) {
         self.inner.store.invalidate_all();
-        self.inner.memo.clear();
+        self.inner.memo.forget_all();
         self.inner.inflight.invalidate_all();
     }
 
@@ -365,6 +358,11 @@ impl Resolver {
             }
         };
         inner.store.insert(key, entry.clone());
+        if let Entry::Rejected { .. } = entry {
+            // A thread may still remember the token as valid, if the store dropped it to make
+            // room before this verification: from now on, none does.
+            inner.memo.forget(key);
+        }
         Ok(entry)
     }
 
@@ -445,5 +443,54 @@ fn upstream(error: AmazonError) -> AuthError {
         AmazonError::Unreadable { .. } | AmazonError::NoTokenInfo => {
             AuthError::Unavailable(Unavailable::Unreadable)
         }
+    }
+}
+
+#[cfg(all(test, feature = "mock"))]
+mod tests {
+    use super::*;
+    use crate::mock::{mock_access_token, MockAmazon, MockReply, MockUser, MOCK_CLIENT_ID};
+    use crate::AmazonAuthLayer;
+
+    /// The store drops a token to make room while this thread's memo still holds it; another
+    /// thread's verification then learns that Amazon revoked it. From then on this thread must
+    /// refuse it too, as the store would. (A unit test: only here can the store drop an entry
+    /// without the memo being told, as moka's eviction does.)
+    #[tokio::test]
+    async fn a_rejection_learned_on_another_thread_reaches_this_threads_memo() {
+        let mock = MockAmazon::start().await.unwrap();
+        let token = mock_access_token("revoked");
+        mock.register(&token, MockUser::new("amzn1.account.REVOKED"));
+        let layer = AmazonAuthLayer::builder()
+            .client_id(MOCK_CLIENT_ID)
+            .base_url(mock.base_url())
+            .build()
+            .unwrap();
+        let resolver = layer.resolver().clone();
+        let access = AccessToken::new(token.clone());
+        let key = resolver.key(&token);
+
+        assert!(resolver.resolve(key, &access).await.is_ok());
+        assert!(matches!(resolver.cached(&key), Some(Ok(_))), "a memo hit");
+        resolver.inner.store.invalidate(&key);
+        assert!(
+            matches!(resolver.cached(&key), Some(Ok(_))),
+            "the memo outlives the store's entry"
+        );
+
+        mock.register(&token, MockReply::invalid_token());
+        let other = resolver.clone();
+        // Another OS thread, on this runtime (this thread drives its I/O while waiting).
+        let runtime = tokio::runtime::Handle::current();
+        let verdict = tokio::task::spawn_blocking(move || runtime.block_on(other.resolve(key, &access)))
+            .await
+            .unwrap();
+        assert_eq!(verdict.err(), Some(AuthError::InvalidToken(Rejection::Invalid)));
+        assert_eq!(mock.calls_for(&token).tokeninfo, 2);
+        assert_eq!(
+            resolver.cached(&key).map(|verdict| verdict.err()),
+            Some(Some(AuthError::InvalidToken(Rejection::Invalid))),
+            "this thread's memo still answered for a revoked token"
+        );
     }
 }

@@ -67,7 +67,10 @@ async fn expect_refusal(response: reqwest::Response, status: StatusCode, code: &
     assert_eq!(body["error"], code);
     // Amazon's shape, two fields; the body and the challenge describe the error alike.
     assert_eq!(body.as_object().map(|fields| fields.len()), Some(2), "{body}");
-    let described = www.split("error_description=\"").nth(1).and_then(|d| d.strip_suffix('"'));
+    let described = www
+        .split("error_description=\"")
+        .nth(1)
+        .and_then(|d| d.strip_suffix('"'));
     assert!(described.is_some_and(|d| !d.is_empty()), "{www}");
     assert_eq!(body["error_description"].as_str(), described, "{www}");
 }
