@@ -318,8 +318,9 @@ impl AmazonAuthBuilder {
         self
     }
 
-    /// The most verdicts cached; the least valuable are evicted beyond it.
-    /// Default: [`DEFAULT_CAPACITY`] (100 000).
+    /// The most verdicts cached; the least valuable are evicted beyond it. Besides the cache,
+    /// each thread remembers up to 64 identities it served lately (never past their cache
+    /// entry's freshness). Default: [`DEFAULT_CAPACITY`] (100 000).
     pub fn capacity(mut self, capacity: u64) -> Self {
         self.capacity = capacity;
         self
