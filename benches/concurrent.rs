@@ -175,16 +175,7 @@ fn concurrent(c: &mut Criterion) {
     paired("layer_one_token", &wrapped, &one_per_thread, 200_000, 11);
     paired("layer_10k_tokens", &wrapped, &many_per_thread, 100_000, 11);
 
-    let after = layer.stats();
-    println!(
-        "after: hits +{}, misses +{}",
-        after.hits - before.hits,
-        after.misses - before.misses
-    );
-    assert_eq!(
-        after.misses, before.misses,
-        "every measured request was a cache hit"
-    );
+    common::assert_only_hits(&before, &layer.stats());
 }
 
 criterion_group!(benches, concurrent);

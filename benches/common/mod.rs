@@ -13,7 +13,7 @@ use http::{Request, Response, Uri};
 use http_body_util::Full;
 use tower::ServiceExt;
 use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockScope, MockUser, MOCK_CLIENT_ID};
-use tower_amazon_auth::{AmazonAuthBuilder, AmazonAuthLayer, AMZ_ACCESS_TOKEN};
+use tower_amazon_auth::{AmazonAuthBuilder, AmazonAuthLayer, StatsSnapshot, AMZ_ACCESS_TOKEN};
 
 pub mod stores;
 
@@ -200,4 +200,19 @@ where
         .now_or_never()
         .expect("completes on the first poll")
         .expect("response")
+}
+
+/// Prints what the measured requests did to the layer's counters (from `before` to `after`)
+/// and checks that every one of them was a cache hit.
+pub fn assert_only_hits(before: &StatsSnapshot, after: &StatsSnapshot) {
+    println!(
+        "after: hits +{}, misses +{}, upstream calls +{}",
+        after.hits - before.hits,
+        after.misses - before.misses,
+        after.upstream_calls - before.upstream_calls
+    );
+    assert_eq!(
+        after.misses, before.misses,
+        "every measured request was a cache hit"
+    );
 }
