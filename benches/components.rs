@@ -4,8 +4,8 @@
 //! `cargo bench --features axum,mock --bench components -- --warm-up-time 1 --measurement-time 3`
 //!
 //! * `component/*`: the public pieces of the hit path (token check, extraction), a replica of
-//!   the resolver's moka store (same key, value, hasher and per-entry expiry as
-//!   `src/resolver.rs`) read at 1, 10 000 and 100 000 entries in random order, against
+//!   the identity cache's moka store (same key, value, hasher and per-entry expiry as
+//!   `src/cache/`) read at 1, 10 000 and 100 000 entries in random order, against
 //!   `quick_cache` (a candidate replacement, expiry checked by the reader) and a sharded
 //!   `RwLock<HashMap>` (a floor: one hash lookup); the extension insert; `Instant::now`.
 //! * `query/*`: extracting `access_token` from a query string with the crate's public

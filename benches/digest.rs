@@ -18,7 +18,7 @@ fn digest(c: &mut Criterion) {
     let mut group = c.benchmark_group("digest");
     group.throughput(Throughput::Bytes(bytes.len() as u64));
 
-    // Exactly the crate's key (src/resolver.rs: Resolver::key).
+    // Exactly the crate's key (src/cache/key.rs: KeyedDigest::key).
     let sip13 = SipHasher13::new_with_keys(0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210);
     group.bench_function("siphash13_128_keyed (crate)", |b| {
         b.iter(|| {

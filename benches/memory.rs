@@ -138,7 +138,7 @@ fn main() {
         let first = builder().build().expect("layer");
         let svc = first.layer(inner());
         assert_eq!(warm(&upstream.rt, &svc, &templates, CONCURRENCY), ENTRIES);
-        first.resolver().run_pending_tasks();
+        first.cache().entry_count(); // applies moka's pending maintenance
     }
     settle(&upstream);
     println!(
@@ -155,7 +155,7 @@ fn main() {
         warm(&upstream.rt, &svc, &templates[..PRIMING], CONCURRENCY),
         PRIMING
     );
-    layer.resolver().run_pending_tasks();
+    layer.cache().entry_count(); // applies moka's pending maintenance
     settle(&upstream);
     let before = live();
     let started = Instant::now();
@@ -163,12 +163,12 @@ fn main() {
         warm(&upstream.rt, &svc, &templates[PRIMING..], CONCURRENCY),
         ENTRIES - PRIMING
     );
-    layer.resolver().run_pending_tasks();
+    layer.cache().entry_count(); // applies moka's pending maintenance
     settle(&upstream);
-    layer.resolver().run_pending_tasks();
+    layer.cache().entry_count(); // applies moka's pending maintenance
     let after = live();
     let after_rss = rss_bytes();
-    let entries = layer.resolver().entry_count();
+    let entries = layer.cache().entry_count();
     let stats = layer.stats();
 
     let per = |a: isize, b: isize, n: usize| (a - b) as f64 / n as f64;
@@ -208,7 +208,7 @@ fn main() {
     drop(layer);
     drop(upstream);
 
-    // The store alone: the resolver's moka configuration against quick_cache, 100 000 entries
+    // The store alone: the identity cache's moka configuration against quick_cache, 100 000 entries
     // whose value is an `Arc` of a 128-byte stand-in identity (144 bytes, counted in both).
     let keys = keys(ENTRIES);
     let base = live();

@@ -1,9 +1,10 @@
 //! Where Amazon's endpoints live: [`Region`]s, the Appstore, or any base URL.
 
-use crate::layer::BuildError;
+use crate::error::{BuildError, UnknownRegion};
 
-/// A Login with Amazon region.
+/// A Login with Amazon region. More may be added (hence `#[non_exhaustive]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Region {
     /// `https://api.amazon.com`.
     NorthAmerica,
@@ -44,11 +45,6 @@ impl std::str::FromStr for Region {
         }
     }
 }
-
-/// The text named no [`Region`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("unknown region: expected na, eu or fe")]
-pub struct UnknownRegion;
 
 /// The Amazon Appstore user-profile API's base URL. It offers `/auth/o2/token` and
 /// `/user/profile` but no `tokeninfo`.

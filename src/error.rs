@@ -1,17 +1,16 @@
-//! Why a request was refused, and the one place that writes an error response (RFC 6750 §3).
+//! Every error type of the crate: why a request was refused ([`AuthError`] and its details
+//! [`Malformed`], [`Rejection`], [`Unavailable`]), what went wrong talking to Amazon
+//! ([`AmazonError`]), why a configuration was refused ([`BuildError`]) and an unknown region
+//! name ([`UnknownRegion`]).
 //!
-//! [`AuthError`] knows its HTTP status, its RFC 6750 error code and a human description. None
-//! of its variants carries the token, so its `Display` and `Debug` are safe to log.
+//! [`AuthError`] knows its HTTP status, its RFC 6750 error code, its challenge and a human
+//! description; [`response`](crate::response) turns it into a response. No error carries a
+//! token or a secret, so their `Display` and `Debug` are safe to log.
 
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderValue, Response, StatusCode};
-use http_body_util::Full;
-use serde::ser::SerializeStruct;
-use serde::{Serialize, Serializer};
+use http::{HeaderValue, StatusCode};
 
 /// Why a request did not get an identity.
 ///
@@ -196,120 +195,111 @@ impl AuthError {
     }
 }
 
-/// What an [`ErrorResponder`] needs besides the error to answer a request.
-#[derive(Debug, Clone, Copy)]
+/// What went wrong talking to Amazon. Never holds a token or a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub struct ErrorContext<'a> {
-    /// The realm of the `WWW-Authenticate` challenge.
-    pub realm: &'a str,
-    /// Seconds to put in `Retry-After` on a 503 (Amazon's own hint when it gave a longer one).
-    pub retry_after: Option<u64>,
+pub enum AmazonError {
+    /// Amazon says the token is invalid, expired or revoked (`invalid_token`, or
+    /// `invalid_request` about the token).
+    #[error("Amazon rejected the token (request id {request_id:?})")]
+    InvalidToken {
+        /// Amazon's `x-amzn-RequestId`, for support.
+        request_id: Option<String>,
+    },
+    /// The profile endpoint says the token's scope is insufficient.
+    #[error("the token's scope is insufficient (request id {request_id:?})")]
+    InsufficientScope {
+        /// Amazon's `x-amzn-RequestId`, for support.
+        request_id: Option<String>,
+    },
+    /// An OAuth error from the token endpoint (`invalid_grant`, `invalid_client`, …).
+    #[error("Amazon refused the grant: {code} (HTTP {status}, request id {request_id:?})")]
+    OAuth {
+        /// Amazon's `error` code.
+        code: String,
+        /// The HTTP status.
+        status: u16,
+        /// Amazon's `x-amzn-RequestId`, for support.
+        request_id: Option<String>,
+    },
+    /// An HTTP status without a verdict on the token (5xx, 429, an unexpected 4xx).
+    #[error("Amazon answered HTTP {status} (request id {request_id:?})")]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// Amazon's `Retry-After` in seconds, when sent.
+        retry_after: Option<u64>,
+        /// Amazon's `x-amzn-RequestId`, for support.
+        request_id: Option<String>,
+    },
+    /// No answer in time.
+    #[error("Amazon did not answer in time")]
+    Timeout,
+    /// The connection failed or broke before a whole answer arrived.
+    #[error("the connection to Amazon failed")]
+    Connect,
+    /// The answer was not the JSON expected, or longer than [`MAX_ANSWER_BYTES`](crate::MAX_ANSWER_BYTES).
+    #[error("Amazon's answer could not be read (request id {request_id:?})")]
+    Unreadable {
+        /// Amazon's `x-amzn-RequestId`, for support.
+        request_id: Option<String>,
+    },
+    /// This client has no `tokeninfo` endpoint (the Appstore API).
+    #[error("this endpoint family offers no tokeninfo")]
+    NoTokenInfo,
 }
 
-impl<'a> ErrorContext<'a> {
-    /// A context for calling an [`ErrorResponder`] or [`default_response`] yourself, in a test
-    /// of your own responder, say.
-    ///
-    /// ```
-    /// use tower_amazon_auth::{default_response, AuthError, ErrorContext};
-    /// let response = default_response(&AuthError::MissingToken, ErrorContext::new("api", None));
-    /// assert_eq!(response.status(), 401);
-    /// ```
-    pub fn new(realm: &'a str, retry_after: Option<u64>) -> Self {
-        Self { realm, retry_after }
+impl AmazonError {
+    /// Whether the error is a definite verdict on the token rather than a failure to get one.
+    pub fn is_definite(&self) -> bool {
+        matches!(self, Self::InvalidToken { .. } | Self::InsufficientScope { .. })
+    }
+
+    /// Whether asking again may help: a broken connection or a 5xx. Never a verdict, never a
+    /// 429 (asking again sooner is what Amazon asked us not to do).
+    pub(crate) fn is_retryable(&self) -> bool {
+        matches!(self, Self::Connect) || matches!(self, Self::Status { status, .. } if *status >= 500)
     }
 }
 
-/// Shapes the response for a refused request.
-///
-/// The default, [`JsonErrors`], answers a small JSON body in Amazon's shape
-/// `{"error","error_description"}` with the RFC 6750 `WWW-Authenticate` challenge. Implement
-/// this trait (or pass a closure) to answer HTML or `application/problem+json` instead; start
-/// from [`default_response`] to keep the status and headers right.
-///
-/// ```
-/// use bytes::Bytes;
-/// use http::Response;
-/// use http_body_util::Full;
-/// use tower_amazon_auth::{default_response, AuthError, ErrorContext};
-///
-/// // A closure is an ErrorResponder: plain text bodies, standard status and headers.
-/// let responder = |error: &AuthError, cx: ErrorContext<'_>| -> Response<Full<Bytes>> {
-///     let mut response = default_response(error, cx);
-///     *response.body_mut() = Full::new(Bytes::from(format!("denied: {error}")));
-///     response.headers_mut().insert("content-type", "text/plain".parse().unwrap());
-///     response
-/// };
-/// # let _ = tower_amazon_auth::AmazonAuthLayer::builder().error_responder(responder);
-/// ```
-pub trait ErrorResponder: Send + Sync + 'static {
-    /// Builds the response for `error`.
-    fn respond(&self, error: &AuthError, cx: ErrorContext<'_>) -> Response<Full<Bytes>>;
+/// Why [`AmazonAuthBuilder::build`](crate::AmazonAuthBuilder::build) (or an
+/// [`AmazonClient`](crate::AmazonClient) or [`Endpoints`](crate::Endpoints) constructor) refused a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// No client id was configured: every token would be refused (or, worse, any accepted).
+    #[error("at least one client id is required (client_id)")]
+    NoClientId,
+    /// A client id was empty.
+    #[error("a client id is empty")]
+    EmptyClientId,
+    /// A base URL was not an absolute `http(s)` URL without query or fragment.
+    #[error("invalid base URL {0:?}")]
+    InvalidBaseUrl(String),
+    /// The realm holds characters that cannot appear in a quoted-string.
+    #[error("the realm must be printable ASCII without quotes or backslashes")]
+    InvalidRealm,
+    /// A setting that must be positive was zero.
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+    /// The endpoints offer no `tokeninfo` (Appstore) and the audience check is still on.
+    #[error(
+        "these endpoints offer no tokeninfo, so the aud check cannot run; \
+         call skip_audience_check() if you accept that risk"
+    )]
+    NoTokenInfo,
+    /// The audience check is off and the profile is not fetched: nothing would verify tokens.
+    #[error("with the audience check skipped, the profile must be fetched")]
+    NothingVerifies,
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(String),
+    /// The operating system's random number generator failed.
+    #[error("no system randomness for the cache key: {0}")]
+    Randomness(String),
 }
 
-impl<F> ErrorResponder for F
-where
-    F: Fn(&AuthError, ErrorContext<'_>) -> Response<Full<Bytes>> + Send + Sync + 'static,
-{
-    fn respond(&self, error: &AuthError, cx: ErrorContext<'_>) -> Response<Full<Bytes>> {
-        self(error, cx)
-    }
-}
-
-/// The default [`ErrorResponder`]: JSON in Amazon's error shape (see [`default_response`]).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct JsonErrors;
-
-impl ErrorResponder for JsonErrors {
-    fn respond(&self, error: &AuthError, cx: ErrorContext<'_>) -> Response<Full<Bytes>> {
-        default_response(error, cx)
-    }
-}
-
-/// The crate's standard error response: status, `WWW-Authenticate` (401/403/400),
-/// `Retry-After` (503) and the JSON body `{"error":"…","error_description":"…"}`.
-pub fn default_response(error: &AuthError, cx: ErrorContext<'_>) -> Response<Full<Bytes>> {
-    // Serializing two strings cannot fail; an empty body would be the only (unreachable) outcome.
-    let body = serde_json::to_vec(&ErrorBody(error)).unwrap_or_default();
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = error.status();
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(challenge) = error.challenge(cx.realm) {
-        headers.insert(WWW_AUTHENTICATE, challenge);
-    }
-    if let Some(secs) = cx.retry_after {
-        headers.insert(RETRY_AFTER, HeaderValue::from(secs));
-    }
-    response
-}
-
-/// The JSON body `{"error","error_description"}`, written straight from the error (no
-/// intermediate `serde_json::Value` or description `String`).
-struct ErrorBody<'a>(&'a AuthError);
-
-impl Serialize for ErrorBody<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        /// The error's `Display` text as a JSON string.
-        struct Description<'a>(&'a AuthError);
-        impl Serialize for Description<'_> {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_str(self.0)
-            }
-        }
-        let mut body = serializer.serialize_struct("ErrorBody", 2)?;
-        body.serialize_field("error", self.0.body_code())?;
-        body.serialize_field("error_description", &Description(self.0))?;
-        body.end()
-    }
-}
-
-/// A boxed responder, as the layer stores it.
-#[derive(Clone)]
-pub(crate) struct Responder(pub(crate) std::sync::Arc<dyn ErrorResponder>);
-
-impl fmt::Debug for Responder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ErrorResponder")
-    }
-}
+/// The text named no [`Region`](crate::Region).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown region: expected na, eu or fe")]
+pub struct UnknownRegion;

@@ -46,61 +46,76 @@
 //! No token is kept as a cache key, written to a log, shown by `Debug` or put in an error
 //! message. Accepted requests reach the inner service with the token removed (see
 //! [`AmazonAuthBuilder::strip_token`]).
+//!
+//! # Configuration
+//!
+//! Every setting is a method of [`AmazonAuthBuilder`], documented with its default (all
+//! defaults are in [`defaults`]); [`AmazonAuthBuilder::build`] checks the whole configuration
+//! once and returns a typed [`BuildError`].
+//!
+//! # Where things live
+//!
+//! Each file owns one concept, and a file only imports files below it in this list:
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | `defaults` | every default |
+//! | `error` | every error type: [`AuthError`], [`AmazonError`], [`BuildError`], … |
+//! | `token` | [`AccessToken`], [`TokenSource`], extraction and stripping |
+//! | `endpoint` | [`Region`], [`Endpoints`] |
+//! | `identity` | [`TokenInfo`], [`Profile`], [`AmazonUser`] |
+//! | `response` | [`ErrorResponder`], [`default_response`]: the one place an error response is written |
+//! | `stats` | the counters, [`StatsSnapshot`] |
+//! | `client/` | [`AmazonClient`]: the only code that speaks HTTP to Amazon; pure answer decoding; the grants |
+//! | `verify` | the verification policy: tokeninfo ∥ profile, `aud`, how the two answers combine |
+//! | `cache/` | [`IdentityCache`]: the levels (per-thread memo, `moka` store), coalescing, expiry |
+//! | `future` | [`ResponseFuture`], [`AuthBody`] |
+//! | `service` | [`AmazonAuth`]: decide, admit, refuse |
+//! | `layer` | [`AmazonAuthLayer`] |
+//! | `builder` | [`AmazonAuthBuilder`]: the only place configuration is read |
+//! | `axum` | (feature `axum`) the extractors |
+//! | [`mock`] | (feature `mock`) `MockAmazon`, a Login with Amazon server on 127.0.0.1 |
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 #[cfg(feature = "axum")]
 mod axum;
+mod builder;
+mod cache;
 mod client;
+pub mod defaults;
 mod endpoint;
 mod error;
-mod exchange;
+mod future;
 mod identity;
 mod layer;
-mod memo;
-mod resolver;
+#[cfg(feature = "mock")]
+pub mod mock;
+mod response;
 mod service;
 mod stats;
 mod token;
-
-#[cfg(feature = "mock")]
-pub mod mock;
+mod verify;
 
 #[cfg(feature = "axum")]
 pub use axum::AmazonUserRejection;
-pub use client::{
-    AmazonClient, AmazonError, Verified, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRIES,
-    MAX_ANSWER_BYTES,
-};
-pub use endpoint::{Endpoints, Region, UnknownRegion, APPSTORE_BASE_URL};
-pub use error::{
-    default_response, AuthError, ErrorContext, ErrorResponder, JsonErrors, Malformed, Rejection, Unavailable,
-};
-pub use exchange::{ClientCredentials, RefreshToken, TokenResponse};
+pub use builder::AmazonAuthBuilder;
+pub use cache::IdentityCache;
+pub use client::exchange::{ClientCredentials, RefreshToken, TokenResponse};
+pub use client::{AmazonClient, MAX_ANSWER_BYTES};
+pub use endpoint::{Endpoints, Region, APPSTORE_BASE_URL};
+pub use error::{AmazonError, AuthError, BuildError, Malformed, Rejection, Unavailable, UnknownRegion};
+pub use future::{AuthBody, ResponseFuture};
 pub use identity::{AmazonUser, Profile, TokenInfo};
-pub use layer::{
-    AmazonAuthBuilder, AmazonAuthLayer, BuildError, DEFAULT_CAPACITY, DEFAULT_CLOCK_SKEW,
-    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_TTL, DEFAULT_NEGATIVE_TTL, DEFAULT_REALM, DEFAULT_RETRY_AFTER,
-};
-pub use resolver::Resolver;
-pub use service::{AmazonAuth, AuthBody, ResponseFuture};
+pub use layer::AmazonAuthLayer;
+pub use response::{default_response, ErrorContext, ErrorResponder, JsonErrors};
+pub use service::AmazonAuth;
 pub use stats::StatsSnapshot;
 pub use token::{
     extract_token, AccessToken, TokenSource, ACCESS_TOKEN_PARAM, ACCESS_TOKEN_PREFIX, AMZ_ACCESS_TOKEN,
     MAX_TOKEN_LEN, REFRESH_TOKEN_PREFIX,
 };
 
-/// Entry points for the fuzz targets under `fuzz/`: not part of the API.
+/// (feature `fuzz`) Entry points for the fuzz targets under `fuzz/`: not part of the API.
+#[cfg(feature = "fuzz")]
 #[doc(hidden)]
-pub mod __fuzz {
-    use crate::identity::{Profile, TokenInfo};
-
-    /// Decodes an answer of the tokeninfo endpoint as production does.
-    pub fn decode_tokeninfo(status: u16, body: &[u8]) -> Result<TokenInfo, crate::AmazonError> {
-        crate::client::decode_answer("tokeninfo", status, body, None, None)
-    }
-
-    /// Decodes an answer of the profile endpoint as production does.
-    pub fn decode_profile(status: u16, body: &[u8]) -> Result<Profile, crate::AmazonError> {
-        crate::client::decode_answer("profile", status, body, None, None)
-    }
-}
+pub use client::decode::fuzz;

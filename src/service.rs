@@ -1,44 +1,57 @@
-//! [`AmazonAuth`], the middleware service, and its [`ResponseFuture`].
+//! [`AmazonAuth`], the middleware service, and the state its clones share: decide what to do
+//! with a request, admit it with its user, or refuse it.
 //!
 //! The hit path (a cached verdict) runs inside `call`: extract, digest, one synchronous cache
 //! read, one extension insert, then the inner service's own future. Only a miss allocates a
 //! boxed future for the verification.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use http::{Request, Response, Uri};
-use http_body_util::{Either, Full};
-use pin_project_lite::pin_project;
+use http_body_util::Full;
 use tower_service::Service;
 use tracing::Instrument;
 
+use crate::cache::key::TokenKey;
+use crate::cache::IdentityCache;
 use crate::error::AuthError;
+use crate::future::{AuthBody, ResponseFuture};
 use crate::identity::AmazonUser;
-use crate::layer::Shared;
-use crate::resolver::TokenKey;
-use crate::token::{self, AccessToken, TokenSource, AMZ_ACCESS_TOKEN};
+use crate::response::{ErrorContext, Responder};
+use crate::token::{self, AccessToken, TokenSource};
 
-/// The body of a response from [`AmazonAuth`]: `Either::Left` holds the inner service's body,
-/// `Either::Right` the middleware's own error body.
-///
-/// To give routes outside the layer the same response type (with plain hyper), wrap their
-/// bodies in `Either::Left` too:
-///
-/// ```
-/// use bytes::Bytes;
-/// use http_body_util::{Either, Full};
-/// use tower_amazon_auth::AuthBody;
-///
-/// let open: http::Response<AuthBody<Full<Bytes>>> =
-///     http::Response::new(Either::Left(Full::new(Bytes::from_static(b"ok"))));
-/// # let _ = open;
-/// ```
-pub type AuthBody<B> = Either<B, Full<Bytes>>;
+/// Settings the service reads on every request.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) realm: Box<str>,
+    pub(crate) require_prefix: bool,
+    pub(crate) optional: bool,
+    pub(crate) strip_token: bool,
+    pub(crate) retry_after: Duration,
+    pub(crate) responder: Responder,
+}
+
+impl Settings {
+    /// The response for a refused request.
+    pub(crate) fn respond(&self, error: &AuthError) -> Response<Full<Bytes>> {
+        tracing::debug!(%error, status = error.status().as_u16(), "request refused");
+        let cx = ErrorContext {
+            realm: &self.realm,
+            retry_after: error.retry_after(self.retry_after),
+        };
+        self.responder.0.respond(error, cx)
+    }
+}
+
+/// Everything a service instance shares with its clones (and its layer), behind one `Arc`.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) cache: IdentityCache,
+    pub(crate) settings: Settings,
+}
 
 /// Middleware that authenticates each request with its Amazon access token; built by
 /// [`AmazonAuthLayer`](crate::AmazonAuthLayer).
@@ -112,10 +125,10 @@ impl Shared {
             Ok(None) => return self.refuse(AuthError::MissingToken),
             Err(error) => return self.refuse(error),
         };
-        let key = self.resolver.key(&found.token);
-        match self.resolver.cached(&key) {
+        let key = self.cache.key(&found.token);
+        match self.cache.cached(&key) {
             Some(Ok(identity)) => {
-                self.resolver.stats_handle().hits.incr();
+                self.cache.stats_handle().hits.incr();
                 tracing::trace!(
                     user_id = identity.user_id(),
                     source = found.source.as_str(),
@@ -129,50 +142,16 @@ impl Shared {
     }
 
     fn refuse(&self, error: AuthError) -> Decision {
-        self.resolver.stats_handle().record_refusal(&error);
+        self.cache.stats_handle().record_refusal(&error);
         Decision::Refuse(error)
     }
 
     /// Hands `user` to the inner service, without the token when so configured.
     fn admit<B>(&self, request: &mut Request<B>, user: AmazonUser) {
         if self.settings.strip_token {
-            strip_token(request, user.source());
+            token::strip(request, user.source());
         }
         request.extensions_mut().insert(user);
-    }
-}
-
-/// Removes the token from where it came, so the inner service's logs cannot record it.
-fn strip_token<B>(request: &mut Request<B>, source: TokenSource) {
-    match source {
-        TokenSource::Bearer => {
-            request.headers_mut().remove(http::header::AUTHORIZATION);
-        }
-        TokenSource::AmzHeader => {
-            request.headers_mut().remove(AMZ_ACCESS_TOKEN);
-        }
-        TokenSource::Query => {
-            let uri = request.uri();
-            let Some(query) = uri.query() else { return };
-            // Drop the access_token pairs textually: the other parameters keep their encoding.
-            let mut path_and_query = String::with_capacity(uri.path().len() + query.len());
-            path_and_query.push_str(uri.path());
-            let kept = query
-                .split('&')
-                .filter(|pair| !token::is_token_param(pair.split('=').next().unwrap_or("")));
-            for (i, pair) in kept.enumerate() {
-                path_and_query.push(if i == 0 { '?' } else { '&' });
-                path_and_query.push_str(pair);
-            }
-            let mut parts = uri.clone().into_parts();
-            // Both parse: they are pieces of a URI that parsed already.
-            if let Ok(path_and_query) = path_and_query.parse() {
-                parts.path_and_query = Some(path_and_query);
-                if let Ok(stripped) = Uri::from_parts(parts) {
-                    *request.uri_mut() = stripped;
-                }
-            }
-        }
     }
 }
 
@@ -211,7 +190,7 @@ where
                 let span = tracing::debug_span!("amazon_auth", source = source.as_str());
                 ResponseFuture::resolving(Box::pin(
                     async move {
-                        match shared.resolver.resolve(key, &token).await {
+                        match shared.cache.resolve(key, &token).await {
                             Ok(identity) => {
                                 shared.admit(&mut request, AmazonUser::new(identity, source));
                                 Ok(inner.call(request))
@@ -222,75 +201,6 @@ where
                     .instrument(span),
                 ))
             }
-        }
-    }
-}
-
-pin_project! {
-    /// The response future of [`AmazonAuth`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        state: State<F>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F> {
-        // The inner service is serving the request (the hit path starts here).
-        Called { #[pin] future: F },
-        // A miss: verifying the token, then calling the inner service.
-        Resolving { future: BoxFuture<'static, Result<F, Response<Full<Bytes>>>> },
-        // Refused before reaching the inner service.
-        Refused { response: Option<Response<Full<Bytes>>> },
-    }
-}
-
-impl<F> ResponseFuture<F> {
-    fn called(future: F) -> Self {
-        Self {
-            state: State::Called { future },
-        }
-    }
-
-    fn resolving(future: BoxFuture<'static, Result<F, Response<Full<Bytes>>>>) -> Self {
-        Self {
-            state: State::Resolving { future },
-        }
-    }
-
-    fn refused(response: Response<Full<Bytes>>) -> Self {
-        Self {
-            state: State::Refused {
-                response: Some(response),
-            },
-        }
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<AuthBody<B>>, E>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        loop {
-            let next = match self.as_mut().project().state.project() {
-                StateProj::Called { future } => {
-                    let response = ready!(future.poll(cx))?;
-                    return Poll::Ready(Ok(response.map(Either::Left)));
-                }
-                StateProj::Resolving { future } => match ready!(future.as_mut().poll(cx)) {
-                    Ok(future) => State::Called { future },
-                    Err(response) => return Poll::Ready(Ok(response.map(Either::Right))),
-                },
-                StateProj::Refused { response } => {
-                    let response = response.take().expect("ResponseFuture polled after completion");
-                    return Poll::Ready(Ok(response.map(Either::Right)));
-                }
-            };
-            self.as_mut().project().state.set(next);
         }
     }
 }

@@ -1,11 +1,12 @@
 //! Access tokens: the redacted [`AccessToken`] type, where a token came from ([`TokenSource`]),
-//! and finding exactly one token in a request without any network call.
+//! finding exactly one token in a request without any network call, and removing it from an
+//! accepted request (one set of helpers for both, so they always agree on what a token is).
 
 use std::borrow::Cow;
 use std::fmt;
 
 use http::header::{HeaderName, AUTHORIZATION};
-use http::{HeaderMap, Uri};
+use http::{HeaderMap, Request, Uri};
 
 use crate::error::{AuthError, Malformed, Rejection};
 
@@ -225,7 +226,7 @@ fn decode_value<'a>(pair: &'a str, value: &'a str) -> Cow<'a, str> {
 
 /// Whether the (still encoded) query parameter name `name` is `access_token`: compared as is
 /// when plain, decoded as a form parser would when escaped.
-pub(crate) fn is_token_param(name: &str) -> bool {
+fn is_token_param(name: &str) -> bool {
     if has_escapes(name) {
         form_urlencoded::parse(name.as_bytes())
             .next()
@@ -279,6 +280,40 @@ fn from_authorization(headers: &HeaderMap) -> Result<Option<Cow<'_, str>>, AuthE
 
 fn from_amz_header(headers: &HeaderMap) -> Result<Option<Cow<'_, str>>, AuthError> {
     single_header(headers, &AMZ_ACCESS_TOKEN)?.map(text).transpose()
+}
+
+/// Removes the token from where it came, so the inner service's logs cannot record it.
+pub(crate) fn strip<B>(request: &mut Request<B>, source: TokenSource) {
+    match source {
+        TokenSource::Bearer => {
+            request.headers_mut().remove(AUTHORIZATION);
+        }
+        TokenSource::AmzHeader => {
+            request.headers_mut().remove(AMZ_ACCESS_TOKEN);
+        }
+        TokenSource::Query => {
+            let uri = request.uri();
+            let Some(query) = uri.query() else { return };
+            // Drop the access_token pairs textually: the other parameters keep their encoding.
+            let mut path_and_query = String::with_capacity(uri.path().len() + query.len());
+            path_and_query.push_str(uri.path());
+            let kept = query
+                .split('&')
+                .filter(|pair| !is_token_param(pair.split('=').next().unwrap_or("")));
+            for (i, pair) in kept.enumerate() {
+                path_and_query.push(if i == 0 { '?' } else { '&' });
+                path_and_query.push_str(pair);
+            }
+            let mut parts = uri.clone().into_parts();
+            // Both parse: they are pieces of a URI that parsed already.
+            if let Ok(path_and_query) = path_and_query.parse() {
+                parts.path_and_query = Some(path_and_query);
+                if let Ok(stripped) = Uri::from_parts(parts) {
+                    *request.uri_mut() = stripped;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -243,32 +243,26 @@ async fn invalidate_forces_a_fresh_verification() -> TestResult {
         "the second request was a hit"
     );
 
-    layer
-        .resolver()
-        .invalidate(&AccessToken::new(token.clone()))
-        .await;
+    layer.cache().invalidate(&AccessToken::new(token.clone())).await;
     assert_eq!(get_me(&http, &base, Some(&token)).await?.0, 200);
     assert_eq!(mock.calls_for(&token).tokeninfo, 2, "invalidate forgot the token");
 
     // After logout Amazon revokes the token; invalidating makes the layer notice at once.
     mock.register(&token, MockReply::invalid_token());
-    layer
-        .resolver()
-        .invalidate(&AccessToken::new(token.clone()))
-        .await;
+    layer.cache().invalidate(&AccessToken::new(token.clone())).await;
     assert_eq!(get_me(&http, &base, Some(&token)).await?.0, 401);
     assert_eq!(mock.calls_for(&token).tokeninfo, 3);
     Ok(())
 }
 
 #[tokio::test]
-async fn two_layers_sharing_a_resolver_share_the_cache() -> TestResult {
+async fn two_layers_on_one_shared_cache_share_its_entries() -> TestResult {
     let mock = MockAmazon::start().await?;
     let token = mock_access_token("shared");
     mock.register(&token, MockUser::new("amzn1.account.SHARED"));
     let first = builder(&mock).build()?;
     let second = AmazonAuthLayer::builder()
-        .resolver(first.resolver().clone())
+        .shared_cache(first.cache().clone())
         .realm("admin")
         .build()?;
     let base_first = serve_base_url(app(first.clone())).await?;

@@ -79,19 +79,19 @@ async fn invalidations_from_another_thread_reach_this_threads_memo() -> TestResu
     assert_eq!(me(&http, &base, &token).await?.0, 200);
     assert_eq!(verifications(), 1, "the second request was a hit");
 
-    let resolver = layer.resolver().clone();
+    let cache = layer.cache().clone();
     let logout = AccessToken::new(token.clone());
     on_another_thread(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        runtime.block_on(resolver.invalidate(&logout));
+        runtime.block_on(cache.invalidate(&logout));
     });
     assert_eq!(me(&http, &base, &token).await?.0, 200);
     assert_eq!(verifications(), 2, "invalidate missed this thread's memo");
     assert_eq!(me(&http, &base, &token).await?.0, 200);
     assert_eq!(verifications(), 2, "memoized again after the new verification");
 
-    let resolver = layer.resolver().clone();
-    on_another_thread(move || resolver.invalidate_all());
+    let cache = layer.cache().clone();
+    on_another_thread(move || cache.invalidate_all());
     assert_eq!(me(&http, &base, &token).await?.0, 200);
     assert_eq!(verifications(), 3, "invalidate_all missed this thread's memo");
     Ok(())

@@ -1,5 +1,5 @@
-//! Replicas of the resolver's store (same key, value shape, hasher and per-entry expiry as
-//! `src/resolver.rs`) and candidate replacements, for the `components` and `memory` benches.
+//! Replicas of the identity cache's store (same key, value shape, hasher and per-entry expiry as
+//! `src/cache/`) and candidate replacements, for the `components` and `memory` benches.
 #![allow(dead_code, unreachable_pub)]
 
 use std::hash::BuildHasher;

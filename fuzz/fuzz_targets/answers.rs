@@ -1,5 +1,5 @@
 //! Fuzzes the decoding of Amazon's answers: arbitrary (status, body) pairs go through
-//! `tower_amazon_auth::__fuzz::decode_tokeninfo` and `decode_profile`, the very code the client
+//! `tower_amazon_auth::fuzz::decode_tokeninfo` and `decode_profile`, the very code the client
 //! runs on every tokeninfo and profile answer.
 //!
 //! Input layout: two bytes of status (big-endian, folded into 100..=599 unless the first byte
@@ -12,7 +12,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tower_amazon_auth::__fuzz::{decode_profile, decode_tokeninfo};
+use tower_amazon_auth::fuzz::{decode_profile, decode_tokeninfo};
 use tower_amazon_auth::AmazonError;
 
 fn check<T: std::fmt::Debug>(status: u16, outcome: Result<T, AmazonError>) {

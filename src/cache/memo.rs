@@ -1,5 +1,5 @@
 //! [`Memo`]: each thread's small memory of the identities it served last, in front of the
-//! resolver's `moka` store.
+//! identity cache's `moka` store.
 //!
 //! A hit answered by `moka` costs about 150 ns: the read is recorded for the eviction policy
 //! (a channel send, later an access-order update) and touches atomics every core shares, so a
@@ -11,7 +11,7 @@
 //! reference count every request bumps is in memory no other core writes. That copy is the only
 //! allocation the memo makes on a hit: once per token and thread for as long as the token keeps
 //! its slot (again after an invalidation, a slot collision or expiry). A table holds at most
-//! [`SLOTS`] identities, and a thread's table lives as long as the resolver (a later thread may
+//! [`SLOTS`] identities, and a thread's table lives as long as the cache (a later thread may
 //! take it over).
 //!
 //! The memo holds only verified identities read from the store (or just stored by this thread's
@@ -33,8 +33,8 @@ use std::time::Instant;
 use crossbeam_utils::CachePadded;
 use thread_local::ThreadLocal;
 
+use super::key::TokenKey;
 use crate::identity::Identity;
-use crate::resolver::TokenKey;
 
 /// Slots per thread. A power of two: the slot is the key's low bits. Keys are a secret-keyed
 /// digest, so nobody can aim many tokens at one slot.

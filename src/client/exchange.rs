@@ -15,7 +15,9 @@ use http::header::{ACCEPT, CONTENT_TYPE};
 use http::HeaderValue;
 use serde::Deserialize;
 
-use crate::client::{AmazonClient, AmazonError, TOKEN_ENDPOINT};
+use super::decode::TOKEN_ENDPOINT;
+use super::AmazonClient;
+use crate::error::AmazonError;
 use crate::token::AccessToken;
 
 /// An application's client id and client secret, for the token endpoint.

@@ -1,5 +1,9 @@
-//! [`AmazonClient`]: the only code that speaks HTTP to Amazon (tokeninfo, profile, token
-//! exchange), through one reused `reqwest` client with bounded answers.
+//! [`AmazonClient`]: the only code that speaks HTTP to Amazon (tokeninfo, profile, and the
+//! grants of [`exchange`]), through one reused `reqwest` client with bounded answers and
+//! retries of idempotent calls. What an answer means is decided by the pure [`decode`].
+
+pub(crate) mod decode;
+pub(crate) mod exchange;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -7,93 +11,19 @@ use bytes::{Bytes, BytesMut};
 use http::header::{AUTHORIZATION, RETRY_AFTER};
 use http::HeaderValue;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 
+use crate::defaults;
 use crate::endpoint::Endpoints;
+use crate::error::{AmazonError, BuildError};
 use crate::identity::{Profile, TokenInfo};
-use crate::layer::BuildError;
 use crate::token::AccessToken;
+
+use self::decode::decode_answer;
 
 /// The most bytes read from any answer of Amazon's; a longer one is unreadable.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
-/// Default time allowed to open a connection to Amazon.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Default time allowed for one call to Amazon, connection included.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 const REQUEST_ID: &str = "x-amzn-requestid";
-/// The name [`AmazonClient::call`] gets for the token endpoint, whose 4xx errors are all OAuth.
-pub(crate) const TOKEN_ENDPOINT: &str = "token";
-
-/// What went wrong talking to Amazon. Never holds a token or a secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum AmazonError {
-    /// Amazon says the token is invalid, expired or revoked (`invalid_token`, or
-    /// `invalid_request` about the token).
-    #[error("Amazon rejected the token (request id {request_id:?})")]
-    InvalidToken {
-        /// Amazon's `x-amzn-RequestId`, for support.
-        request_id: Option<String>,
-    },
-    /// The profile endpoint says the token's scope is insufficient.
-    #[error("the token's scope is insufficient (request id {request_id:?})")]
-    InsufficientScope {
-        /// Amazon's `x-amzn-RequestId`, for support.
-        request_id: Option<String>,
-    },
-    /// An OAuth error from the token endpoint (`invalid_grant`, `invalid_client`, …).
-    #[error("Amazon refused the grant: {code} (HTTP {status}, request id {request_id:?})")]
-    OAuth {
-        /// Amazon's `error` code.
-        code: String,
-        /// The HTTP status.
-        status: u16,
-        /// Amazon's `x-amzn-RequestId`, for support.
-        request_id: Option<String>,
-    },
-    /// An HTTP status without a verdict on the token (5xx, 429, an unexpected 4xx).
-    #[error("Amazon answered HTTP {status} (request id {request_id:?})")]
-    Status {
-        /// The HTTP status.
-        status: u16,
-        /// Amazon's `Retry-After` in seconds, when sent.
-        retry_after: Option<u64>,
-        /// Amazon's `x-amzn-RequestId`, for support.
-        request_id: Option<String>,
-    },
-    /// No answer in time.
-    #[error("Amazon did not answer in time")]
-    Timeout,
-    /// The connection failed or broke before a whole answer arrived.
-    #[error("the connection to Amazon failed")]
-    Connect,
-    /// The answer was not the JSON expected, or longer than [`MAX_ANSWER_BYTES`].
-    #[error("Amazon's answer could not be read (request id {request_id:?})")]
-    Unreadable {
-        /// Amazon's `x-amzn-RequestId`, for support.
-        request_id: Option<String>,
-    },
-    /// This client has no `tokeninfo` endpoint (the Appstore API).
-    #[error("this endpoint family offers no tokeninfo")]
-    NoTokenInfo,
-}
-
-impl AmazonError {
-    /// Whether the error is a definite verdict on the token rather than a failure to get one.
-    pub fn is_definite(&self) -> bool {
-        matches!(self, Self::InvalidToken { .. } | Self::InsufficientScope { .. })
-    }
-
-    /// Whether asking again may help: a broken connection or a 5xx. Never a verdict, never a
-    /// 429 (asking again sooner is what Amazon asked us not to do).
-    fn is_retryable(&self) -> bool {
-        matches!(self, Self::Connect) || matches!(self, Self::Status { status, .. } if *status >= 500)
-    }
-}
-
-/// Default number of retries of an idempotent call after a connection failure or a 5xx.
-pub const DEFAULT_RETRIES: u32 = 2;
 
 /// The pause before retry `attempt` (1-based): 25 ms doubling each time, with full jitter in
 /// its upper half so a fleet of servers does not retry in lockstep.
@@ -105,13 +35,13 @@ fn jittered_backoff(attempt: u32) -> Duration {
 
 /// A `tokeninfo` answer with the moment it arrived (`exp` counts from then).
 #[derive(Debug, Clone)]
-pub struct Verified {
+pub(crate) struct Verified {
     /// Amazon's answer.
-    pub info: TokenInfo,
+    pub(crate) info: TokenInfo,
     /// When the answer arrived, on the monotonic clock.
-    pub received: Instant,
+    pub(crate) received: Instant,
     /// When the answer arrived, on the wall clock.
-    pub received_wall: SystemTime,
+    pub(crate) received_wall: SystemTime,
 }
 
 /// A client for Login with Amazon's endpoints. Cheap to clone; clones share connections.
@@ -127,16 +57,16 @@ pub struct Verified {
 /// ```
 #[derive(Debug, Clone)]
 pub struct AmazonClient {
-    pub(crate) http: reqwest::Client,
+    http: reqwest::Client,
     endpoints: Endpoints,
     retries: u32,
 }
 
 impl AmazonClient {
     /// A client for `endpoints` with the default timeouts
-    /// ([`DEFAULT_CONNECT_TIMEOUT`], [`DEFAULT_REQUEST_TIMEOUT`]).
+    /// ([`defaults::CONNECT_TIMEOUT`], [`defaults::DEADLINE`] per call).
     pub fn new(endpoints: Endpoints) -> Result<Self, BuildError> {
-        Self::with_timeouts(endpoints, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT)
+        Self::with_timeouts(endpoints, defaults::CONNECT_TIMEOUT, defaults::DEADLINE)
     }
 
     /// A client for `endpoints` with the given connect and per-call timeouts.
@@ -156,12 +86,12 @@ impl AmazonClient {
         Ok(Self {
             http,
             endpoints,
-            retries: DEFAULT_RETRIES,
+            retries: defaults::RETRIES,
         })
     }
 
     /// Retries idempotent calls (`tokeninfo`, `profile`) up to `retries` times after a
-    /// connection failure or a 5xx, with jittered backoff. Default: [`DEFAULT_RETRIES`].
+    /// connection failure or a 5xx, with jittered backoff. Default: [`defaults::RETRIES`] (2).
     pub fn with_retries(mut self, retries: u32) -> Self {
         self.retries = retries;
         self
@@ -173,8 +103,14 @@ impl AmazonClient {
     }
 
     /// Asks `tokeninfo` about `token`: who it belongs to, which client it was issued to, and
-    /// how many seconds it has left.
-    pub async fn tokeninfo(&self, token: &AccessToken) -> Result<Verified, AmazonError> {
+    /// how many seconds it has left (`exp`, counted from when Amazon answered).
+    pub async fn tokeninfo(&self, token: &AccessToken) -> Result<TokenInfo, AmazonError> {
+        Ok(self.tokeninfo_received(token).await?.info)
+    }
+
+    /// [`tokeninfo`](Self::tokeninfo) with the moment the answer arrived, from which `exp`
+    /// counts.
+    pub(crate) async fn tokeninfo_received(&self, token: &AccessToken) -> Result<Verified, AmazonError> {
         let url = self.endpoints.tokeninfo_url().ok_or(AmazonError::NoTokenInfo)?;
         let query: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("access_token", token.expose())
@@ -202,7 +138,7 @@ impl AmazonClient {
 
     /// [`call`](Self::call) for an idempotent GET: a connection failure or a 5xx is retried up
     /// to [`retries`](Self::with_retries) times after a jittered exponential backoff. The
-    /// caller's deadline bounds the whole (the resolver wraps this in a timeout).
+    /// caller's deadline bounds the whole (the verifier wraps this in a timeout).
     async fn get<T: DeserializeOwned>(
         &self,
         endpoint: &'static str,
@@ -226,7 +162,7 @@ impl AmazonClient {
     }
 
     /// Sends `request`, reads at most [`MAX_ANSWER_BYTES`] and decodes the JSON answer.
-    pub(crate) async fn call<T: DeserializeOwned>(
+    async fn call<T: DeserializeOwned>(
         &self,
         endpoint: &'static str,
         request: reqwest::RequestBuilder,
@@ -261,61 +197,6 @@ impl AmazonClient {
         })?;
         decode_answer(endpoint, status.as_u16(), &body, request_id, retry_after)
             .map(|value| (value, received))
-    }
-}
-
-/// Decodes a whole answer of Amazon's: the JSON `T` on a 2xx, a verdict or a transient error
-/// otherwise. Pure, so the fuzz target exercises exactly what production runs.
-pub(crate) fn decode_answer<T: DeserializeOwned>(
-    endpoint: &str,
-    status: u16,
-    body: &[u8],
-    request_id: Option<String>,
-    retry_after: Option<u64>,
-) -> Result<T, AmazonError> {
-    if (200..300).contains(&status) {
-        return serde_json::from_slice(body).map_err(|_| AmazonError::Unreadable { request_id });
-    }
-    Err(classify_failure(endpoint, status, body, request_id, retry_after))
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: String,
-}
-
-/// Turns a non-2xx answer into a verdict (`invalid_token`, `insufficient_scope`, OAuth codes)
-/// or a transient status error.
-fn classify_failure(
-    endpoint: &str,
-    status: u16,
-    body: &[u8],
-    request_id: Option<String>,
-    retry_after: Option<u64>,
-) -> AmazonError {
-    let code = serde_json::from_slice::<ErrorBody>(body).ok().map(|b| b.error);
-    // RFC 6749 §5.2: at the token endpoint every error code is about the grant or the client
-    // (`invalid_request` included), and a 401 is client authentication failing, code or not.
-    if endpoint == TOKEN_ENDPOINT && (status == 401 || (status == 400 && code.is_some())) {
-        return AmazonError::OAuth {
-            code: code.unwrap_or_else(|| "invalid_client".to_owned()),
-            status,
-            request_id,
-        };
-    }
-    match (status, code.as_deref()) {
-        (400 | 401, Some("invalid_token" | "invalid_request")) => AmazonError::InvalidToken { request_id },
-        (401 | 403, Some("insufficient_scope")) => AmazonError::InsufficientScope { request_id },
-        (400 | 401, Some(_)) => AmazonError::OAuth {
-            code: code.unwrap_or_default(),
-            status,
-            request_id,
-        },
-        _ => AmazonError::Status {
-            status,
-            retry_after,
-            request_id,
-        },
     }
 }
 

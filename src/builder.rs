@@ -1,0 +1,405 @@
+//! [`AmazonAuthBuilder`]: every setting of an [`AmazonAuthLayer`], its default (from
+//! [`defaults`](crate::defaults)), and all validation, once, at
+//! [`build`](AmazonAuthBuilder::build). The only place configuration is read.
+//!
+//! [`AmazonAuthLayer::new`] and [`AmazonAuthLayer::builder`] live here too: the layer itself
+//! knows nothing of configuration, so `layer.rs` never imports this file.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::{CachePolicy, IdentityCache};
+use crate::client::AmazonClient;
+use crate::defaults;
+use crate::endpoint::{Endpoints, Region};
+use crate::error::BuildError;
+use crate::layer::AmazonAuthLayer;
+use crate::response::{ErrorResponder, JsonErrors, Responder};
+use crate::service::{Settings, Shared};
+use crate::verify::Verifier;
+
+impl AmazonAuthLayer {
+    /// A layer accepting tokens issued to `client_id`, verified in North America, with every
+    /// other setting at its default.
+    pub fn new(client_id: impl Into<String>) -> Result<Self, BuildError> {
+        Self::builder().client_id(client_id).build()
+    }
+
+    /// A builder with every setting at its default.
+    pub fn builder() -> AmazonAuthBuilder {
+        AmazonAuthBuilder::default()
+    }
+}
+
+/// Configures an [`AmazonAuthLayer`]. Every setter documents its default (each a constant in
+/// [`defaults`]); [`build`](Self::build) checks the whole configuration once and returns a
+/// typed [`BuildError`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_amazon_auth::{AmazonAuthLayer, Region};
+///
+/// let layer = AmazonAuthLayer::builder()
+///     .client_id("amzn1.application-oa2-client.0123456789abcdef")
+///     .region(Region::Europe)
+///     .max_ttl(Duration::from_secs(60))
+///     .build()
+///     .expect("valid configuration");
+/// # let _ = layer;
+/// ```
+///
+/// # Settings
+///
+/// | setter | default | what it does |
+/// | --- | --- | --- |
+/// | [`client_id`](Self::client_id) / [`client_ids`](Self::client_ids) | none: at least one is required | accept tokens whose `aud` is one of these |
+/// | [`region`](Self::region) | [`Region::NorthAmerica`] | `NorthAmerica` (`api.amazon.com`), `Europe` (`api.amazon.co.uk`), `FarEast` (`api.amazon.co.jp`) |
+/// | [`base_url`](Self::base_url) | `https://api.amazon.com` | any base URL laid out like Login with Amazon (a mock, a proxy) |
+/// | [`endpoints`](Self::endpoints) | North America | explicit endpoints, e.g. [`Endpoints::appstore`] |
+/// | [`tokeninfo_only`](Self::tokeninfo_only) | off: the profile is fetched too | one upstream call instead of two; `email`, `name`, `postal_code` stay `None` |
+/// | [`skip_audience_check`](Self::skip_audience_check) | off: `aud` is checked | only for endpoints without `tokeninfo` (Appstore) and tokens your own server obtained |
+/// | [`realm`](Self::realm) | [`defaults::REALM`] (`"api"`) | the realm of the `WWW-Authenticate` challenge |
+/// | [`require_access_token_prefix`](Self::require_access_token_prefix) | `true` | refuse tokens not starting `Atza\|` with 400, before any upstream call |
+/// | [`optional`](Self::optional) | `false` | let requests *without* a token through, without an [`AmazonUser`](crate::AmazonUser) |
+/// | [`strip_token`](Self::strip_token) | `true` | remove the token from an accepted request before the inner service sees it |
+/// | [`clock_skew`](Self::clock_skew) | [`defaults::CLOCK_SKEW`] (30 s) | subtracted from the token's remaining life before caching |
+/// | [`max_ttl`](Self::max_ttl) | [`defaults::MAX_TTL`] (5 min) | longest an identity is cached: how late a revocation can be noticed |
+/// | [`negative_ttl`](Self::negative_ttl) | [`defaults::NEGATIVE_TTL`] (30 s) | how long a definite rejection is remembered |
+/// | [`capacity`](Self::capacity) | [`defaults::CAPACITY`] (100 000) | most cached verdicts (each thread also remembers up to 64 identities it served lately) |
+/// | [`max_in_flight`](Self::max_in_flight) | [`defaults::MAX_IN_FLIGHT`] (256) | most distinct tokens being verified at once; beyond it, 503 at once |
+/// | [`stale_if_error`](Self::stale_if_error) | `false` | during an Amazon outage, keep serving an identity past `max_ttl` (never past the token's expiry) |
+/// | [`connect_timeout`](Self::connect_timeout) | [`defaults::CONNECT_TIMEOUT`] (2 s) | time allowed to connect to Amazon |
+/// | [`deadline`](Self::deadline) | [`defaults::DEADLINE`] (5 s) | time allowed to verify one token, retries included; then 503 |
+/// | [`retries`](Self::retries) | [`defaults::RETRIES`] (2) | retries after a connection failure or a 5xx (jittered backoff), within the deadline |
+/// | [`retry_after`](Self::retry_after) | [`defaults::RETRY_AFTER`] (5 s) | `Retry-After` on a 503 (Amazon's own, when longer, wins) |
+/// | [`error_responder`](Self::error_responder) | [`JsonErrors`] | shape of error responses (HTML, problem+json…) |
+/// | [`shared_cache`](Self::shared_cache) | a new cache per layer | share another layer's cache and verification settings |
+#[derive(Debug)]
+#[must_use]
+pub struct AmazonAuthBuilder {
+    client_ids: Vec<String>,
+    endpoints: Result<Endpoints, BuildError>,
+    check_audience: bool,
+    fetch_profile: bool,
+    realm: String,
+    require_prefix: bool,
+    optional: bool,
+    strip_token: bool,
+    clock_skew: Duration,
+    max_ttl: Duration,
+    negative_ttl: Duration,
+    capacity: u64,
+    max_in_flight: usize,
+    stale_if_error: bool,
+    connect_timeout: Duration,
+    deadline: Duration,
+    retries: u32,
+    retry_after: Duration,
+    responder: Responder,
+    shared_cache: Option<IdentityCache>,
+}
+
+impl Default for AmazonAuthBuilder {
+    fn default() -> Self {
+        Self {
+            client_ids: Vec::new(),
+            endpoints: Ok(Endpoints::default()),
+            check_audience: true,
+            fetch_profile: true,
+            realm: defaults::REALM.to_owned(),
+            require_prefix: true,
+            optional: false,
+            strip_token: true,
+            clock_skew: defaults::CLOCK_SKEW,
+            max_ttl: defaults::MAX_TTL,
+            negative_ttl: defaults::NEGATIVE_TTL,
+            capacity: defaults::CAPACITY,
+            max_in_flight: defaults::MAX_IN_FLIGHT,
+            stale_if_error: false,
+            connect_timeout: defaults::CONNECT_TIMEOUT,
+            deadline: defaults::DEADLINE,
+            retries: defaults::RETRIES,
+            retry_after: defaults::RETRY_AFTER,
+            responder: Responder(Arc::new(JsonErrors)),
+            shared_cache: None,
+        }
+    }
+}
+
+impl AmazonAuthBuilder {
+    /// Accepts tokens issued to this client id (`amzn1.application-oa2-client.…`). Call once per
+    /// client id (e.g. one per app platform). At least one is required.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_ids.push(client_id.into());
+        self
+    }
+
+    /// Accepts tokens issued to any of these client ids (added to those already set).
+    pub fn client_ids<I, T>(mut self, client_ids: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.client_ids.extend(client_ids.into_iter().map(Into::into));
+        self
+    }
+
+    /// Verifies tokens in `region`. Default: [`Region::NorthAmerica`].
+    pub fn region(mut self, region: Region) -> Self {
+        self.endpoints = Ok(region.into());
+        self
+    }
+
+    /// Verifies tokens against these endpoints. Default: North America.
+    pub fn endpoints(mut self, endpoints: Endpoints) -> Self {
+        self.endpoints = Ok(endpoints);
+        self
+    }
+
+    /// Verifies tokens under this base URL (a mock, a proxy), laid out as Login with Amazon
+    /// is. Checked at [`build`](Self::build). Default: `https://api.amazon.com`.
+    pub fn base_url(mut self, base_url: &str) -> Self {
+        self.endpoints = Endpoints::base_url(base_url);
+        self
+    }
+
+    /// Asks only `tokeninfo`, not the profile: for apps that need nothing but `user_id`.
+    /// Halves the upstream calls; `email`, `name` and `postal_code` stay `None`.
+    /// Default: the profile is fetched.
+    pub fn tokeninfo_only(mut self) -> Self {
+        self.fetch_profile = false;
+        self
+    }
+
+    /// Skips the `tokeninfo` audience check and trusts any token the profile endpoint
+    /// accepts. Needed for endpoint families without `tokeninfo` (the Appstore API).
+    ///
+    /// **Only safe when every token this layer sees was obtained by your own server** (for
+    /// example through [`AmazonClient`]'s code exchange); otherwise a token issued to any other
+    /// app would be accepted (the confused-deputy attack). Default: the check runs.
+    pub fn skip_audience_check(mut self) -> Self {
+        self.check_audience = false;
+        self
+    }
+
+    /// The realm of the `WWW-Authenticate` challenge. Default: [`defaults::REALM`] (`"api"`).
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
+    /// Whether a token must start `Atza|` (refused with 400 before any upstream call
+    /// otherwise). Turn off only if Amazon changes its token format. Default: `true`.
+    pub fn require_access_token_prefix(mut self, require: bool) -> Self {
+        self.require_prefix = require;
+        self
+    }
+
+    /// Lets requests **without any token** through without an [`AmazonUser`] extension, for
+    /// routes that serve everyone but personalise for signed-in users. A request with a bad
+    /// token is still refused. Default: `false` (no token is a 401).
+    ///
+    /// [`AmazonUser`]: crate::AmazonUser
+    pub fn optional(mut self, optional: bool) -> Self {
+        self.optional = optional;
+        self
+    }
+
+    /// Removes the token (the header, or the `access_token` query parameter) from an accepted
+    /// request before it reaches the inner service, so its access logs cannot record it.
+    /// Turn off if the inner service forwards the token to Amazon itself. Default: `true`.
+    pub fn strip_token(mut self, strip: bool) -> Self {
+        self.strip_token = strip;
+        self
+    }
+
+    /// Safety margin subtracted from a token's remaining life before caching it.
+    /// Default: [`defaults::CLOCK_SKEW`] (30 s).
+    pub fn clock_skew(mut self, skew: Duration) -> Self {
+        self.clock_skew = skew;
+        self
+    }
+
+    /// The longest a verified identity is cached, whatever the token's life: how late a
+    /// revoked token can still be accepted. Default: [`defaults::MAX_TTL`] (5 min).
+    pub fn max_ttl(mut self, max_ttl: Duration) -> Self {
+        self.max_ttl = max_ttl;
+        self
+    }
+
+    /// How long a definite rejection (`invalid_token`, wrong `aud`, insufficient scope) is
+    /// remembered, so a replayed bad token costs no upstream call. Transient failures are
+    /// never remembered. Default: [`defaults::NEGATIVE_TTL`] (30 s).
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl;
+        self
+    }
+
+    /// The most verdicts cached; the least valuable are evicted beyond it. Besides the cache,
+    /// each thread remembers up to 64 identities it served lately (never past their cache
+    /// entry's freshness). Default: [`defaults::CAPACITY`] (100 000).
+    pub fn capacity(mut self, capacity: u64) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// The most distinct tokens verified with Amazon at once; a request for one more is
+    /// answered 503 at once instead of queueing. Default: [`defaults::MAX_IN_FLIGHT`] (256).
+    pub fn max_in_flight(mut self, max: usize) -> Self {
+        self.max_in_flight = max;
+        self
+    }
+
+    /// Stale-if-error: when Amazon cannot answer (timeout, 5xx, connection failure, in-flight
+    /// limit), keep serving an identity verified earlier whose [`max_ttl`] has passed but whose
+    /// token, by Amazon's own `exp`, has not expired (less [`clock_skew`]). Never serves past
+    /// the token's expiry and never a rejected token. A stale identity is verified again
+    /// first; when that fails it is served, and Amazon is asked again after 5 s. Trades
+    /// revocation latency for availability during an outage. Default: `false`.
+    ///
+    /// [`max_ttl`]: Self::max_ttl
+    /// [`clock_skew`]: Self::clock_skew
+    pub fn stale_if_error(mut self, enabled: bool) -> Self {
+        self.stale_if_error = enabled;
+        self
+    }
+
+    /// Time allowed to connect to Amazon. Default: [`defaults::CONNECT_TIMEOUT`] (2 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Deadline for verifying one token (both calls, connection included); past it the request
+    /// is answered 503. Default: [`defaults::DEADLINE`] (5 s).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Retries of a `tokeninfo` or `profile` call after a connection failure or a 5xx, with
+    /// jittered exponential backoff (25 ms, 50 ms, …), all within the [`deadline`]. A verdict
+    /// (`invalid_token`, …) and a 429 are never retried. Default: [`defaults::RETRIES`] (2).
+    ///
+    /// [`deadline`]: Self::deadline
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// `Retry-After` sent with a 503 (Amazon's own, when longer, wins).
+    /// Default: [`defaults::RETRY_AFTER`] (5 s).
+    pub fn retry_after(mut self, retry_after: Duration) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+
+    /// Shapes error responses: see [`ErrorResponder`]. Default: [`JsonErrors`].
+    pub fn error_responder(mut self, responder: impl ErrorResponder) -> Self {
+        self.responder = Responder(Arc::new(responder));
+        self
+    }
+
+    /// Shares the cache (and its verification settings) of another layer, e.g.
+    /// [`AmazonAuthLayer::cache`]. The client ids, endpoints, timeouts, TTLs, capacity and
+    /// in-flight limit of this builder are then ignored. Default: a new cache per layer.
+    ///
+    /// ```
+    /// use tower_amazon_auth::AmazonAuthLayer;
+    ///
+    /// # fn main() -> Result<(), tower_amazon_auth::BuildError> {
+    /// let api = AmazonAuthLayer::new("amzn1.application-oa2-client.0123456789abcdef")?;
+    /// // A token verified through `api` is a cache hit on `admin`'s first request.
+    /// let admin = AmazonAuthLayer::builder()
+    ///     .shared_cache(api.cache().clone())
+    ///     .realm("admin")
+    ///     .build()?;
+    /// # let _ = admin;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn shared_cache(mut self, cache: IdentityCache) -> Self {
+        self.shared_cache = Some(cache);
+        self
+    }
+
+    /// Checks the configuration and builds the layer.
+    pub fn build(self) -> Result<AmazonAuthLayer, BuildError> {
+        let realm_ok = self
+            .realm
+            .bytes()
+            .all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\');
+        if !realm_ok || self.realm.is_empty() {
+            return Err(BuildError::InvalidRealm);
+        }
+        if self.retry_after.is_zero() {
+            return Err(BuildError::Zero("retry_after"));
+        }
+        let settings = Settings {
+            realm: self.realm.clone().into_boxed_str(),
+            require_prefix: self.require_prefix,
+            optional: self.optional,
+            strip_token: self.strip_token,
+            retry_after: self.retry_after,
+            responder: self.responder.clone(),
+        };
+        let cache = match self.shared_cache {
+            Some(cache) => cache,
+            None => self.new_cache()?,
+        };
+        Ok(AmazonAuthLayer::from_shared(Shared { cache, settings }))
+    }
+
+    /// A new identity cache from this builder's verification and cache settings.
+    fn new_cache(self) -> Result<IdentityCache, BuildError> {
+        let endpoints = self.endpoints?;
+        for (name, value) in [
+            ("max_ttl", self.max_ttl),
+            ("negative_ttl", self.negative_ttl),
+            ("deadline", self.deadline),
+            ("connect_timeout", self.connect_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(BuildError::Zero(name));
+            }
+        }
+        if self.capacity == 0 {
+            return Err(BuildError::Zero("capacity"));
+        }
+        if self.max_in_flight == 0 {
+            return Err(BuildError::Zero("max_in_flight"));
+        }
+        if self.client_ids.iter().any(|id| id.trim().is_empty()) {
+            return Err(BuildError::EmptyClientId);
+        }
+        if self.check_audience {
+            if self.client_ids.is_empty() {
+                return Err(BuildError::NoClientId);
+            }
+            if endpoints.tokeninfo_url().is_none() {
+                return Err(BuildError::NoTokenInfo);
+            }
+        } else if !self.fetch_profile {
+            return Err(BuildError::NothingVerifies);
+        }
+        let client = AmazonClient::with_timeouts(endpoints, self.connect_timeout, self.deadline)?
+            .with_retries(self.retries);
+        let verifier = Verifier {
+            client,
+            client_ids: self.client_ids.into_iter().map(Arc::from).collect(),
+            check_audience: self.check_audience,
+            fetch_profile: self.fetch_profile,
+            profile_only_lifetime: self.max_ttl,
+            deadline: self.deadline,
+        };
+        let policy = CachePolicy {
+            clock_skew: self.clock_skew,
+            max_ttl: self.max_ttl,
+            negative_ttl: self.negative_ttl,
+            capacity: self.capacity,
+            max_in_flight: self.max_in_flight,
+            stale_if_error: self.stale_if_error,
+        };
+        IdentityCache::new(verifier, policy).map_err(|e| BuildError::Randomness(e.to_string()))
+    }
+}

@@ -1,0 +1,31 @@
+//! The cache key: [`TokenKey`], a keyed 128-bit digest of the token, and the
+//! [`KeyedDigest`] that computes it.
+//!
+//! The raw token is never stored. The digest key is secret (random per process), so nobody can
+//! aim for a collision, and 128 bits make an accidental one (another user's identity)
+//! practically impossible.
+
+use siphasher::sip128::SipHasher13;
+
+/// What every cache level keys a token by: a keyed 128-bit SipHash-1-3 of it.
+pub(crate) type TokenKey = u128;
+
+/// Turns tokens into [`TokenKey`]s under one secret key.
+pub(crate) struct KeyedDigest(SipHasher13);
+
+impl KeyedDigest {
+    /// A digest under a key from the operating system's random number generator.
+    pub(crate) fn random() -> Result<Self, getrandom::Error> {
+        Ok(Self(SipHasher13::new_with_keys(
+            getrandom::u64()?,
+            getrandom::u64()?,
+        )))
+    }
+
+    /// The key of `token`.
+    #[inline]
+    pub(crate) fn key(&self, token: &str) -> TokenKey {
+        let h = self.0.hash(token.as_bytes());
+        (u128::from(h.h1) << 64) | u128::from(h.h2)
+    }
+}
