@@ -2,7 +2,7 @@
 //! and profile run concurrently, so ≈ one round trip) against one raw reqwest GET to the mock's
 //! tokeninfo in the same run; then 1 000 concurrent first requests for one valid token and for
 //! one invalid token, printing the upstream calls each caused (also asserted in
-//! `tests/coalescing_1000.rs`).
+//! `tests/it/coalescing_1000.rs`).
 //!
 //! `cargo bench --features axum,mock --bench miss_path -- --warm-up-time 1 --measurement-time 3`
 

@@ -2,6 +2,9 @@
 //! `http::Extensions` needs to hold the `AmazonUser` (counted on this thread by a counting
 //! allocator, so the mock's and the runtime's threads don't interfere). The one exception is
 //! a thread's first hit of a token, which copies the identity into the thread's memo.
+//!
+//! A binary of its own rather than a module of `tests/it`: the counting `#[global_allocator]`
+//! would be the allocator of every test in that binary.
 #![cfg(feature = "mock")]
 // A counting global allocator needs `unsafe impl GlobalAlloc`; it only forwards to `System`.
 #![allow(unsafe_code)]

@@ -1,7 +1,11 @@
 //! Captures every tracing event at TRACE level (this crate, reqwest, hyper, the mock) across
 //! accepted, refused and failed requests, and asserts no token substring ever appears.
+//!
+//! A binary of its own rather than a module of `tests/it`: the test installs the process's
+//! global subscriber, which would capture (and slow down) every test in that binary.
 #![cfg(all(feature = "mock", feature = "axum"))]
 
+#[path = "it/common.rs"]
 mod common;
 
 use std::io::Write;

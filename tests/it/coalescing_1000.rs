@@ -1,7 +1,6 @@
 //! 1 000 concurrent first requests for one token, through the layer in process (no server
 //! socket: `tower::ServiceExt::oneshot` on clones of the service), against `MockAmazon`: a valid
 //! token costs exactly one tokeninfo and one profile call, an invalid one at most two calls.
-#![cfg(feature = "mock")]
 
 use std::convert::Infallible;
 use std::time::Duration;

@@ -1,7 +1,6 @@
 //! Runs `examples/server.rs` and `examples/hyper_server.rs` as users do (no configuration, so
 //! the embedded mock), follows the `curl` line each prints, and checks the routes, the error
 //! answers, SIGTERM handling and that the logs never contain the token.
-#![cfg(all(feature = "mock", feature = "axum"))]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
@@ -19,7 +18,7 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Builds the examples once and returns their paths.
 ///
-/// `cargo test` builds examples too, but `cargo test --test examples` does not, and a binary
+/// `cargo test` builds examples too, but `cargo test --test it` does not, and a binary
 /// left over from an earlier build may be stale: asking cargo (with this test's features and
 /// profile) is a no-op when it is fresh, and the JSON messages say where the binaries are.
 fn example_binaries() -> &'static HashMap<String, PathBuf> {
@@ -43,6 +42,23 @@ fn example_binaries() -> &'static HashMap<String, PathBuf> {
         ]);
         for name in EXAMPLES {
             cargo.args(["--example", name]);
+        }
+        // Cargo gives this test process the package's `CARGO_MANIFEST_*` and `CARGO_PKG_*`
+        // variables. `ring`'s build script tracks some of them (`rerun-if-env-changed`), so the
+        // nested build would see a changed environment and rebuild ring, rustls, reqwest, the
+        // crate and the examples (half a minute, next to the other tests of this binary), and
+        // the next outer build all of it again. Without them it is the no-op promised above.
+        for (key, _) in std::env::vars_os() {
+            let name = key.to_string_lossy();
+            if name.starts_with("CARGO_MANIFEST_")
+                || name.starts_with("CARGO_PKG_")
+                || matches!(
+                    &*name,
+                    "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+                )
+            {
+                cargo.env_remove(&key);
+            }
         }
         if !cfg!(debug_assertions) {
             cargo.arg("--release");

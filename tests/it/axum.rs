@@ -1,15 +1,12 @@
 //! The axum extractors `AmazonUser` and `Option<AmazonUser>`, served over real HTTP on
 //! 127.0.0.1 and verified against `MockAmazon`.
-#![cfg(all(feature = "axum", feature = "mock"))]
-
-mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::common::{builder, serve_base_url};
 use axum::routing::get;
 use axum::Router;
-use common::{builder, serve_base_url};
 use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockReply, MockScope, MockUser};
 use tower_amazon_auth::{AmazonUser, AmazonUserRejection};
 

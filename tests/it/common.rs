@@ -117,8 +117,9 @@ pub async fn bearer_once(layer: AmazonAuthLayer, token: &str) -> reqwest::Respon
 }
 
 /// A `MockAmazon`, a layer on it, and `app` behind that layer served on 127.0.0.1, with a
-/// client to call it. Test files add the request helpers they need in their own
-/// `impl Harness` blocks.
+/// client to call it. Test modules add the request helpers they need through a trait of their
+/// own (`impl CoreHarness for Harness`): inherent `impl Harness` blocks in two modules of one
+/// binary could not both define a `bearer` or a `good`.
 pub struct Harness {
     pub mock: MockAmazon,
     pub layer: AmazonAuthLayer,

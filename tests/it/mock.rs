@@ -1,4 +1,3 @@
-#![cfg(feature = "mock")]
 //! `MockAmazon` speaks Login with Amazon's wire format over real HTTP on loopback.
 
 use std::collections::BTreeSet;

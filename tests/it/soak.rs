@@ -2,14 +2,11 @@
 //! junk and faulty tokens through the layer over real HTTP on 127.0.0.1, against a
 //! `MockAmazon` with random faults. Afterwards: not one wrong decision, upstream calls within
 //! their bound, no panic, no lost request, the cache within its capacity.
-#![cfg(all(feature = "mock", feature = "axum"))]
-
-mod common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{app, builder, client, serve, token, Reached};
+use crate::common::{app, builder, client, serve, token, Reached};
 use futures_util::future::join_all;
 use tower_amazon_auth::defaults;
 use tower_amazon_auth::mock::{MockAmazon, MockReply, MockUser};

@@ -1,6 +1,5 @@
 //! Token exchange (`AmazonClient::exchange_code`, `AmazonClient::refresh`) over real HTTP on
 //! 127.0.0.1 against `MockAmazon`'s `POST /auth/o2/token`.
-#![cfg(feature = "mock")]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -2,15 +2,12 @@
 //! resets, truncated, oversized and wrong-shaped answers, odd `exp` values, a missing `aud`),
 //! retries, and stale-if-error. For each: the documented status, a clean cache afterwards,
 //! no panic, and no request outliving the configured deadline by more than a small margin.
-#![cfg(all(feature = "mock", feature = "axum"))]
-
-mod common;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{bearer_once, builder, token, Harness};
+use crate::common::{self, bearer_once, builder, token, Harness};
 use http::{Request, Response};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -21,8 +18,15 @@ use tower_amazon_auth::{AmazonAuthBuilder, AmazonAuthLayer, AmazonUser, MAX_ANSW
 /// How much later than the configured deadline a refused request may be answered.
 const MARGIN: Duration = Duration::from_secs(1);
 
-// The harness's own request helpers; the rest of it is `common::Harness`.
-impl Harness {
+// The harness's own request helpers; the rest of it is `common::Harness`. A trait rather
+// than an inherent `impl`: the other test modules add helpers of the same names.
+trait FaultsHarness {
+    fn good(&self, token: &str);
+    async fn bearer(&self, token: &str) -> (reqwest::Response, Duration);
+    async fn status(&self, token: &str) -> StatusCode;
+}
+
+impl FaultsHarness for Harness {
     fn good(&self, token: &str) {
         self.mock.register(token, MockUser::new("amzn1.account.GOOD"));
     }

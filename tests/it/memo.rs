@@ -2,13 +2,10 @@
 //! `MockAmazon`. Each test runs server and client on one thread (`#[tokio::test]` is
 //! current-thread), so every hit after the first is the memo's to answer: it must never hand
 //! one token's user to another, and an invalidation from any other thread must reach it.
-#![cfg(feature = "mock")]
 
-mod common;
-
+use crate::common::{builder, client, serve_base_url};
 use axum::routing::get;
 use axum::{Extension, Router};
-use common::{builder, client, serve_base_url};
 use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockUser};
 use tower_amazon_auth::{AccessToken, AmazonAuthLayer, AmazonUser};
 

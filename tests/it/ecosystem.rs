@@ -1,13 +1,10 @@
 //! Regions and the Appstore, counters, custom error responses and cache control, over real
 //! HTTP on 127.0.0.1 against `MockAmazon`.
-#![cfg(feature = "mock")]
 
-mod common;
-
+use crate::common::{builder, serve_base_url};
 use axum::routing::get;
 use axum::{Extension, Router};
 use bytes::Bytes;
-use common::{builder, serve_base_url};
 use http::Response;
 use http_body_util::Full;
 use tower_amazon_auth::mock::{

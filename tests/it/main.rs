@@ -1,0 +1,33 @@
+//! The integration tests, linked into one binary (one link of axum, reqwest, hyper and the
+//! crate instead of one per file), a module per area. Two files stay binaries of their own
+//! because they install process-wide state that would reach every test here:
+//! `tests/hit_path_allocations.rs` (a counting `#[global_allocator]`) and
+//! `tests/no_token_in_logs.rs` (the global TRACE `tracing` subscriber; it shares `common`
+//! through `#[path]`).
+
+#[cfg(feature = "mock")]
+mod common;
+
+#[cfg(all(feature = "axum", feature = "mock"))]
+mod axum;
+#[cfg(feature = "mock")]
+mod coalescing_1000;
+#[cfg(all(feature = "mock", feature = "axum"))]
+mod core;
+#[cfg(feature = "mock")]
+mod ecosystem;
+#[cfg(all(feature = "mock", feature = "axum"))]
+mod examples;
+#[cfg(feature = "mock")]
+mod exchange;
+#[cfg(all(feature = "mock", feature = "axum"))]
+mod faults;
+#[cfg(all(feature = "mock", feature = "axum"))]
+mod hardening;
+#[cfg(feature = "mock")]
+mod memo;
+#[cfg(feature = "mock")]
+mod mock;
+mod properties;
+#[cfg(all(feature = "mock", feature = "axum"))]
+mod soak;
