@@ -24,6 +24,7 @@ mod exchange;
 mod faults;
 #[cfg(all(feature = "mock", feature = "axum"))]
 mod hardening;
+mod layout;
 #[cfg(feature = "mock")]
 mod memo;
 #[cfg(feature = "mock")]
