@@ -10,6 +10,7 @@
 //! | route | token | answer |
 //! | --- | --- | --- |
 //! | `/me` | required | `GET`: `200 {"user_id","email","name","postal_code"}`, a field the user's scope did not grant left out; other methods `405` |
+//! | `/logout` | required | `POST`: `204`, the token revoked here (`401` from then on, although Amazon still calls it valid); other methods `405` |
 //! | `/healthz` | none | `200 ok` |
 //! | anything else | required | the layer's 401 / 400 / 403 / 503 answer, then `404` |
 //!
@@ -70,14 +71,16 @@ fn healthz() -> Response<Body> {
 
 /// The routes behind the layer: a request only gets here with a verified token.
 async fn protected_routes(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    if request.uri().path() != "/me" {
-        return Ok(respond(StatusCode::NOT_FOUND, "text/plain", "not found"));
-    }
-    if request.method() != Method::GET {
-        let mut response = respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use GET");
+    let (allowed, allow) = match request.uri().path() {
+        "/me" => (Method::GET, "GET"),
+        "/logout" => (Method::POST, "POST"),
+        _ => return Ok(respond(StatusCode::NOT_FOUND, "text/plain", "not found")),
+    };
+    if request.method() != allowed {
+        let mut response = respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "wrong method");
         response
             .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET"));
+            .insert(ALLOW, HeaderValue::from_static(allow));
         return Ok(response);
     }
     // Absent only if this service were mounted without the layer: a server bug, answered 500
@@ -89,6 +92,20 @@ async fn protected_routes(request: Request<Incoming>) -> Result<Response<Full<By
             "no AmazonAuthLayer",
         ));
     };
+    if allowed == Method::POST {
+        // Logout: Login with Amazon has no server-side logout, so the token is revoked here;
+        // from now on it gets 401 although Amazon still calls it valid.
+        return Ok(match user.revoke().await {
+            Ok(()) => {
+                tracing::info!(user_id = user.user_id(), "POST /logout");
+                respond(StatusCode::NO_CONTENT, "text/plain", "")
+            }
+            Err(error) => {
+                tracing::warn!(%error, "logout failed");
+                respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "logout failed")
+            }
+        });
+    }
     tracing::info!(user_id = user.user_id(), "GET /me");
     // `AmazonUser` serializes as Amazon's profile; fields the user did not grant are omitted.
     Ok(match serde_json::to_vec(user) {

@@ -15,6 +15,7 @@
 //! | route | token | answer |
 //! | --- | --- | --- |
 //! | `GET /me` | required | `200 {"user_id","email","name","postal_code"}`; a field the user's scope did not grant is left out |
+//! | `POST /logout` | required | `204`: the token is revoked here, and refused with `401` from then on (Amazon would still call it valid until it expires) |
 //! | `GET /healthz` | none | `200 ok` |
 //! | anything else | required | the layer's 401 / 400 / 403 / 503 answer, then axum's 404 / 405 |
 //!
@@ -33,7 +34,8 @@ mod common;
 use std::error::Error;
 use std::process::ExitCode;
 
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use tower_amazon_auth::AmazonUser;
 
@@ -46,6 +48,21 @@ async fn me(user: AmazonUser) -> Json<AmazonUser> {
     Json(user)
 }
 
+/// Logout: Login with Amazon has no server-side logout, so the token is revoked here; from now
+/// on it gets 401 although Amazon still calls it valid.
+async fn logout(user: AmazonUser) -> StatusCode {
+    match user.revoke().await {
+        Ok(()) => {
+            tracing::info!(user_id = user.user_id(), "POST /logout");
+            StatusCode::NO_CONTENT
+        }
+        Err(error) => {
+            tracing::warn!(%error, "logout failed");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
+}
+
 async fn healthz() -> &'static str {
     "ok"
 }
@@ -56,7 +73,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
 
     // Everything merged in from `protected` needs a token, including paths that do not exist:
     // a route added there later is protected by default. `/healthz` stays open for probes.
-    let protected = Router::new().route("/me", get(me)).layer(auth);
+    let protected = Router::new()
+        .route("/me", get(me))
+        .route("/logout", post(logout))
+        .layer(auth);
     let app = Router::new().route("/healthz", get(healthz)).merge(protected);
 
     let (listener, addr) = common::listen(DEFAULT_LISTEN_ADDR).await?;

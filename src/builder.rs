@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::breaker::Breaker;
 use crate::cache::{CachePolicy, IdentityCache};
 use crate::client::AmazonClient;
 use crate::defaults;
@@ -16,7 +17,48 @@ use crate::error::BuildError;
 use crate::layer::AmazonAuthLayer;
 use crate::response::{ErrorResponder, JsonErrors, Responder};
 use crate::service::{Settings, Shared};
+use crate::token::Rules;
 use crate::verify::Verifier;
+
+/// The documented limits of the duration and count settings: what `build()` accepts at most.
+/// None of them is near a sensible value; they keep every deadline on a request path far from
+/// overflowing.
+const LIMITS: Limits = Limits {
+    max_ttl: (Duration::from_secs(24 * 3600), "24 h"),
+    clock_skew: (Duration::from_secs(3600), "1 h"),
+    negative_ttl: (Duration::from_secs(3600), "1 h"),
+    deadline: (Duration::from_secs(300), "5 min"),
+    connect_timeout: (Duration::from_secs(300), "5 min"),
+    retry_after: (Duration::from_secs(300), "5 min"),
+    retries: (10, "10"),
+    max_in_flight: (1_000_000, "1 000 000"),
+};
+
+struct Limits {
+    max_ttl: (Duration, &'static str),
+    clock_skew: (Duration, &'static str),
+    negative_ttl: (Duration, &'static str),
+    deadline: (Duration, &'static str),
+    connect_timeout: (Duration, &'static str),
+    retry_after: (Duration, &'static str),
+    retries: (u32, &'static str),
+    max_in_flight: (usize, &'static str),
+}
+
+/// `Err(TooLarge)` when `value` is above `limit`.
+fn at_most<T: PartialOrd>(
+    setting: &'static str,
+    value: T,
+    limit: (T, &'static str),
+) -> Result<(), BuildError> {
+    if value > limit.0 {
+        return Err(BuildError::TooLarge {
+            setting,
+            limit: limit.1,
+        });
+    }
+    Ok(())
+}
 
 impl AmazonAuthLayer {
     /// A layer accepting tokens issued to `client_id`, verified in North America, with every
@@ -60,12 +102,14 @@ impl AmazonAuthLayer {
 /// | [`skip_audience_check`](Self::skip_audience_check) | off: `aud` is checked | only for endpoints without `tokeninfo` (Appstore) and tokens your own server obtained |
 /// | [`realm`](Self::realm) | [`defaults::REALM`] (`"api"`) | the realm of the `WWW-Authenticate` challenge |
 /// | [`require_access_token_prefix`](Self::require_access_token_prefix) | `true` | refuse tokens not starting `Atza\|` with 400, before any upstream call |
+/// | [`allow_query_token`](Self::allow_query_token) | `true` | accept a token in `?access_token=` (RFC 6750 §2.3 advises against it) |
 /// | [`optional`](Self::optional) | `false` | let requests *without* a token through, without an [`AmazonUser`](crate::AmazonUser) |
 /// | [`strip_token`](Self::strip_token) | `true` | remove the token from an accepted request before the inner service sees it |
 /// | [`clock_skew`](Self::clock_skew) | [`defaults::CLOCK_SKEW`] (30 s) | subtracted from the token's remaining life before caching |
 /// | [`max_ttl`](Self::max_ttl) | [`defaults::MAX_TTL`] (5 min) | longest an identity is cached: how late a revocation can be noticed |
 /// | [`negative_ttl`](Self::negative_ttl) | [`defaults::NEGATIVE_TTL`] (30 s) | how long a definite rejection is remembered |
 /// | [`capacity`](Self::capacity) | [`defaults::CAPACITY`] (100 000) | most cached verdicts (each thread also remembers up to 64 identities it served lately) |
+/// | [`negative_capacity`](Self::negative_capacity) | [`defaults::NEGATIVE_CAPACITY`] (10 000) | most remembered rejections, apart from the identities; likewise most revocations |
 /// | [`max_in_flight`](Self::max_in_flight) | [`defaults::MAX_IN_FLIGHT`] (256) | most distinct tokens being verified at once; beyond it, 503 at once |
 /// | [`stale_if_error`](Self::stale_if_error) | `false` | during an Amazon outage, keep serving an identity past `max_ttl` (never past the token's expiry) |
 /// | [`connect_timeout`](Self::connect_timeout) | [`defaults::CONNECT_TIMEOUT`] (2 s) | time allowed to connect to Amazon |
@@ -83,12 +127,14 @@ pub struct AmazonAuthBuilder {
     fetch_profile: bool,
     realm: String,
     require_prefix: bool,
+    allow_query: bool,
     optional: bool,
     strip_token: bool,
     clock_skew: Duration,
     max_ttl: Duration,
     negative_ttl: Duration,
     capacity: u64,
+    negative_capacity: u64,
     max_in_flight: usize,
     stale_if_error: bool,
     connect_timeout: Duration,
@@ -97,6 +143,8 @@ pub struct AmazonAuthBuilder {
     retry_after: Duration,
     responder: Responder,
     shared_cache: Option<IdentityCache>,
+    /// The cache and verification setters called, refused alongside a shared cache.
+    cache_settings: Vec<&'static str>,
 }
 
 impl Default for AmazonAuthBuilder {
@@ -108,12 +156,14 @@ impl Default for AmazonAuthBuilder {
             fetch_profile: true,
             realm: defaults::REALM.to_owned(),
             require_prefix: true,
+            allow_query: true,
             optional: false,
             strip_token: true,
             clock_skew: defaults::CLOCK_SKEW,
             max_ttl: defaults::MAX_TTL,
             negative_ttl: defaults::NEGATIVE_TTL,
             capacity: defaults::CAPACITY,
+            negative_capacity: defaults::NEGATIVE_CAPACITY,
             max_in_flight: defaults::MAX_IN_FLIGHT,
             stale_if_error: false,
             connect_timeout: defaults::CONNECT_TIMEOUT,
@@ -122,6 +172,7 @@ impl Default for AmazonAuthBuilder {
             retry_after: defaults::RETRY_AFTER,
             responder: Responder(Arc::new(JsonErrors)),
             shared_cache: None,
+            cache_settings: Vec::new(),
         }
     }
 }
@@ -130,6 +181,7 @@ impl AmazonAuthBuilder {
     /// Accepts tokens issued to this client id (`amzn1.application-oa2-client.…`). Call once per
     /// client id (e.g. one per app platform). At least one is required.
     pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.cache_settings.push("client_id");
         self.client_ids.push(client_id.into());
         self
     }
@@ -140,18 +192,21 @@ impl AmazonAuthBuilder {
         I: IntoIterator<Item = T>,
         T: Into<String>,
     {
+        self.cache_settings.push("client_ids");
         self.client_ids.extend(client_ids.into_iter().map(Into::into));
         self
     }
 
     /// Verifies tokens in `region`. Default: [`Region::NorthAmerica`].
     pub fn region(mut self, region: Region) -> Self {
+        self.cache_settings.push("region");
         self.endpoints = Ok(region.into());
         self
     }
 
     /// Verifies tokens against these endpoints. Default: North America.
     pub fn endpoints(mut self, endpoints: Endpoints) -> Self {
+        self.cache_settings.push("endpoints");
         self.endpoints = Ok(endpoints);
         self
     }
@@ -159,6 +214,7 @@ impl AmazonAuthBuilder {
     /// Verifies tokens under this base URL (a mock, a proxy), laid out as Login with Amazon
     /// is. Checked at [`build`](Self::build). Default: `https://api.amazon.com`.
     pub fn base_url(mut self, base_url: &str) -> Self {
+        self.cache_settings.push("base_url");
         self.endpoints = Endpoints::base_url(base_url);
         self
     }
@@ -167,6 +223,7 @@ impl AmazonAuthBuilder {
     /// Halves the upstream calls; `email`, `name` and `postal_code` stay `None`.
     /// Default: the profile is fetched.
     pub fn tokeninfo_only(mut self) -> Self {
+        self.cache_settings.push("tokeninfo_only");
         self.fetch_profile = false;
         self
     }
@@ -178,6 +235,7 @@ impl AmazonAuthBuilder {
     /// example through [`AmazonClient`]'s code exchange); otherwise a token issued to any other
     /// app would be accepted (the confused-deputy attack). Default: the check runs.
     pub fn skip_audience_check(mut self) -> Self {
+        self.cache_settings.push("skip_audience_check");
         self.check_audience = false;
         self
     }
@@ -195,6 +253,15 @@ impl AmazonAuthBuilder {
         self
     }
 
+    /// Whether a token may come in the `access_token` query parameter. RFC 6750 §2.3 advises
+    /// against it (URLs end up in logs and browser history), but Amazon documents it, so it is
+    /// accepted by default. When `false`, a query token is refused with `400 invalid_request`
+    /// before any upstream call. Default: `true`.
+    pub fn allow_query_token(mut self, allow: bool) -> Self {
+        self.allow_query = allow;
+        self
+    }
+
     /// Lets requests **without any token** through without an [`AmazonUser`] extension, for
     /// routes that serve everyone but personalise for signed-in users. A request with a bad
     /// token is still refused. Default: `false` (no token is a 401).
@@ -208,29 +275,40 @@ impl AmazonAuthBuilder {
     /// Removes the token (the header, or the `access_token` query parameter) from an accepted
     /// request before it reaches the inner service, so its access logs cannot record it.
     /// Turn off if the inner service forwards the token to Amazon itself. Default: `true`.
+    ///
+    /// With the `axum` feature, a query token is also removed from axum's `OriginalUri`, which
+    /// the router sets before any layer runs. What this cannot reach: a layer wrapped *around*
+    /// this one (a `TraceLayer` on the whole app) sees the request before the token is removed,
+    /// query and headers included. Put such layers inside, or have them skip
+    /// `Authorization`, `x-amz-access-token` and the `access_token` parameter, or refuse query
+    /// tokens with [`allow_query_token(false)`](Self::allow_query_token).
     pub fn strip_token(mut self, strip: bool) -> Self {
         self.strip_token = strip;
         self
     }
 
-    /// Safety margin subtracted from a token's remaining life before caching it.
-    /// Default: [`defaults::CLOCK_SKEW`] (30 s).
+    /// Safety margin subtracted from a token's remaining life before caching it. At most 1 h,
+    /// and below [`max_ttl`](Self::max_ttl). Default: [`defaults::CLOCK_SKEW`] (30 s).
     pub fn clock_skew(mut self, skew: Duration) -> Self {
+        self.cache_settings.push("clock_skew");
         self.clock_skew = skew;
         self
     }
 
     /// The longest a verified identity is cached, whatever the token's life: how late a
-    /// revoked token can still be accepted. Default: [`defaults::MAX_TTL`] (5 min).
+    /// revoked token can still be accepted. At most 24 h. Default: [`defaults::MAX_TTL`]
+    /// (5 min).
     pub fn max_ttl(mut self, max_ttl: Duration) -> Self {
+        self.cache_settings.push("max_ttl");
         self.max_ttl = max_ttl;
         self
     }
 
     /// How long a definite rejection (`invalid_token`, wrong `aud`, insufficient scope) is
     /// remembered, so a replayed bad token costs no upstream call. Transient failures are
-    /// never remembered. Default: [`defaults::NEGATIVE_TTL`] (30 s).
+    /// never remembered. At most 1 h. Default: [`defaults::NEGATIVE_TTL`] (30 s).
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_settings.push("negative_ttl");
         self.negative_ttl = ttl;
         self
     }
@@ -239,13 +317,26 @@ impl AmazonAuthBuilder {
     /// each thread remembers up to 64 identities it served lately (never past their cache
     /// entry's freshness). Default: [`defaults::CAPACITY`] (100 000).
     pub fn capacity(mut self, capacity: u64) -> Self {
+        self.cache_settings.push("capacity");
         self.capacity = capacity;
         self
     }
 
+    /// The most definite rejections remembered, apart from the [`capacity`](Self::capacity) of
+    /// verified identities, so a flood of bad tokens never evicts a good one; and, separately,
+    /// the most revocations ([`IdentityCache::revoke`]) kept. Default:
+    /// [`defaults::NEGATIVE_CAPACITY`] (10 000).
+    pub fn negative_capacity(mut self, capacity: u64) -> Self {
+        self.cache_settings.push("negative_capacity");
+        self.negative_capacity = capacity;
+        self
+    }
+
     /// The most distinct tokens verified with Amazon at once; a request for one more is
-    /// answered 503 at once instead of queueing. Default: [`defaults::MAX_IN_FLIGHT`] (256).
+    /// answered 503 at once instead of queueing. At most 1 000 000. Default:
+    /// [`defaults::MAX_IN_FLIGHT`] (256).
     pub fn max_in_flight(mut self, max: usize) -> Self {
+        self.cache_settings.push("max_in_flight");
         self.max_in_flight = max;
         self
     }
@@ -260,35 +351,41 @@ impl AmazonAuthBuilder {
     /// [`max_ttl`]: Self::max_ttl
     /// [`clock_skew`]: Self::clock_skew
     pub fn stale_if_error(mut self, enabled: bool) -> Self {
+        self.cache_settings.push("stale_if_error");
         self.stale_if_error = enabled;
         self
     }
 
-    /// Time allowed to connect to Amazon. Default: [`defaults::CONNECT_TIMEOUT`] (2 s).
+    /// Time allowed to connect to Amazon. At most 5 min. Default: [`defaults::CONNECT_TIMEOUT`]
+    /// (2 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.cache_settings.push("connect_timeout");
         self.connect_timeout = timeout;
         self
     }
 
     /// Deadline for verifying one token (both calls, connection included); past it the request
-    /// is answered 503. Default: [`defaults::DEADLINE`] (5 s).
+    /// is answered 503. At most 5 min. Default: [`defaults::DEADLINE`] (5 s).
     pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.cache_settings.push("deadline");
         self.deadline = deadline;
         self
     }
 
     /// Retries of a `tokeninfo` or `profile` call after a connection failure or a 5xx, with
     /// jittered exponential backoff (25 ms, 50 ms, …), all within the [`deadline`]. A verdict
-    /// (`invalid_token`, …) and a 429 are never retried. Default: [`defaults::RETRIES`] (2).
+    /// (`invalid_token`, …) and a 429 are never retried. At most 10. Default:
+    /// [`defaults::RETRIES`] (2).
     ///
     /// [`deadline`]: Self::deadline
     pub fn retries(mut self, retries: u32) -> Self {
+        self.cache_settings.push("retries");
         self.retries = retries;
         self
     }
 
-    /// `Retry-After` sent with a 503 (Amazon's own, when longer, wins).
-    /// Default: [`defaults::RETRY_AFTER`] (5 s).
+    /// `Retry-After` sent with a 503 (Amazon's own, when longer, wins, up to 5 min). At most
+    /// 5 min. Default: [`defaults::RETRY_AFTER`] (5 s).
     pub fn retry_after(mut self, retry_after: Duration) -> Self {
         self.retry_after = retry_after;
         self
@@ -301,8 +398,13 @@ impl AmazonAuthBuilder {
     }
 
     /// Shares the cache (and its verification settings) of another layer, e.g.
-    /// [`AmazonAuthLayer::cache`]. The client ids, endpoints, timeouts, TTLs, capacity and
-    /// in-flight limit of this builder are then ignored. Default: a new cache per layer.
+    /// [`AmazonAuthLayer::cache`]. The cache keeps its own verification settings (client ids,
+    /// endpoints, timeouts, retries, TTLs, capacities, in-flight limit, stale-if-error): setting
+    /// any of them here too is refused at [`build`](Self::build) with
+    /// [`BuildError::SharedCacheWith`], since a layer that seems to accept only its own client
+    /// ids would accept the other layer's. The per-layer settings (realm, optional mode,
+    /// stripping, prefix, `Retry-After`, error responder) stay this builder's. Default: a new
+    /// cache per layer.
     ///
     /// ```
     /// use tower_amazon_auth::AmazonAuthLayer;
@@ -335,16 +437,23 @@ impl AmazonAuthBuilder {
         if self.retry_after.is_zero() {
             return Err(BuildError::Zero("retry_after"));
         }
+        at_most("retry_after", self.retry_after, LIMITS.retry_after)?;
         let settings = Settings {
             realm: self.realm.clone().into_boxed_str(),
-            require_prefix: self.require_prefix,
+            rules: Rules {
+                require_prefix: self.require_prefix,
+                allow_query: self.allow_query,
+            },
             optional: self.optional,
             strip_token: self.strip_token,
             retry_after: self.retry_after,
             responder: self.responder.clone(),
         };
         let cache = match self.shared_cache {
-            Some(cache) => cache,
+            Some(cache) => match self.cache_settings.first() {
+                Some(setting) => return Err(BuildError::SharedCacheWith(setting)),
+                None => cache,
+            },
             None => self.new_cache()?,
         };
         Ok(AmazonAuthLayer::from_shared(Shared { cache, settings }))
@@ -363,8 +472,21 @@ impl AmazonAuthBuilder {
                 return Err(BuildError::Zero(name));
             }
         }
+        at_most("max_ttl", self.max_ttl, LIMITS.max_ttl)?;
+        at_most("clock_skew", self.clock_skew, LIMITS.clock_skew)?;
+        at_most("negative_ttl", self.negative_ttl, LIMITS.negative_ttl)?;
+        at_most("deadline", self.deadline, LIMITS.deadline)?;
+        at_most("connect_timeout", self.connect_timeout, LIMITS.connect_timeout)?;
+        at_most("retries", self.retries, LIMITS.retries)?;
+        at_most("max_in_flight", self.max_in_flight, LIMITS.max_in_flight)?;
+        if self.clock_skew >= self.max_ttl {
+            return Err(BuildError::ClockSkewNotBelowMaxTtl);
+        }
         if self.capacity == 0 {
             return Err(BuildError::Zero("capacity"));
+        }
+        if self.negative_capacity == 0 {
+            return Err(BuildError::Zero("negative_capacity"));
         }
         if self.max_in_flight == 0 {
             return Err(BuildError::Zero("max_in_flight"));
@@ -389,14 +511,15 @@ impl AmazonAuthBuilder {
             client_ids: self.client_ids.into_iter().map(Arc::from).collect(),
             check_audience: self.check_audience,
             fetch_profile: self.fetch_profile,
-            profile_only_lifetime: self.max_ttl,
             deadline: self.deadline,
+            breaker: Breaker::new(self.retry_after, self.deadline),
         };
         let policy = CachePolicy {
             clock_skew: self.clock_skew,
             max_ttl: self.max_ttl,
             negative_ttl: self.negative_ttl,
             capacity: self.capacity,
+            negative_capacity: self.negative_capacity,
             max_in_flight: self.max_in_flight,
             stale_if_error: self.stale_if_error,
         };

@@ -65,15 +65,52 @@ pub struct Endpoints {
     tokeninfo: Option<String>,
     profile: String,
     token: String,
+    /// `http://` to a host other than loopback: tokens and secrets would cross the network in
+    /// clear.
+    cleartext_remote: bool,
+    /// [`Endpoints::allow_cleartext`] was called.
+    cleartext_allowed: bool,
 }
 
 impl Endpoints {
     /// Endpoints under any base URL (`http` or `https`, no query or fragment), as Login with
     /// Amazon lays them out: `/auth/o2/tokeninfo`, `/user/profile`, `/auth/o2/token`. For
     /// mocks, proxies and tests.
+    ///
+    /// An `http://` URL is for loopback (`127.0.0.1`, `[::1]`, `localhost`): to any other host,
+    /// tokens and client secrets would cross the network in clear, and
+    /// [`AmazonClient`](crate::AmazonClient) (so also
+    /// [`AmazonAuthBuilder::build`](crate::AmazonAuthBuilder::build)) refuses these endpoints
+    /// with [`BuildError::CleartextBaseUrl`] unless [`allow_cleartext`](Self::allow_cleartext)
+    /// says otherwise.
     pub fn base_url(base: &str) -> Result<Self, BuildError> {
-        let base = checked_base(base)?;
-        Ok(Self::under(&base, true))
+        let (base, cleartext_remote) = checked_base(base)?;
+        Ok(Self {
+            cleartext_remote,
+            ..Self::under(&base, true)
+        })
+    }
+
+    /// Accepts an `http://` base URL to a host other than loopback: for a proxy on a network
+    /// you trust end to end, since tokens (and, for the token endpoint, the client secret)
+    /// travel in clear. Without it such endpoints are refused.
+    ///
+    /// ```
+    /// use tower_amazon_auth::{AmazonClient, BuildError, Endpoints};
+    /// let proxy = Endpoints::base_url("http://lwa-proxy.internal").unwrap();
+    /// assert!(matches!(AmazonClient::new(proxy.clone()), Err(BuildError::CleartextBaseUrl(_))));
+    /// assert!(AmazonClient::new(proxy.allow_cleartext()).is_ok());
+    /// ```
+    #[must_use]
+    pub fn allow_cleartext(mut self) -> Self {
+        self.cleartext_allowed = true;
+        self
+    }
+
+    /// Whether these endpoints would send tokens in clear to another host without having been
+    /// allowed to.
+    pub(crate) fn refused_cleartext(&self) -> Option<&str> {
+        (self.cleartext_remote && !self.cleartext_allowed).then_some(self.profile.as_str())
     }
 
     /// The Amazon Appstore endpoints ([`APPSTORE_BASE_URL`]): no `tokeninfo`, so a layer using
@@ -83,9 +120,14 @@ impl Endpoints {
     }
 
     /// Appstore-shaped endpoints (no `tokeninfo`) under another base URL, e.g. a mock.
+    /// As for [`base_url`](Self::base_url), `http://` is for loopback unless
+    /// [`allow_cleartext`](Self::allow_cleartext) is called.
     pub fn appstore_at(base: &str) -> Result<Self, BuildError> {
-        let base = checked_base(base)?;
-        Ok(Self::under(&base, false))
+        let (base, cleartext_remote) = checked_base(base)?;
+        Ok(Self {
+            cleartext_remote,
+            ..Self::under(&base, false)
+        })
     }
 
     fn under(base: &str, has_tokeninfo: bool) -> Self {
@@ -93,6 +135,8 @@ impl Endpoints {
             tokeninfo: has_tokeninfo.then(|| format!("{base}/auth/o2/tokeninfo")),
             profile: format!("{base}/user/profile"),
             token: format!("{base}/auth/o2/token"),
+            cleartext_remote: false,
+            cleartext_allowed: false,
         }
     }
 
@@ -125,15 +169,23 @@ impl From<Region> for Endpoints {
     }
 }
 
-fn checked_base(base: &str) -> Result<String, BuildError> {
+/// The base URL without its trailing `/`, and whether it is `http://` to a host other than
+/// loopback.
+fn checked_base(base: &str) -> Result<(String, bool), BuildError> {
     let invalid = || BuildError::InvalidBaseUrl(base.to_owned());
     let url = reqwest::Url::parse(base).map_err(|_| invalid())?;
-    if !matches!(url.scheme(), "http" | "https")
-        || url.host().is_none()
-        || url.query().is_some()
-        || url.fragment().is_some()
-    {
+    let Some(host) = url.host_str() else {
+        return Err(invalid());
+    };
+    if !matches!(url.scheme(), "http" | "https") || url.query().is_some() || url.fragment().is_some() {
         return Err(invalid());
     }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let cleartext_remote = url.scheme() == "http" && !loopback;
+    Ok((url.as_str().trim_end_matches('/').to_owned(), cleartext_remote))
 }

@@ -69,6 +69,14 @@ pub enum Malformed {
     /// The `access_token` query parameter appeared more than once.
     #[error("the access_token parameter appears more than once")]
     DuplicateParameter,
+    /// The token came in the query, which this layer refuses
+    /// ([`allow_query_token`](crate::AmazonAuthBuilder::allow_query_token)).
+    #[error("access tokens are not accepted in the query here: send an Authorization header")]
+    QueryNotAllowed,
+    /// The request URI could not be rebuilt without its query token (never seen: the request is
+    /// refused rather than forwarded with the token).
+    #[error("the request URI cannot be rewritten without its access token")]
+    Unstrippable,
 }
 
 /// Why a token was refused (answered `401 invalid_token`).
@@ -87,6 +95,13 @@ pub enum Rejection {
     /// The token was issued to another application (`aud` is not one of our client ids).
     #[error("the token was issued to another application")]
     WrongAudience,
+    /// The token was revoked on this service (a logout): see
+    /// [`IdentityCache::revoke`](crate::IdentityCache::revoke).
+    #[error("the token was revoked")]
+    Revoked,
+    /// Amazon's `tokeninfo` and `profile` named different users for the token.
+    #[error("Amazon's answers about the token disagree")]
+    Inconsistent,
 }
 
 /// Why Amazon could not give a definite answer (answered `503` with `Retry-After`).
@@ -113,7 +128,18 @@ pub enum Unavailable {
     /// Too many distinct tokens are being verified at once (the in-flight limit).
     #[error("too many verifications in flight")]
     Overloaded,
+    /// Amazon asked us to back off (a `429`, or a run of failures): no new verification is
+    /// started for `retry_after` seconds more.
+    #[error("backing off from Amazon")]
+    BackingOff {
+        /// Seconds until Amazon is asked again.
+        retry_after: u64,
+    },
 }
+
+/// The most seconds ever sent in `Retry-After`, and the longest back-off from Amazon honoured,
+/// whatever Amazon (or a proxy in front of it) asks.
+pub(crate) const MAX_RETRY_AFTER_SECS: u64 = 300;
 
 impl AuthError {
     /// The HTTP status this error is answered with.
@@ -175,17 +201,24 @@ impl AuthError {
         HeaderValue::try_from(value).ok()
     }
 
-    /// Seconds the client should wait before retrying, for a 503.
+    /// Seconds the client should wait before retrying, for a 503: `default` (at least 1 s), or
+    /// Amazon's own hint when longer, never more than 300 s; while backing off, what remains of
+    /// the back-off.
     pub(crate) fn retry_after(&self, default: Duration) -> Option<u64> {
-        let floor = default.as_secs().max(1);
-        match self {
+        let floor = default.as_secs().clamp(1, MAX_RETRY_AFTER_SECS);
+        let hint = match self {
+            // Exactly what remains of the back-off: the breaker lets a request through then.
+            Self::Unavailable(Unavailable::BackingOff { retry_after }) => {
+                return Some((*retry_after).clamp(1, MAX_RETRY_AFTER_SECS));
+            }
             Self::Unavailable(Unavailable::Status {
                 retry_after: Some(secs),
                 ..
-            }) => Some((*secs).max(floor)),
-            Self::Unavailable(_) => Some(floor),
-            _ => None,
-        }
+            }) => *secs,
+            Self::Unavailable(_) => 0,
+            _ => return None,
+        };
+        Some(hint.clamp(floor, MAX_RETRY_AFTER_SECS))
     }
 
     /// Whether this is a definite verdict on the token (cached briefly) rather than a failure
@@ -276,12 +309,36 @@ pub enum BuildError {
     /// A base URL was not an absolute `http(s)` URL without query or fragment.
     #[error("invalid base URL {0:?}")]
     InvalidBaseUrl(String),
+    /// An `http://` endpoint on a host other than loopback, without
+    /// [`Endpoints::allow_cleartext`](crate::Endpoints::allow_cleartext): tokens and secrets
+    /// would cross the network in clear.
+    #[error("{0:?} is plain http to another host; use https, or Endpoints::allow_cleartext() for a trusted network")]
+    CleartextBaseUrl(String),
     /// The realm holds characters that cannot appear in a quoted-string.
     #[error("the realm must be printable ASCII without quotes or backslashes")]
     InvalidRealm,
     /// A setting that must be positive was zero.
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
+    /// A setting was above its documented limit (each setter says its own).
+    #[error("{setting} must be at most {limit}")]
+    TooLarge {
+        /// The setter.
+        setting: &'static str,
+        /// Its limit, as the setter documents it.
+        limit: &'static str,
+    },
+    /// `clock_skew` was not below `max_ttl`: no identity could ever be cached.
+    #[error("clock_skew must be below max_ttl")]
+    ClockSkewNotBelowMaxTtl,
+    /// A cache or verification setting was given together with
+    /// [`shared_cache`](crate::AmazonAuthBuilder::shared_cache). The shared cache keeps its own
+    /// (its client ids, endpoints, TTLs…): the setting would be ignored, and a layer that seems
+    /// to accept only its own client ids would accept the other layer's.
+    #[error(
+        "{0} cannot be set together with shared_cache: the shared cache keeps its own verification settings"
+    )]
+    SharedCacheWith(&'static str),
     /// The endpoints offer no `tokeninfo` (Appstore) and the audience check is still on.
     #[error(
         "these endpoints offer no tokeninfo, so the aud check cannot run; \
@@ -303,3 +360,15 @@ pub enum BuildError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("unknown region: expected na, eu or fe")]
 pub struct UnknownRegion;
+
+/// Why a cache operation ([`IdentityCache::invalidate`](crate::IdentityCache::invalidate),
+/// [`IdentityCache::revoke`](crate::IdentityCache::revoke),
+/// [`AmazonUser::revoke`](crate::AmazonUser::revoke)) did not take effect.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// The user was not verified by a layer (it was made in a test), or the layer and its
+    /// cache no longer exist.
+    #[error("this user did not come from a live identity cache")]
+    NoCache,
+}

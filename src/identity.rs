@@ -2,12 +2,16 @@
 //! ([`AmazonUser`]).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::future::BoxFuture;
 
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::cache::key::TokenKey;
+use crate::error::CacheError;
 use crate::token::TokenSource;
 
 /// Amazon's `tokeninfo` answer: who the token belongs to and which application it was issued to.
@@ -62,9 +66,18 @@ pub(crate) struct Identity {
     /// The configured client id that matched `aud` (shared, not copied per entry).
     aud: Arc<str>,
     app_id: Option<Box<str>>,
-    expires_at: SystemTime,
-    /// When the token itself expires, on the monotonic clock.
-    pub(crate) token_expires: Instant,
+    /// When the token expires, by Amazon's `exp`: on the wall clock, and on the monotonic one.
+    /// `None` when Amazon said nothing about it (profile-only mode).
+    expires: Option<(SystemTime, Instant)>,
+    /// The cache this identity was verified into, and the token's key there: what
+    /// [`AmazonUser::revoke`] needs. `None` for a user made in a test.
+    pub(crate) origin: Option<(TokenKey, Weak<dyn Origin>)>,
+}
+
+/// A cache an identity can come from: lets its user revoke the token without holding it.
+pub(crate) trait Origin: Send + Sync {
+    /// Revokes the token whose key is `key`.
+    fn revoke(&self, key: TokenKey) -> BoxFuture<'_, Result<(), CacheError>>;
 }
 
 impl Identity {
@@ -91,14 +104,14 @@ impl Identity {
             postal_code: boxed(postal_code),
             aud,
             app_id: boxed(info.app_id),
-            expires_at: received_wall + remaining,
-            token_expires: received + remaining,
+            expires: Some((received_wall + remaining, received + remaining)),
+            origin: None,
         }
     }
 
-    /// An identity proven by the profile alone (audience check off): no `aud`, and an expiry
-    /// of `lifetime` from `received`, as Amazon said nothing about it.
-    pub(crate) fn from_profile(profile: Profile, lifetime: Duration, received: Instant) -> Self {
+    /// An identity proven by the profile alone (audience check off): no `aud`, and no known
+    /// expiry, as Amazon said nothing about it.
+    pub(crate) fn from_profile(profile: Profile) -> Self {
         let boxed = |s: Option<String>| s.map(String::into_boxed_str);
         Self {
             user_id: profile.user_id.into_boxed_str(),
@@ -107,9 +120,14 @@ impl Identity {
             postal_code: boxed(profile.postal_code),
             aud: Arc::from(""),
             app_id: None,
-            expires_at: SystemTime::now() + lifetime,
-            token_expires: received + lifetime,
+            expires: None,
+            origin: None,
         }
+    }
+
+    /// When the token expires on the monotonic clock, if Amazon said.
+    pub(crate) fn token_expires(&self) -> Option<Instant> {
+        self.expires.map(|(_, at)| at)
     }
 
     pub(crate) fn user_id(&self) -> &str {
@@ -173,8 +191,45 @@ impl AmazonUser {
     }
 
     /// When the access token expires (wall clock, from Amazon's `exp` at verification).
-    pub fn expires_at(&self) -> SystemTime {
-        self.identity.expires_at
+    ///
+    /// `None` when Amazon did not say: in profile-only mode
+    /// ([`skip_audience_check`](crate::AmazonAuthBuilder::skip_audience_check)), where no
+    /// `tokeninfo` is asked. Such an identity is cached for
+    /// [`max_ttl`](crate::AmazonAuthBuilder::max_ttl) less
+    /// [`clock_skew`](crate::AmazonAuthBuilder::clock_skew).
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.identity.expires.map(|(at, _)| at)
+    }
+
+    /// Revokes the token this request carried (logout), in the cache of the layer that
+    /// verified it: from now on the token is refused with `401 invalid_token` until it expires,
+    /// although Amazon still calls it valid. See
+    /// [`IdentityCache::revoke`](crate::IdentityCache::revoke).
+    ///
+    /// Handlers never see the token (the layer strips it); this is how they log its bearer out.
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::NoCache`] for a user no layer verified (made in a test) or whose layer
+    /// and cache are gone.
+    ///
+    /// ```
+    /// # #[cfg(feature = "axum")] {
+    /// use axum::http::StatusCode;
+    /// use tower_amazon_auth::AmazonUser;
+    ///
+    /// async fn logout(user: AmazonUser) -> StatusCode {
+    ///     match user.revoke().await {
+    ///         Ok(()) => StatusCode::NO_CONTENT,
+    ///         Err(_) => StatusCode::SERVICE_UNAVAILABLE,
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub async fn revoke(&self) -> Result<(), CacheError> {
+        let (key, origin) = self.identity.origin.as_ref().ok_or(CacheError::NoCache)?;
+        let origin = origin.upgrade().ok_or(CacheError::NoCache)?;
+        origin.revoke(*key).await
     }
 
     /// Where this request carried its token.

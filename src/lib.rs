@@ -66,7 +66,9 @@
 //! | `identity` | [`TokenInfo`], [`Profile`], [`AmazonUser`] |
 //! | `response` | [`ErrorResponder`], [`default_response`]: the one place an error response is written |
 //! | `stats` | the counters, [`StatsSnapshot`] |
+//! | `log_limit` | rate-limited warnings |
 //! | `client/` | [`AmazonClient`]: the only code that speaks HTTP to Amazon; pure answer decoding; the grants |
+//! | `breaker` | honouring Amazon's back-off: no verification while it asked us to wait |
 //! | `verify` | the verification policy: tokeninfo ∥ profile, `aud`, how the two answers combine |
 //! | `cache/` | [`IdentityCache`]: the levels (per-thread memo, `moka` store), coalescing, expiry |
 //! | `future` | [`ResponseFuture`], [`AuthBody`] |
@@ -79,6 +81,7 @@
 
 #[cfg(feature = "axum")]
 mod axum;
+mod breaker;
 mod builder;
 mod cache;
 mod client;
@@ -88,6 +91,7 @@ mod error;
 mod future;
 mod identity;
 mod layer;
+mod log_limit;
 #[cfg(feature = "mock")]
 pub mod mock;
 mod response;
@@ -103,7 +107,9 @@ pub use cache::IdentityCache;
 pub use client::exchange::{ClientCredentials, RefreshToken, TokenResponse};
 pub use client::{AmazonClient, MAX_ANSWER_BYTES};
 pub use endpoint::{Endpoints, Region, APPSTORE_BASE_URL};
-pub use error::{AmazonError, AuthError, BuildError, Malformed, Rejection, Unavailable, UnknownRegion};
+pub use error::{
+    AmazonError, AuthError, BuildError, CacheError, Malformed, Rejection, Unavailable, UnknownRegion,
+};
 pub use future::{AuthBody, ResponseFuture};
 pub use identity::{AmazonUser, Profile, TokenInfo};
 pub use layer::AmazonAuthLayer;

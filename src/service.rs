@@ -21,13 +21,13 @@ use crate::error::AuthError;
 use crate::future::{AuthBody, ResponseFuture};
 use crate::identity::AmazonUser;
 use crate::response::{ErrorContext, Responder};
-use crate::token::{self, AccessToken, TokenSource};
+use crate::token::{self, AccessToken, Rules, TokenSource};
 
 /// Settings the service reads on every request.
 #[derive(Debug)]
 pub(crate) struct Settings {
     pub(crate) realm: Box<str>,
-    pub(crate) require_prefix: bool,
+    pub(crate) rules: Rules,
     pub(crate) optional: bool,
     pub(crate) strip_token: bool,
     pub(crate) retry_after: Duration,
@@ -119,7 +119,7 @@ enum Decision {
 
 impl Shared {
     fn decide(&self, uri: &Uri, headers: &http::HeaderMap) -> Decision {
-        let found = match token::extract(uri, headers, self.settings.require_prefix) {
+        let found = match token::extract(uri, headers, self.settings.rules) {
             Ok(Some(found)) => found,
             Ok(None) if self.settings.optional => return Decision::Forward(None),
             Ok(None) => return self.refuse(AuthError::MissingToken),
@@ -146,12 +146,14 @@ impl Shared {
         Decision::Refuse(error)
     }
 
-    /// Hands `user` to the inner service, without the token when so configured.
-    fn admit<B>(&self, request: &mut Request<B>, user: AmazonUser) {
+    /// Hands `user` to the inner service, without the token when so configured. `Err` when the
+    /// token could not be removed: the request is then refused (fail closed).
+    fn admit<B>(&self, request: &mut Request<B>, user: AmazonUser) -> Result<(), AuthError> {
         if self.settings.strip_token {
-            token::strip(request, user.source());
+            token::strip(request, user.source())?;
         }
         request.extensions_mut().insert(user);
+        Ok(())
     }
 }
 
@@ -172,15 +174,16 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let shared = &*self.shared;
         match shared.decide(request.uri(), request.headers()) {
-            Decision::Forward(user) => {
-                match user {
-                    Some(user) => shared.admit(&mut request, user),
-                    None => {
-                        request
-                            .extensions_mut()
-                            .insert(Anonymous(Arc::clone(&self.shared)));
-                    }
-                }
+            Decision::Forward(Some(user)) => match shared.admit(&mut request, user) {
+                Ok(()) => ResponseFuture::called(self.take_inner().call(request)),
+                Err(error) => ResponseFuture::refused(shared.settings.respond(&error)),
+            },
+            Decision::Forward(None) => {
+                let extensions = request.extensions_mut();
+                // Whoever set an `AmazonUser` before this layer (an outer layer, other code),
+                // it is not this layer's verified user.
+                extensions.remove::<AmazonUser>();
+                extensions.insert(Anonymous(Arc::clone(&self.shared)));
                 ResponseFuture::called(self.take_inner().call(request))
             }
             Decision::Refuse(error) => ResponseFuture::refused(shared.settings.respond(&error)),
@@ -190,11 +193,12 @@ where
                 let span = tracing::debug_span!("amazon_auth", source = source.as_str());
                 ResponseFuture::resolving(Box::pin(
                     async move {
-                        match shared.cache.resolve(key, &token).await {
-                            Ok(identity) => {
-                                shared.admit(&mut request, AmazonUser::new(identity, source));
-                                Ok(inner.call(request))
-                            }
+                        let admitted = match shared.cache.resolve(key, &token).await {
+                            Ok(identity) => shared.admit(&mut request, AmazonUser::new(identity, source)),
+                            Err(error) => Err(error),
+                        };
+                        match admitted {
+                            Ok(()) => Ok(inner.call(request)),
                             Err(error) => Err(shared.settings.respond(&error)),
                         }
                     }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use crossbeam_utils::CachePadded;
 
-use crate::error::AuthError;
+use crate::error::{AuthError, Unavailable};
 
 const STRIPES: usize = 16;
 
@@ -46,7 +46,10 @@ pub(crate) struct Stats {
     pub(crate) upstream_calls: AtomicU64,
     pub(crate) upstream_errors: AtomicU64,
     pub(crate) overloaded: AtomicU64,
+    pub(crate) backed_off: AtomicU64,
     pub(crate) stale_served: AtomicU64,
+    pub(crate) revocations: AtomicU64,
+    pub(crate) revoked: AtomicU64,
     pub(crate) missing: AtomicU64,
     pub(crate) malformed: AtomicU64,
 }
@@ -62,11 +65,12 @@ impl Stats {
 
     /// Counts a verification that got no verdict.
     pub(crate) fn record_error(&self, error: &AuthError) {
-        if let AuthError::Unavailable(crate::error::Unavailable::Overloaded) = error {
-            self.overloaded.fetch_add(1, Relaxed);
-        } else {
-            self.upstream_errors.fetch_add(1, Relaxed);
-        }
+        let counter = match error {
+            AuthError::Unavailable(Unavailable::Overloaded) => &self.overloaded,
+            AuthError::Unavailable(Unavailable::BackingOff { .. }) => &self.backed_off,
+            _ => &self.upstream_errors,
+        };
+        counter.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
@@ -78,7 +82,10 @@ impl Stats {
             upstream_calls: self.upstream_calls.load(Relaxed),
             upstream_errors: self.upstream_errors.load(Relaxed),
             overloaded: self.overloaded.load(Relaxed),
+            backed_off: self.backed_off.load(Relaxed),
             stale_served: self.stale_served.load(Relaxed),
+            revocations: self.revocations.load(Relaxed),
+            revoked: self.revoked.load(Relaxed),
             missing_token: self.missing.load(Relaxed),
             malformed: self.malformed.load(Relaxed),
         }
@@ -105,8 +112,16 @@ pub struct StatsSnapshot {
     pub upstream_errors: u64,
     /// Verifications refused because the in-flight limit was reached.
     pub overloaded: u64,
+    /// Verifications not started because Amazon asked us to back off (a `429`, or a run of
+    /// failures): answered 503 with the remaining `Retry-After` at once.
+    pub backed_off: u64,
     /// Requests served a stale identity because Amazon could not answer (stale-if-error).
     pub stale_served: u64,
+    /// Tokens revoked ([`IdentityCache::revoke`](crate::IdentityCache::revoke),
+    /// [`AmazonUser::revoke`](crate::AmazonUser::revoke)).
+    pub revocations: u64,
+    /// Requests refused because their token was revoked.
+    pub revoked: u64,
     /// Requests without any token.
     pub missing_token: u64,
     /// Requests refused as malformed or carrying a refresh token, before any upstream call.

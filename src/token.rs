@@ -146,8 +146,21 @@ pub fn extract_token(
     headers: &HeaderMap,
     require_prefix: bool,
 ) -> Result<Option<(AccessToken, TokenSource)>, AuthError> {
-    let found = extract(uri, headers, require_prefix)?;
+    let rules = Rules {
+        require_prefix,
+        allow_query: true,
+    };
+    let found = extract(uri, headers, rules)?;
     Ok(found.map(|f| (AccessToken::new(f.token.into_owned()), f.source)))
+}
+
+/// What the layer accepts besides the one-token rule.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rules {
+    /// A token must start `Atza|`.
+    pub(crate) require_prefix: bool,
+    /// A token may come in the `access_token` query parameter.
+    pub(crate) allow_query: bool,
 }
 
 /// A token found in a request, borrowed where it could be.
@@ -161,11 +174,12 @@ pub(crate) struct Found<'a> {
 ///
 /// `Ok(None)` when the request carries no token (an `Authorization` header of another scheme,
 /// such as `Basic`, counts as none). Two methods at once, a repeated credential header or
-/// parameter, or unreadable header bytes are `400 invalid_request`.
+/// parameter, unreadable header bytes, or a query token where `rules` refuse them are `400
+/// invalid_request`.
 pub(crate) fn extract<'a>(
     uri: &'a Uri,
     headers: &'a HeaderMap,
-    require_prefix: bool,
+    rules: Rules,
 ) -> Result<Option<Found<'a>>, AuthError> {
     let mut found = None;
     let candidates = [
@@ -182,7 +196,10 @@ pub(crate) fn extract<'a>(
         }
     }
     if let Some(found) = &found {
-        AccessToken::check(&found.token, require_prefix)?;
+        if found.source == TokenSource::Query && !rules.allow_query {
+            return Err(AuthError::InvalidRequest(Malformed::QueryNotAllowed));
+        }
+        AccessToken::check(&found.token, rules.require_prefix)?;
     }
     Ok(found)
 }
@@ -282,8 +299,11 @@ fn from_amz_header(headers: &HeaderMap) -> Result<Option<Cow<'_, str>>, AuthErro
     single_header(headers, &AMZ_ACCESS_TOKEN)?.map(text).transpose()
 }
 
-/// Removes the token from where it came, so the inner service's logs cannot record it.
-pub(crate) fn strip<B>(request: &mut Request<B>, source: TokenSource) {
+/// Removes the token from where it came, so the inner service's logs cannot record it. A
+/// query token is removed from the request's URI and, with the `axum` feature, from axum's
+/// `OriginalUri` too (axum's router sets it before any layer runs). `Err` when the URI could
+/// not be rebuilt without the token: the request must then be refused, never forwarded.
+pub(crate) fn strip<B>(request: &mut Request<B>, source: TokenSource) -> Result<(), AuthError> {
     match source {
         TokenSource::Bearer => {
             request.headers_mut().remove(AUTHORIZATION);
@@ -292,28 +312,38 @@ pub(crate) fn strip<B>(request: &mut Request<B>, source: TokenSource) {
             request.headers_mut().remove(AMZ_ACCESS_TOKEN);
         }
         TokenSource::Query => {
-            let uri = request.uri();
-            let Some(query) = uri.query() else { return };
-            // Drop the access_token pairs textually: the other parameters keep their encoding.
-            let mut path_and_query = String::with_capacity(uri.path().len() + query.len());
-            path_and_query.push_str(uri.path());
-            let kept = query
-                .split('&')
-                .filter(|pair| !is_token_param(pair.split('=').next().unwrap_or("")));
-            for (i, pair) in kept.enumerate() {
-                path_and_query.push(if i == 0 { '?' } else { '&' });
-                path_and_query.push_str(pair);
-            }
-            let mut parts = uri.clone().into_parts();
-            // Both parse: they are pieces of a URI that parsed already.
-            if let Ok(path_and_query) = path_and_query.parse() {
-                parts.path_and_query = Some(path_and_query);
-                if let Ok(stripped) = Uri::from_parts(parts) {
-                    *request.uri_mut() = stripped;
-                }
+            strip_query(request.uri_mut())?;
+            #[cfg(feature = "axum")]
+            if let Some(::axum::extract::OriginalUri(original)) = request.extensions_mut().get_mut() {
+                strip_query(original)?;
             }
         }
     }
+    Ok(())
+}
+
+/// Drops the `access_token` pairs from `uri`'s query, textually: the other parameters keep
+/// their encoding.
+fn strip_query(uri: &mut Uri) -> Result<(), AuthError> {
+    let Some(query) = uri.query() else {
+        return Ok(());
+    };
+    let mut path_and_query = String::with_capacity(uri.path().len() + query.len());
+    path_and_query.push_str(uri.path());
+    let kept = query
+        .split('&')
+        .filter(|pair| !is_token_param(pair.split('=').next().unwrap_or("")));
+    for (i, pair) in kept.enumerate() {
+        path_and_query.push(if i == 0 { '?' } else { '&' });
+        path_and_query.push_str(pair);
+    }
+    // Pieces of a URI that parsed already: this does not fail, but if it ever did, the request
+    // must not go on with its token.
+    let unstrippable = || AuthError::InvalidRequest(Malformed::Unstrippable);
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().map_err(|_| unstrippable())?);
+    *uri = Uri::from_parts(parts).map_err(|_| unstrippable())?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -326,7 +356,11 @@ mod tests {
         for (k, v) in headers {
             map.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
         }
-        extract(&uri, &map, true).map(|f| f.map(|f| (f.token.into_owned(), f.source)))
+        let rules = Rules {
+            require_prefix: true,
+            allow_query: true,
+        };
+        extract(&uri, &map, rules).map(|f| f.map(|f| (f.token.into_owned(), f.source)))
     }
 
     #[test]

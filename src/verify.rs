@@ -1,15 +1,36 @@
 //! [`Verifier`]: the verification policy. Asks Amazon's `tokeninfo` and `user/profile`
 //! concurrently, checks that `aud` is one of our client ids, and combines the two answers into
-//! one identity or one refusal, within a deadline. It knows nothing of caching, so it can be
-//! tested on its own.
+//! one identity or one refusal, within a deadline and behind the [`Breaker`]. It knows nothing
+//! of caching, so it can be tested on its own.
+//!
+//! # One verdict for the same answers
+//!
+//! The two calls run concurrently, and the verdict never depends on which answers first:
+//!
+//! | tokeninfo | profile | verdict |
+//! | --- | --- | --- |
+//! | invalid, expired, or `aud` not ours | anything | `401 invalid_token` (remembered as a rejection) |
+//! | valid, ours | the same user | the identity |
+//! | valid, ours | another user | `401 invalid_token` (remembered: asking again would cost two calls for the same contradiction) |
+//! | valid, ours | `invalid_token` | `401 invalid_token` |
+//! | valid, ours | `insufficient_scope` | `403 insufficient_scope` |
+//! | valid, ours | 5xx, timeout, unreadable | `503` (not remembered) |
+//! | 5xx, timeout, unreadable | `invalid_token` | `401 invalid_token`: a definite answer beats a transient one |
+//! | 5xx, timeout, unreadable | anything else | `503` |
+//!
+//! A definite answer from tokeninfo settles the verdict as soon as it arrives (the profile call
+//! is dropped); any other needs both answers.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::client::AmazonClient;
+use futures_util::future::{select, Either};
+
+use crate::breaker::{Breaker, Outcome};
+use crate::client::{AmazonClient, Verified};
 use crate::error::{AmazonError, AuthError, Rejection, Unavailable};
-use crate::identity::Identity;
+use crate::identity::{Identity, Profile};
 use crate::stats::Stats;
 use crate::token::AccessToken;
 
@@ -25,78 +46,113 @@ pub(crate) struct Verifier {
     /// Whether `tokeninfo` is asked at all (off only for endpoint families without it).
     pub(crate) check_audience: bool,
     pub(crate) fetch_profile: bool,
-    /// How long an identity proven by the profile alone is believed: Amazon gave no `exp`.
-    pub(crate) profile_only_lifetime: Duration,
     /// Deadline for one verification, both calls and their retries included.
     pub(crate) deadline: Duration,
+    pub(crate) breaker: Breaker,
 }
 
+/// What tokeninfo said: the answer and the client id that matched `aud` (`None`: not asked).
+type TokenInfoAnswer = Result<Option<(Verified, Arc<str>)>, AuthError>;
+/// What the profile endpoint said (`None`: not asked).
+type ProfileAnswer = Result<Option<Profile>, AuthError>;
+
 impl Verifier {
-    /// Verifies `token` with Amazon within the deadline. Returns the identity and when the
-    /// `exp` clock started.
+    /// Verifies `token` with Amazon within the deadline, unless the breaker says to back off.
+    /// Returns the identity and when the `exp` clock started.
     pub(crate) async fn verify(
         &self,
         token: &AccessToken,
         stats: &Stats,
     ) -> Result<(Identity, Instant), AuthError> {
-        tokio::time::timeout(self.deadline, self.ask_amazon(token, stats))
+        if let Err(wait) = self.breaker.admit() {
+            return Err(AuthError::Unavailable(Unavailable::BackingOff {
+                retry_after: (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1),
+            }));
+        }
+        let verdict = tokio::time::timeout(self.deadline, self.ask_amazon(token, stats))
             .await
-            .unwrap_or(Err(AuthError::Unavailable(Unavailable::Timeout)))
+            .unwrap_or(Err(AuthError::Unavailable(Unavailable::Timeout)));
+        self.breaker.record(match &verdict {
+            Err(AuthError::Unavailable(Unavailable::Status {
+                status: 429,
+                retry_after,
+            })) => Outcome::Throttled(*retry_after),
+            Err(AuthError::Unavailable(_)) => Outcome::Failed,
+            _ => Outcome::Answered,
+        });
+        verdict
     }
 
-    /// tokeninfo and profile, concurrently; the audience is checked before the profile is
-    /// trusted.
+    /// tokeninfo and profile, concurrently, combined as the module docs' table says.
     async fn ask_amazon(&self, token: &AccessToken, stats: &Stats) -> Result<(Identity, Instant), AuthError> {
-        let client = &self.client;
-        let tokeninfo = async {
-            if !self.check_audience {
-                return Ok(None);
-            }
-            stats.upstream_calls.fetch_add(1, Relaxed);
-            let verified = client.tokeninfo_received(token).await.map_err(upstream)?;
-            let aud = self
-                .client_ids
-                .iter()
-                .find(|id| ***id == *verified.info.aud)
-                .cloned()
-                .ok_or(AuthError::InvalidToken(Rejection::WrongAudience))?;
-            if verified.info.exp <= 0 {
-                return Err(AuthError::InvalidToken(Rejection::Expired));
-            }
-            Ok(Some((verified, aud)))
+        let tokeninfo = std::pin::pin!(self.tokeninfo(token, stats));
+        let profile = std::pin::pin!(self.profile(token, stats));
+        let (tokeninfo, profile) = match select(tokeninfo, profile).await {
+            Either::Left((tokeninfo, profile)) => match tokeninfo {
+                // Settled whatever the profile says.
+                Err(error) if error.is_definite() => return Err(error),
+                tokeninfo => (tokeninfo, profile.await),
+            },
+            Either::Right((profile, tokeninfo)) => (tokeninfo.await, profile),
         };
-        let profile = async {
-            if !self.fetch_profile {
-                return Ok(None);
-            }
-            stats.upstream_calls.fetch_add(1, Relaxed);
-            client.profile(token).await.map(Some).map_err(upstream)
-        };
-        let (verified, profile) = futures_util::future::try_join(tokeninfo, profile).await?;
-        let received = Instant::now();
-        match (verified, profile) {
-            (Some((verified, aud)), profile) => {
-                if profile
-                    .as_ref()
-                    .is_some_and(|p| p.user_id != verified.info.user_id)
-                {
-                    tracing::warn!("tokeninfo and profile disagree on the user");
-                    return Err(AuthError::Unavailable(Unavailable::Unreadable));
-                }
-                let received = verified.received;
-                let wall = verified.received_wall;
-                Ok((
-                    Identity::new(verified.info, aud, profile, received, wall, MAX_EXP),
-                    received,
-                ))
-            }
-            // No tokeninfo (audience check off): the profile is the only proof.
-            (None, Some(profile)) => {
-                let identity = Identity::from_profile(profile, self.profile_only_lifetime, received);
-                Ok((identity, received))
-            }
-            (None, None) => Err(AuthError::Unavailable(Unavailable::Unreadable)),
+        combine(tokeninfo, profile)
+    }
+
+    async fn tokeninfo(&self, token: &AccessToken, stats: &Stats) -> TokenInfoAnswer {
+        if !self.check_audience {
+            return Ok(None);
         }
+        stats.upstream_calls.fetch_add(1, Relaxed);
+        let verified = self.client.tokeninfo_received(token).await.map_err(upstream)?;
+        let aud = self
+            .client_ids
+            .iter()
+            .find(|id| ***id == *verified.info.aud)
+            .cloned()
+            .ok_or(AuthError::InvalidToken(Rejection::WrongAudience))?;
+        if verified.info.exp <= 0 {
+            return Err(AuthError::InvalidToken(Rejection::Expired));
+        }
+        Ok(Some((verified, aud)))
+    }
+
+    async fn profile(&self, token: &AccessToken, stats: &Stats) -> ProfileAnswer {
+        if !self.fetch_profile {
+            return Ok(None);
+        }
+        stats.upstream_calls.fetch_add(1, Relaxed);
+        self.client.profile(token).await.map(Some).map_err(upstream)
+    }
+}
+
+/// The one verdict for two answers (see the module docs).
+fn combine(tokeninfo: TokenInfoAnswer, profile: ProfileAnswer) -> Result<(Identity, Instant), AuthError> {
+    let received = Instant::now();
+    match (tokeninfo, profile) {
+        (Err(error), _) if error.is_definite() => Err(error),
+        // A definite answer beats a transient one; the profile's scope verdict does not, as
+        // only tokeninfo can say the token is ours.
+        (Err(_), Err(error @ AuthError::InvalidToken(_))) => Err(error),
+        (Err(error), _) => Err(error),
+        (Ok(_), Err(error)) => Err(error),
+        (Ok(Some((verified, aud))), Ok(profile)) => {
+            if profile
+                .as_ref()
+                .is_some_and(|p| p.user_id != verified.info.user_id)
+            {
+                tracing::warn!("tokeninfo and profile name different users: token refused");
+                return Err(AuthError::InvalidToken(Rejection::Inconsistent));
+            }
+            let received = verified.received;
+            let wall = verified.received_wall;
+            Ok((
+                Identity::new(verified.info, aud, profile, received, wall, MAX_EXP),
+                received,
+            ))
+        }
+        // No tokeninfo (audience check off): the profile is the only proof.
+        (Ok(None), Ok(Some(profile))) => Ok((Identity::from_profile(profile), received)),
+        (Ok(None), Ok(None)) => Err(AuthError::Unavailable(Unavailable::Unreadable)),
     }
 }
 

@@ -1,5 +1,6 @@
 //! [`Entry`]: what the cache remembers about one token (a verified identity or a definite
-//! rejection, each with its deadline), and [`EntryExpiry`], which tells `moka` when to drop it.
+//! rejection, each with its deadline and the [generation](super::generation) it was computed
+//! under), and [`EntryExpiry`], which tells `moka` when to drop it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,15 +20,27 @@ pub(crate) enum Entry {
         identity: Arc<Identity>,
         fresh_until: Instant,
         until: Instant,
+        generation: u64,
     },
     /// A definite rejection, remembered until `until`.
-    Rejected { error: AuthError, until: Instant },
+    Rejected {
+        error: AuthError,
+        until: Instant,
+        generation: u64,
+    },
 }
 
 impl Entry {
     fn until(&self) -> Instant {
         match self {
             Self::Valid { until, .. } | Self::Rejected { until, .. } => *until,
+        }
+    }
+
+    /// The token's generation the entry was computed under: served only while it is current.
+    pub(crate) fn generation(&self) -> u64 {
+        match self {
+            Self::Valid { generation, .. } | Self::Rejected { generation, .. } => *generation,
         }
     }
 

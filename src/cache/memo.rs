@@ -15,10 +15,18 @@
 //! take it over).
 //!
 //! The memo holds only verified identities read from the store (or just stored by this thread's
-//! verification), each until the store entry's own `fresh_until`, on the same clock. Each slot
-//! index has an epoch, shared by all threads: forgetting a token (`invalidate`, or the store
-//! learning it is rejected) bumps its slot's epoch, `invalidate_all` bumps them all, and a slot
-//! filled under an older epoch is never served.
+//! verification), each until the store entry's own `fresh_until`, on the same clock, and each
+//! with a [`Stamp`] of what it was read under:
+//!
+//! - the token's [generation](super::generation): `invalidate`, `revoke` and `invalidate_all`
+//!   bump it, and every level, the memos included, ignores what was read under an older one;
+//! - its slot's epoch, shared by every thread: [`Memo::forget`] bumps it when the store learns
+//!   that a token is rejected, in case a memo still holds the token as valid (the store may have
+//!   dropped its entry to make room). That outdates the other tokens of the slot index in every
+//!   memo too, which costs them a store read, never a verification: so rejections, which a flood
+//!   of made-up tokens makes frequent, never bump generations.
+//!
+//! A slot whose stamp is not the current one is never served; no message goes to any thread.
 //!
 //! `moka` does not see memo hits, so its eviction policy may take a token the memo keeps
 //! serving for a cold one. That costs at most one early verification on each thread that has not
@@ -43,8 +51,9 @@ const SLOTS: usize = 64;
 /// One remembered verdict.
 struct Slot {
     key: TokenKey,
-    /// The slot's epoch, read before the store was, so an invalidation racing the read wins.
-    epoch: u64,
+    /// What it was read under, read before the store was, so an invalidation racing the read
+    /// wins.
+    stamp: Stamp,
     /// The store entry's `fresh_until`.
     until: Instant,
     identity: Arc<Identity>,
@@ -64,6 +73,13 @@ pub(crate) struct Memo {
     epochs: Box<[AtomicU64]>,
 }
 
+/// What a remembered identity was read under (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    generation: u64,
+    epoch: u64,
+}
+
 impl Default for Memo {
     fn default() -> Self {
         Self {
@@ -74,20 +90,23 @@ impl Default for Memo {
 }
 
 impl Memo {
-    /// The epoch of `key`'s slot: read it before reading the store, and pass it to
-    /// [`Memo::get`] and [`Memo::put`].
+    /// The current stamp of `key`, whose generation is `generation`: read it before reading the
+    /// store, and pass it to [`Memo::get`] and [`Memo::put`].
     #[inline]
-    pub(crate) fn epoch(&self, key: TokenKey) -> u64 {
-        self.epochs[slot_of(key)].load(Ordering::Acquire)
+    pub(crate) fn stamp(&self, key: TokenKey, generation: u64) -> Stamp {
+        Stamp {
+            generation,
+            epoch: self.epochs[slot_of(key)].load(Ordering::Acquire),
+        }
     }
 
-    /// The identity this thread remembers for `key`, if still fresh at `now` and not forgotten
-    /// since `epoch` (from [`Memo::epoch`]).
+    /// The identity this thread remembers for `key`, if still fresh at `now` and remembered
+    /// under `stamp`, the current one.
     #[inline]
-    pub(crate) fn get(&self, key: TokenKey, epoch: u64, now: Instant) -> Option<Arc<Identity>> {
+    pub(crate) fn get(&self, key: TokenKey, stamp: Stamp, now: Instant) -> Option<Arc<Identity>> {
         let mut table = self.threads.get()?.borrow_mut();
         let slot = table[slot_of(key)].as_mut()?;
-        if slot.key != key || slot.epoch != epoch || now >= slot.until {
+        if slot.key != key || slot.stamp != stamp || now >= slot.until {
             return None;
         }
         if !slot.owned {
@@ -99,9 +118,9 @@ impl Memo {
     }
 
     /// Remembers, on this thread, that `key` maps to `identity` until `fresh_until`, as read
-    /// from the store in `epoch`. Replaces whatever the slot held.
+    /// from the store under `stamp`. Replaces whatever the slot held.
     #[inline]
-    pub(crate) fn put(&self, key: TokenKey, epoch: u64, fresh_until: Instant, identity: &Arc<Identity>) {
+    pub(crate) fn put(&self, key: TokenKey, stamp: Stamp, fresh_until: Instant, identity: &Arc<Identity>) {
         let table = self.threads.get_or(|| {
             CachePadded::new(RefCell::new(
                 std::iter::repeat_with(|| None).take(SLOTS).collect(),
@@ -109,7 +128,7 @@ impl Memo {
         });
         table.borrow_mut()[slot_of(key)] = Some(Slot {
             key,
-            epoch,
+            stamp,
             until: fresh_until,
             identity: Arc::clone(identity),
             owned: false,
@@ -120,13 +139,6 @@ impl Memo {
     /// store has changed.
     pub(crate) fn forget(&self, key: TokenKey) {
         self.epochs[slot_of(key)].fetch_add(1, Ordering::Release);
-    }
-
-    /// Forgets everything every thread remembers. Call it after the store has changed.
-    pub(crate) fn forget_all(&self) {
-        for epoch in &*self.epochs {
-            epoch.fetch_add(1, Ordering::Release);
-        }
     }
 }
 

@@ -1,38 +1,70 @@
-//! [`IdentityCache`]: the identity cache. Per-entry expiry, brief memory of rejections, one
-//! upstream verification per token at a time (coalescing), an in-flight limit, and counters.
+//! [`IdentityCache`]: the identity cache. Per-entry expiry, brief memory of rejections,
+//! revocations, one upstream verification per token at a time (single-flight), an in-flight
+//! limit, and counters.
 //!
 //! Hits are answered by the thread's [`Memo`] when it served the token lately, otherwise by a
 //! synchronous `moka` store read (no future, no cache-handle clone). Misses take the boxed slow
-//! path: [`Flights`] coalesces concurrent first requests for a token into one verification by
-//! the [`Verifier`], whose verdict lands in the store.
+//! path: [`Flights`] lets one request per token ask the [`Verifier`], and the others wait for
+//! its verdict, which lands in the store.
+//!
+//! # Coherence: what a request may still see after `invalidate` or `revoke`
+//!
+//! Every level (the memos, the store of identities, the store of rejections, the flights) obeys
+//! one rule: a verdict computed under an older [generation](generation) of its token is never
+//! stored and never served. `invalidate` and `revoke` bump the token's generation *first*, then
+//! clear the levels, so whatever a flight stores in between carries the old generation and is
+//! ignored by every reader.
+//!
+//! - A request that **starts after `invalidate(token)` returned** never sees a verdict computed
+//!   before it: its memo slot and any store entry carry the old generation, and it boards only a
+//!   flight of the current one. It is verified with Amazon again (or joins a verification that
+//!   started after the invalidation).
+//! - A request that **starts after `revoke(token)` returned** is refused with `401
+//!   invalid_token` without any upstream call, until the token's own expiry: the tombstone is
+//!   written before the generation is bumped, and every miss checks it first.
+//! - A request **already under way** when `invalidate` or `revoke` is called may still be
+//!   answered with the verdict it was about to get, exactly as if it had arrived a moment
+//!   earlier: a hit that read its level before the bump, or a passenger of a flight that started
+//!   before it. One exception in favour of logout: a flight's verdict is checked against the
+//!   tombstones when it lands, so even a request that was waiting for Amazon during `revoke` is
+//!   refused.
+//! - `invalidate` does not undo a `revoke`: the tombstone stays until the token expires.
+//!
+//! Generations are striped (see [`generation`]), so outdating one token also makes a few
+//! unrelated tokens verify again; it never makes anyone serve a wrong verdict.
 //!
 //! | file | owns |
 //! | --- | --- |
-//! | `mod.rs` | the levels and how a verdict moves between them; expiry and stale-if-error |
+//! | `mod.rs` | the levels and how a verdict moves between them; expiry, revocation, stale-if-error |
 //! | [`key`] | the keyed digest every level keys a token by |
-//! | [`entry`] | what the store remembers about a token, and when `moka` drops it |
+//! | [`generation`] | the generation rule all levels obey |
+//! | [`entry`] | what a store remembers about a token, and when `moka` drops it |
 //! | [`memo`] | each thread's memory of the identities it served last |
-//! | [`flight`] | the verifications under way, one per token |
+//! | [`flight`] | the verifications under way, one per token and generation |
 
 pub(crate) mod entry;
 pub(crate) mod flight;
+pub(crate) mod generation;
 pub(crate) mod key;
 pub(crate) mod memo;
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use foldhash::fast::RandomState;
+use futures_util::future::BoxFuture;
 use tokio::sync::Semaphore;
 
 use self::entry::{Entry, EntryExpiry};
-use self::flight::{Flights, Landed};
+use self::flight::{Flights, Seat};
+use self::generation::Generations;
 use self::key::{KeyedDigest, TokenKey};
 use self::memo::Memo;
 use crate::client::AmazonClient;
-use crate::error::{AuthError, Unavailable};
-use crate::identity::Identity;
+use crate::error::{AuthError, CacheError, Rejection, Unavailable};
+use crate::identity::{Identity, Origin};
+use crate::log_limit::LogLimit;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::token::AccessToken;
 use crate::verify::Verifier;
@@ -41,69 +73,116 @@ use crate::verify::Verifier;
 /// a failed re-verification.
 const STALE_RECHECK: Duration = Duration::from_secs(5);
 
+/// How long a revocation lasts when the token's expiry is unknown (Amazon's tokens live an
+/// hour).
+const REVOKED_UNKNOWN_EXPIRY: Duration = Duration::from_secs(3600);
+
 /// How verdicts are remembered; set by the layer builder.
 #[derive(Debug, Clone)]
 pub(crate) struct CachePolicy {
     pub(crate) clock_skew: Duration,
     pub(crate) max_ttl: Duration,
     pub(crate) negative_ttl: Duration,
+    /// Most verified identities kept.
     pub(crate) capacity: u64,
+    /// Most rejections kept, and, separately, most revocations.
+    pub(crate) negative_capacity: u64,
     pub(crate) max_in_flight: usize,
     /// Serve an identity past `max_ttl` (never past the token's expiry) when Amazon cannot
     /// answer.
     pub(crate) stale_if_error: bool,
 }
 
+/// What a flight lands with.
+type Verdict = Result<Entry, AuthError>;
+
 /// The identity cache and the verification behind it. Cheap to clone; clones share the cache,
 /// so several layers (or routers) can share one: see
 /// [`AmazonAuthBuilder::shared_cache`](crate::AmazonAuthBuilder::shared_cache).
 ///
-/// Get it from [`AmazonAuthLayer::cache`](crate::AmazonAuthLayer::cache).
+/// Get it from [`AmazonAuthLayer::cache`](crate::AmazonAuthLayer::cache). What
+/// [`invalidate`](Self::invalidate) and [`revoke`](Self::revoke) guarantee to requests that
+/// start after them, and to those already under way, is set out in the module documentation
+/// of `cache` (in the source: `src/cache/mod.rs`) and summed up on each method.
 #[derive(Clone)]
 pub struct IdentityCache {
     inner: Arc<Inner>,
 }
 
 struct Inner {
+    /// Verified identities.
     store: moka::sync::Cache<TokenKey, Entry, RandomState>,
+    /// Definite rejections, bounded apart so a flood of bad tokens cannot evict identities.
+    rejected: moka::sync::Cache<TokenKey, Entry, RandomState>,
+    /// Revoked tokens (logout), each until the token's own expiry.
+    revoked: moka::sync::Cache<TokenKey, Instant, RandomState>,
+    generations: Generations,
     /// Each thread's memory of the identities it read from `store` lately.
     memo: Memo,
-    flights: Flights,
+    flights: Flights<Verdict>,
     digest: KeyedDigest,
     verifier: Verifier,
     policy: CachePolicy,
     limiter: Semaphore,
     stats: Stats,
+    /// "token could not be verified", at most so often.
+    warn_unverified: LogLimit,
+    /// "serving a stale identity", at most so often.
+    warn_stale: LogLimit,
+    /// This cache, for the identities it stores (see [`Origin`]).
+    this: Weak<Inner>,
 }
 
 impl std::fmt::Debug for IdentityCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IdentityCache")
-            .field("entries", &self.inner.store.entry_count())
+            .field("identities", &self.inner.store.entry_count())
+            .field("rejections", &self.inner.rejected.entry_count())
+            .field("revocations", &self.inner.revoked.entry_count())
             .field("policy", &self.inner.policy)
             .field("verifier", &self.inner.verifier)
             .finish_non_exhaustive()
     }
 }
 
+/// Per-entry expiry of a revocation: at the token's expiry.
+struct RevokedExpiry;
+
+impl moka::Expiry<TokenKey, Instant> for RevokedExpiry {
+    fn expire_after_create(&self, _: &TokenKey, until: &Instant, now: Instant) -> Option<Duration> {
+        Some(until.saturating_duration_since(now))
+    }
+}
+
 impl IdentityCache {
     pub(crate) fn new(verifier: Verifier, policy: CachePolicy) -> Result<Self, getrandom::Error> {
-        let store = moka::sync::Cache::builder()
-            .max_capacity(policy.capacity)
-            .expire_after(EntryExpiry)
-            .build_with_hasher(RandomState::default());
-        Ok(Self {
-            inner: Arc::new(Inner {
-                store,
-                memo: Memo::default(),
-                flights: Flights::new(policy.capacity, verifier.deadline),
-                digest: KeyedDigest::random()?,
-                limiter: Semaphore::new(policy.max_in_flight),
-                verifier,
-                policy,
-                stats: Stats::default(),
-            }),
-        })
+        let digest = KeyedDigest::random()?;
+        let entries = |capacity| {
+            moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(EntryExpiry)
+                .build_with_hasher(RandomState::default())
+        };
+        let inner = Arc::new_cyclic(|this| Inner {
+            store: entries(policy.capacity),
+            rejected: entries(policy.negative_capacity),
+            revoked: moka::sync::Cache::builder()
+                .max_capacity(policy.negative_capacity)
+                .expire_after(RevokedExpiry)
+                .build_with_hasher(RandomState::default()),
+            generations: Generations::default(),
+            memo: Memo::default(),
+            flights: Flights::default(),
+            digest,
+            limiter: Semaphore::new(policy.max_in_flight),
+            verifier,
+            policy,
+            stats: Stats::default(),
+            warn_unverified: LogLimit::default(),
+            warn_stale: LogLimit::default(),
+            this: this.clone(),
+        });
+        Ok(Self { inner })
     }
 
     /// The cache key of `token`.
@@ -114,37 +193,50 @@ impl IdentityCache {
 
     /// The cached verdict for `key`, if any: the hit path, with no upstream call. This thread's
     /// [`Memo`] answers a token it served lately; otherwise the store does, and a fresh identity
-    /// it returns is memoized. The only allocation is the memo's copy of an identity at its
-    /// first memo hit on a thread.
+    /// it returns is memoized. Only entries of the token's current generation count. The only
+    /// allocation is the memo's copy of an identity at its first memo hit on a thread.
     #[inline]
     pub(crate) fn cached(&self, key: &TokenKey) -> Option<Result<Arc<Identity>, AuthError>> {
         let inner = &*self.inner;
         let now = Instant::now();
-        // Read before the store, so an invalidation racing this read outdates what we memoize.
-        let epoch = inner.memo.epoch(*key);
-        if let Some(identity) = inner.memo.get(*key, epoch, now) {
+        // Read before any level, so an invalidation racing these reads outdates what we saw.
+        let generation = inner.generations.current(*key);
+        let stamp = inner.memo.stamp(*key, generation);
+        if let Some(identity) = inner.memo.get(*key, stamp, now) {
             return Some(Ok(identity));
         }
-        match inner.store.get(key)? {
-            Entry::Rejected { error, .. } => {
+        match inner.store.get(key) {
+            Some(Entry::Valid {
+                identity,
+                fresh_until,
+                generation: stamped,
+                ..
+            }) if stamped == generation => {
+                // Past its freshness, kept for stale-if-error: verify again, keep it as a
+                // fallback.
+                if now >= fresh_until {
+                    return None;
+                }
+                inner.memo.put(*key, stamp, fresh_until, &identity);
+                return Some(Ok(identity));
+            }
+            _ => {}
+        }
+        match inner.rejected.get(key)? {
+            Entry::Rejected {
+                error,
+                generation: stamped,
+                ..
+            } if stamped == generation => {
                 inner.stats.negative_hits.fetch_add(1, Relaxed);
                 Some(Err(error))
             }
-            // Past its freshness, kept for stale-if-error: verify again, keep it as a fallback.
-            Entry::Valid { fresh_until, .. } if now >= fresh_until => None,
-            Entry::Valid {
-                identity,
-                fresh_until,
-                ..
-            } => {
-                inner.memo.put(*key, epoch, fresh_until, &identity);
-                Some(Ok(identity))
-            }
+            _ => None,
         }
     }
 
-    /// Verifies `token` with Amazon, coalesced with any verification of the same token already
-    /// under way, and remembers the verdict.
+    /// Verifies `token` with Amazon, or waits for the verification of it already under way,
+    /// and remembers the verdict.
     pub(crate) async fn resolve(
         &self,
         key: TokenKey,
@@ -152,26 +244,45 @@ impl IdentityCache {
     ) -> Result<Arc<Identity>, AuthError> {
         let inner = &*self.inner;
         inner.stats.misses.fetch_add(1, Relaxed);
-        let epoch = inner.memo.epoch(key);
-        let Landed { verdict, coalesced } = inner.flights.run(key, self.verify(key, token)).await;
+        let (stamp, verdict, coalesced) = loop {
+            if inner.is_revoked(key) {
+                return Err(inner.refuse_revoked());
+            }
+            let generation = inner.generations.current(key);
+            let stamp = inner.memo.stamp(key, generation);
+            match inner.flights.board(key, generation) {
+                Seat::Pilot(pilot) => {
+                    let verdict = self.fly(key, generation, token).await;
+                    pilot.land(verdict.clone());
+                    break (stamp, verdict, false);
+                }
+                Seat::Passenger(passenger) => {
+                    if let Some(verdict) = passenger.arrive().await {
+                        break (stamp, verdict, true);
+                    }
+                    // Its pilot went away before landing: board again.
+                }
+            }
+        };
         if coalesced {
             inner.stats.coalesced.fetch_add(1, Relaxed);
         }
-        let verdict = match verdict {
-            Ok(entry) => {
-                // The next request on this connection likely lands on this thread.
-                if let Entry::Valid {
-                    identity,
-                    fresh_until,
-                    ..
-                } = &entry
-                {
-                    inner.memo.put(key, epoch, *fresh_until, identity);
-                }
-                entry.verdict()
+        // Revoked while this request waited for Amazon: logout wins.
+        if inner.is_revoked(key) {
+            return Err(inner.refuse_revoked());
+        }
+        let verdict = verdict.and_then(|entry| {
+            // The next request on this connection likely lands on this thread.
+            if let Entry::Valid {
+                identity,
+                fresh_until,
+                ..
+            } = &entry
+            {
+                inner.memo.put(key, stamp, *fresh_until, identity);
             }
-            Err(error) => Err((*error).clone()),
-        };
+            entry.verdict()
+        });
         match &verdict {
             Ok(identity) => tracing::debug!(coalesced, user_id = identity.user_id(), "authenticated"),
             Err(error) => tracing::debug!(coalesced, %error, "not authenticated"),
@@ -179,35 +290,81 @@ impl IdentityCache {
         verdict
     }
 
-    /// Forgets what is cached about `token` (for logout): the next request verifies it anew.
+    /// Forgets what is cached about `token`: the next request verifies it with Amazon again
+    /// (for a token Amazon may have changed its mind about). A request that starts after this
+    /// returns never gets a verdict computed before it; a request already under way may still
+    /// get the one it was about to. It does not undo a [`revoke`](Self::revoke).
+    ///
+    /// This does **not** log the user out: Login with Amazon has no server-side logout, and
+    /// Amazon keeps calling the token valid until it expires. Use [`revoke`](Self::revoke) for
+    /// that.
+    ///
+    /// # Errors
+    ///
+    /// None today; a fleet-wide cache level will report when it could not publish the
+    /// invalidation.
     ///
     /// ```
-    /// # async fn demo(layer: tower_amazon_auth::AmazonAuthLayer) {
+    /// # async fn demo(layer: tower_amazon_auth::AmazonAuthLayer) -> Result<(), tower_amazon_auth::CacheError> {
     /// use tower_amazon_auth::AccessToken;
-    /// layer.cache().invalidate(&AccessToken::new("Atza|…")).await;
-    /// # }
+    /// layer.cache().invalidate(&AccessToken::new("Atza|…")).await?;
+    /// # Ok(()) }
     /// ```
-    pub async fn invalidate(&self, token: &AccessToken) {
-        let key = self.key(token.expose());
-        self.inner.store.invalidate(&key);
-        self.inner.memo.forget(key);
-        self.inner.flights.forget(key).await;
+    pub async fn invalidate(&self, token: &AccessToken) -> Result<(), CacheError> {
+        self.inner.forget(self.key(token.expose()));
+        Ok(())
     }
 
-    /// Forgets every cached verdict.
-    pub fn invalidate_all(&self) {
-        self.inner.store.invalidate_all();
-        self.inner.memo.forget_all();
-        self.inner.flights.forget_all();
+    /// Refuses `token` on this cache until it expires (logout): from now on every request
+    /// carrying it gets `401 invalid_token` without any upstream call, although Amazon still
+    /// calls it valid. The revocation outlives every cached copy and every verification in
+    /// flight: a request that was waiting for Amazon's answer is refused too. It lasts for the
+    /// token's remaining life by its cached `exp` (an hour when unknown), and is bounded in
+    /// number like the remembered rejections
+    /// ([`negative_capacity`](crate::AmazonAuthBuilder::negative_capacity)).
+    ///
+    /// A handler, which never sees the token, revokes its caller's with
+    /// [`AmazonUser::revoke`](crate::AmazonUser::revoke).
+    ///
+    /// # Errors
+    ///
+    /// None today; a fleet-wide cache level will report when it could not write the
+    /// revocation (the logout did not happen fleet-wide).
+    ///
+    /// ```
+    /// # async fn demo(layer: tower_amazon_auth::AmazonAuthLayer) -> Result<(), tower_amazon_auth::CacheError> {
+    /// use tower_amazon_auth::AccessToken;
+    /// layer.cache().revoke(&AccessToken::new("Atza|…")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn revoke(&self, token: &AccessToken) -> Result<(), CacheError> {
+        self.inner.revoke_key(self.key(token.expose()));
+        Ok(())
     }
 
-    /// The number of cached verdicts (identities and remembered rejections). Applies the
-    /// cache's pending maintenance first (`moka` applies writes and evictions lazily), so the
-    /// count is current; that costs a pass over the pending writes, so do not call it per
-    /// request.
+    /// Forgets every cached verdict (revocations stay).
+    ///
+    /// # Errors
+    ///
+    /// None today, as for [`invalidate`](Self::invalidate).
+    pub async fn invalidate_all(&self) -> Result<(), CacheError> {
+        let inner = &*self.inner;
+        inner.generations.bump_all();
+        inner.store.invalidate_all();
+        inner.rejected.invalidate_all();
+        inner.flights.forget_all();
+        Ok(())
+    }
+
+    /// The number of cached verdicts (identities and remembered rejections, not revocations).
+    /// Applies the cache's pending maintenance first (`moka` applies writes and evictions
+    /// lazily), so the count is current; that costs a pass over the pending writes, so do not
+    /// call it per request.
     pub fn entry_count(&self) -> u64 {
-        self.inner.store.run_pending_tasks();
-        self.inner.store.entry_count()
+        let inner = &*self.inner;
+        inner.store.run_pending_tasks();
+        inner.rejected.run_pending_tasks();
+        inner.store.entry_count() + inner.rejected.entry_count()
     }
 
     /// A snapshot of the counters.
@@ -224,15 +381,25 @@ impl IdentityCache {
         &self.inner.verifier.client
     }
 
-    /// The coalesced body of a miss: asks Amazon once and stores the verdict.
-    async fn verify(&self, key: TokenKey, token: &AccessToken) -> Result<Entry, AuthError> {
+    /// A flight's work: asks Amazon once and stores the verdict, if it is still of the token's
+    /// current generation.
+    async fn fly(&self, key: TokenKey, generation: u64, token: &AccessToken) -> Verdict {
         let inner = &*self.inner;
-        // A verification that finished between our cache read and joining the flight, or a
-        // stale identity kept for stale-if-error.
+        // A verification that landed between our cache read and boarding, or a stale identity
+        // kept for stale-if-error.
+        let now = Instant::now();
         let stale = match inner.store.get(&key) {
-            Some(entry) if entry.is_fresh(Instant::now()) => return Ok(entry),
-            stale => stale,
+            Some(entry) if entry.generation() == generation => {
+                if entry.is_fresh(now) {
+                    return Ok(entry);
+                }
+                Some(entry)
+            }
+            _ => None,
         };
+        if let Some(entry) = inner.rejected.get(&key).filter(|e| e.generation() == generation) {
+            return Ok(entry);
+        }
         let started = Instant::now();
         // Over the in-flight limit is a failure like any other: shed at once, or stale-if-error.
         let outcome = match inner.limiter.try_acquire() {
@@ -240,16 +407,19 @@ impl IdentityCache {
             Err(_) => Err(AuthError::Unavailable(Unavailable::Overloaded)),
         };
         let elapsed_us = started.elapsed().as_micros() as u64;
-        let entry = match outcome {
-            Ok((identity, received)) => {
+        match outcome {
+            Ok((mut identity, received)) => {
                 let policy = &inner.policy;
-                let usable_for = identity
-                    .token_expires
-                    .saturating_duration_since(received)
-                    .saturating_sub(policy.clock_skew);
+                let usable_for = match identity.token_expires() {
+                    Some(expires) => expires.saturating_duration_since(received),
+                    // Profile-only mode: Amazon gave no expiry; believe it for max_ttl.
+                    None => policy.max_ttl,
+                }
+                .saturating_sub(policy.clock_skew);
                 let fresh_until = received + usable_for.min(policy.max_ttl);
                 tracing::debug!(user_id = identity.user_id(), elapsed_us, "token verified");
-                Entry::Valid {
+                identity.origin = Some((key, inner.this.clone() as Weak<dyn Origin>));
+                let entry = Entry::Valid {
                     fresh_until,
                     until: if policy.stale_if_error {
                         received + usable_for
@@ -257,14 +427,30 @@ impl IdentityCache {
                         fresh_until
                     },
                     identity: Arc::new(identity),
+                    generation,
+                };
+                // Stamped with `generation`: if an invalidation bumps it after this check,
+                // readers ignore the entry.
+                if inner.generations.current(key) == generation {
+                    inner.store.insert(key, entry.clone());
                 }
+                Ok(entry)
             }
             Err(error) if error.is_definite() => {
                 tracing::debug!(%error, elapsed_us, "token rejected");
-                Entry::Rejected {
+                let entry = Entry::Rejected {
                     error,
                     until: Instant::now() + inner.policy.negative_ttl,
+                    generation,
+                };
+                if inner.generations.current(key) == generation {
+                    inner.store.invalidate(&key);
+                    inner.rejected.insert(key, entry.clone());
+                    // A thread may still remember the token as valid, if the store dropped it to
+                    // make room before this verification: from now on, none does.
+                    inner.memo.forget(key);
                 }
+                Ok(entry)
             }
             Err(error) => {
                 inner.stats.record_error(&error);
@@ -273,29 +459,75 @@ impl IdentityCache {
                 if let Some(Entry::Valid { identity, until, .. }) = stale {
                     let now = Instant::now();
                     if now < until {
-                        tracing::warn!(%error, elapsed_us, "Amazon unavailable: serving a stale identity");
+                        if let Some(suppressed) = inner.warn_stale.admit() {
+                            tracing::warn!(%error, elapsed_us, suppressed, "Amazon unavailable: serving a stale identity");
+                        }
                         inner.stats.stale_served.fetch_add(1, Relaxed);
                         // Spare Amazon (and our clients the deadline) for a moment before retrying.
                         let entry = Entry::Valid {
                             identity,
                             fresh_until: (now + STALE_RECHECK).min(until),
                             until,
+                            generation,
                         };
-                        inner.store.insert(key, entry.clone());
+                        if inner.generations.current(key) == generation {
+                            inner.store.insert(key, entry.clone());
+                        }
                         return Ok(entry);
                     }
                 }
-                tracing::warn!(%error, elapsed_us, "token could not be verified");
-                return Err(error);
+                match inner.warn_unverified.admit() {
+                    Some(suppressed) => {
+                        tracing::warn!(%error, elapsed_us, suppressed, "token could not be verified");
+                    }
+                    None => tracing::debug!(%error, elapsed_us, "token could not be verified"),
+                }
+                Err(error)
             }
-        };
-        inner.store.insert(key, entry.clone());
-        if let Entry::Rejected { .. } = entry {
-            // A thread may still remember the token as valid, if the store dropped it to make
-            // room before this verification: from now on, none does.
-            inner.memo.forget(key);
         }
-        Ok(entry)
+    }
+}
+
+impl Inner {
+    /// Whether `key` is revoked now.
+    fn is_revoked(&self, key: TokenKey) -> bool {
+        self.revoked.get(&key).is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Counts and returns the refusal of a revoked token.
+    fn refuse_revoked(&self) -> AuthError {
+        self.stats.revoked.fetch_add(1, Relaxed);
+        AuthError::InvalidToken(Rejection::Revoked)
+    }
+
+    /// Outdates `key` on every level, then clears them.
+    fn forget(&self, key: TokenKey) {
+        self.generations.bump(key);
+        self.store.invalidate(&key);
+        self.rejected.invalidate(&key);
+        self.flights.forget(key);
+    }
+
+    /// Writes `key`'s tombstone, then forgets it everywhere.
+    fn revoke_key(&self, key: TokenKey) {
+        let now = Instant::now();
+        let expires = match self.store.get(&key) {
+            Some(Entry::Valid { identity, .. }) => identity.token_expires(),
+            _ => None,
+        };
+        let until = expires
+            .unwrap_or(now + REVOKED_UNKNOWN_EXPIRY)
+            .max(now + self.policy.negative_ttl);
+        self.revoked.insert(key, until);
+        self.stats.revocations.fetch_add(1, Relaxed);
+        self.forget(key);
+    }
+}
+
+impl Origin for Inner {
+    fn revoke(&self, key: TokenKey) -> BoxFuture<'_, Result<(), CacheError>> {
+        self.revoke_key(key);
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 

@@ -75,6 +75,9 @@ impl AmazonClient {
         connect_timeout: Duration,
         request_timeout: Duration,
     ) -> Result<Self, BuildError> {
+        if let Some(url) = endpoints.refused_cleartext() {
+            return Err(BuildError::CleartextBaseUrl(url.to_owned()));
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
             .timeout(request_timeout)

@@ -2,9 +2,12 @@
 //! and the [`MockReply`] the mock gives for a token (a user, one of Amazon's errors or a
 //! transport failure).
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use super::{MOCK_APP_ID, MOCK_CLIENT_ID};
+use crate::identity::{AmazonUser, Identity, Profile, TokenInfo};
+use crate::token::TokenSource;
 
 /// The scope a user granted, which decides the fields `/user/profile` returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +40,7 @@ pub struct MockUser {
     pub(super) exp: i64,
     pub(super) scope: MockScope,
     pub(super) profile_reply: Option<Box<MockReply>>,
+    pub(super) tokeninfo_reply: Option<Box<MockReply>>,
 }
 
 impl MockUser {
@@ -53,6 +57,7 @@ impl MockUser {
             exp: 3600,
             scope: MockScope::Profile,
             profile_reply: None,
+            tokeninfo_reply: None,
         }
     }
 
@@ -133,6 +138,66 @@ impl MockUser {
     pub fn profile_reply(mut self, reply: MockReply) -> Self {
         self.profile_reply = Some(Box::new(reply));
         self
+    }
+
+    /// Profile answers normally for this user, but `/auth/o2/tokeninfo` answers `reply` instead
+    /// (default: the user's token info): with [`profile_reply`](Self::profile_reply), each
+    /// endpoint can answer its own way, with its own [`MockReply::delayed`]. An expired token
+    /// answers `invalid_token` on both endpoints regardless.
+    #[must_use]
+    pub fn tokeninfo_reply(mut self, reply: MockReply) -> Self {
+        self.tokeninfo_reply = Some(Box::new(reply));
+        self
+    }
+
+    /// The [`AmazonUser`] a layer would hand a handler for this user's token (as verified now,
+    /// with the user's scope deciding the profile fields): to unit-test handlers without running
+    /// the layer or a server. Its [`revoke`](AmazonUser::revoke) answers
+    /// [`CacheError::NoCache`](crate::CacheError::NoCache), as no cache verified it.
+    ///
+    /// ```
+    /// use tower_amazon_auth::mock::{MockScope, MockUser};
+    ///
+    /// let user = MockUser::new("amzn1.account.TEST")
+    ///     .email("test@example.com")
+    ///     .scope(MockScope::Profile)
+    ///     .amazon_user();
+    /// assert_eq!(user.user_id(), "amzn1.account.TEST");
+    /// assert_eq!(user.email(), Some("test@example.com"));
+    /// assert!(user.expires_at().is_some());
+    /// ```
+    #[must_use]
+    pub fn amazon_user(&self) -> AmazonUser {
+        let info = TokenInfo {
+            iss: Some("https://www.amazon.com".to_owned()),
+            user_id: self.user_id.clone(),
+            aud: self.aud.clone(),
+            app_id: Some(self.app_id.clone()),
+            exp: self.exp,
+            iat: None,
+        };
+        let (email, name, postal_code) = match self.scope {
+            MockScope::UserId => (None, None, None),
+            MockScope::Profile => (self.email.clone(), self.name.clone(), None),
+            MockScope::ProfileAndPostalCode => {
+                (self.email.clone(), self.name.clone(), self.postal_code.clone())
+            }
+        };
+        let profile = Profile {
+            user_id: self.user_id.clone(),
+            email,
+            name,
+            postal_code,
+        };
+        let identity = Identity::new(
+            info,
+            Arc::from(self.aud.as_str()),
+            Some(profile),
+            Instant::now(),
+            SystemTime::now(),
+            Duration::from_secs(24 * 3600),
+        );
+        AmazonUser::new(Arc::new(identity), TokenSource::Bearer)
     }
 }
 

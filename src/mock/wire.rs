@@ -309,8 +309,11 @@ fn plan_for(reply: &MockReply, endpoint: Endpoint, registration: &Registration, 
             description: DESC_EXPIRED_TOKEN,
         })
     } else {
-        match (endpoint, &user.profile_reply) {
-            (Endpoint::TokenInfo, _) => Plan::new(json_action(&TokenInfoJson {
+        match (endpoint, &user.tokeninfo_reply, &user.profile_reply) {
+            (Endpoint::TokenInfo, Some(tokeninfo_reply), _) => {
+                plan_for(tokeninfo_reply, Endpoint::TokenInfo, registration, now)
+            }
+            (Endpoint::TokenInfo, None, _) => Plan::new(json_action(&TokenInfoJson {
                 iss: ISSUER,
                 user_id: &user.user_id,
                 aud: &user.aud,
@@ -318,10 +321,10 @@ fn plan_for(reply: &MockReply, endpoint: Endpoint, registration: &Registration, 
                 exp: remaining,
                 iat: registration.iat,
             })),
-            (Endpoint::Profile, Some(profile_reply)) => {
+            (Endpoint::Profile, _, Some(profile_reply)) => {
                 plan_for(profile_reply, Endpoint::Profile, registration, now)
             }
-            (Endpoint::Profile, None) => {
+            (Endpoint::Profile, _, None) => {
                 let (email, name, postal_code) = match user.scope {
                     MockScope::UserId => (None, None, None),
                     MockScope::Profile => (user.email.as_deref(), user.name.as_deref(), None),

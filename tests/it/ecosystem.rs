@@ -240,13 +240,13 @@ async fn invalidate_forces_a_fresh_verification() -> TestResult {
         "the second request was a hit"
     );
 
-    layer.cache().invalidate(&AccessToken::new(token.clone())).await;
+    layer.cache().invalidate(&AccessToken::new(token.clone())).await?;
     assert_eq!(get_me(&http, &base, Some(&token)).await?.0, 200);
     assert_eq!(mock.calls_for(&token).tokeninfo, 2, "invalidate forgot the token");
 
     // After logout Amazon revokes the token; invalidating makes the layer notice at once.
     mock.register(&token, MockReply::invalid_token());
-    layer.cache().invalidate(&AccessToken::new(token.clone())).await;
+    layer.cache().invalidate(&AccessToken::new(token.clone())).await?;
     assert_eq!(get_me(&http, &base, Some(&token)).await?.0, 401);
     assert_eq!(mock.calls_for(&token).tokeninfo, 3);
     Ok(())

@@ -263,6 +263,23 @@ async fn check_example(name: &str) {
         .unwrap();
     assert_eq!(response.status(), 404, "{name}: /nope with the token");
 
+    // Logout revokes the token here: from then on it is refused, although the (mock) Amazon
+    // still calls it valid.
+    let response = http
+        .post(running.url("/logout"))
+        .bearer_auth(&running.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "{name}: POST /logout");
+    let response = http.get(&me).bearer_auth(&running.token).send().await.unwrap();
+    assert_eq!(response.status(), 401, "{name}: /me after logout");
+    let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains(r#"error="invalid_token""#),
+        "{name}: {challenge}"
+    );
+
     // SIGTERM stops it cleanly, even with the client's keep-alive connection still open.
     #[cfg(unix)]
     running.terminate(Duration::from_secs(15));

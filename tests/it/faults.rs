@@ -148,13 +148,9 @@ async fn every_transport_and_shape_fault_is_a_bounded_503_that_leaves_the_cache_
                 .profile_reply(MockReply::garbage())
                 .into(),
         ),
-        // tokeninfo and profile disagree on who the user is: no identity is made up.
-        (
-            "profile-other-user",
-            MockUser::new("amzn1.account.A")
-                .profile_reply(MockUser::new("amzn1.account.B").into())
-                .into(),
-        ),
+        // tokeninfo and profile disagreeing on who the user is used to be a 503 here; it is now
+        // a remembered 401 (no identity is made up, and a retry costs no upstream call): see
+        // `verdicts::answers_naming_two_users_are_refused_and_remembered`.
     ];
     let count = faults.len();
     for (tag, fault) in faults {
@@ -193,13 +189,15 @@ async fn the_answer_bound_is_what_refuses_an_oversized_but_valid_answer() {
 
 #[tokio::test]
 async fn retry_after_from_amazon_is_passed_on_and_never_shortened() {
-    let h = Harness::new(|b| b.retry_after(Duration::from_secs(3)).tokeninfo_only()).await;
     for (tag, reply, amazon_says) in [
         ("429", MockReply::status(429).retry_after(40), 40),
         ("503", MockReply::status(503).retry_after(25), 25),
         // Amazon asks for less than our own default: ours wins (never shorter than either).
         ("503-short", MockReply::status(503).retry_after(1), 1),
     ] {
+        // A layer each: after a 429 the layer backs off, so it would answer the next token
+        // with what remains of that back-off instead.
+        let h = Harness::new(|b| b.retry_after(Duration::from_secs(3)).tokeninfo_only()).await;
         let token = token(&format!("ra-{tag}"));
         h.mock.register(&token, reply);
         let secs = expect_unavailable(h.bearer(&token).await.0, tag).await;
@@ -207,6 +205,7 @@ async fn retry_after_from_amazon_is_passed_on_and_never_shortened() {
         assert!(secs >= 3, "{tag}: {secs} < the configured 3");
     }
     // Without a hint from Amazon, the configured value.
+    let h = Harness::new(|b| b.retry_after(Duration::from_secs(3)).tokeninfo_only()).await;
     let plain = token("ra-plain");
     h.mock.register(&plain, MockReply::status(502));
     assert_eq!(expect_unavailable(h.bearer(&plain).await.0, "plain").await, 3);
@@ -287,7 +286,7 @@ async fn an_absurd_exp_is_capped_in_the_users_expiry() {
         let seen = Arc::clone(&seen);
         tower::service_fn(move |request: Request<()>| {
             let user = request.extensions().get::<AmazonUser>().cloned();
-            *seen.lock().unwrap() = user.map(|u| u.expires_at());
+            *seen.lock().unwrap() = user.and_then(|u| u.expires_at());
             async { Ok::<_, Infallible>(Response::new(String::new())) }
         })
     };
@@ -354,11 +353,6 @@ async fn verdicts_and_throttling_are_never_retried() {
     assert_eq!(h.status(&invalid).await, 401);
     assert_eq!(h.mock.calls_for(&invalid).tokeninfo, 1);
 
-    let throttled = token("never-retry-429");
-    h.mock.register(&throttled, MockReply::status(429).retry_after(9));
-    expect_unavailable(h.bearer(&throttled).await.0, "429").await;
-    assert_eq!(h.mock.calls_for(&throttled).tokeninfo, 1);
-
     // Another app's token is a verdict too.
     let foreign = token("never-retry-aud");
     h.mock.register(
@@ -367,6 +361,12 @@ async fn verdicts_and_throttling_are_never_retried() {
     );
     assert_eq!(h.status(&foreign).await, 401);
     assert_eq!(h.mock.calls_for(&foreign).tokeninfo, 1);
+
+    // Last: after a 429 the layer backs off from Amazon for every new token.
+    let throttled = token("never-retry-429");
+    h.mock.register(&throttled, MockReply::status(429).retry_after(9));
+    expect_unavailable(h.bearer(&throttled).await.0, "429").await;
+    assert_eq!(h.mock.calls_for(&throttled).tokeninfo, 1);
 }
 
 #[tokio::test]

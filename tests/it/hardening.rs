@@ -152,6 +152,7 @@ async fn a_flood_of_distinct_unknown_tokens_is_bounded_by_the_in_flight_limit() 
     let h = Harness::new(|b| {
         b.max_in_flight(MAX_IN_FLIGHT)
             .capacity(CAPACITY)
+            .negative_capacity(CAPACITY)
             .negative_ttl(Duration::from_secs(60))
     })
     .await;

@@ -13,6 +13,10 @@ mod axum;
 #[cfg(feature = "mock")]
 mod coalescing_1000;
 #[cfg(all(feature = "mock", feature = "axum"))]
+mod coherence;
+#[cfg(all(feature = "mock", feature = "axum"))]
+mod configuration;
+#[cfg(all(feature = "mock", feature = "axum"))]
 mod core;
 #[cfg(feature = "mock")]
 mod ecosystem;
@@ -24,6 +28,8 @@ mod exchange;
 mod faults;
 #[cfg(all(feature = "mock", feature = "axum"))]
 mod hardening;
+#[cfg(all(feature = "mock", feature = "axum"))]
+mod isolation;
 mod layout;
 #[cfg(feature = "mock")]
 mod memo;
@@ -32,3 +38,5 @@ mod mock;
 mod properties;
 #[cfg(all(feature = "mock", feature = "axum"))]
 mod soak;
+#[cfg(all(feature = "mock", feature = "axum"))]
+mod verdicts;

@@ -80,7 +80,7 @@ async fn invalidations_from_another_thread_reach_this_threads_memo() -> TestResu
     let logout = AccessToken::new(token.clone());
     on_another_thread(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        runtime.block_on(cache.invalidate(&logout));
+        runtime.block_on(cache.invalidate(&logout)).unwrap();
     });
     assert_eq!(me(&http, &base, &token).await?.0, 200);
     assert_eq!(verifications(), 2, "invalidate missed this thread's memo");
@@ -88,7 +88,10 @@ async fn invalidations_from_another_thread_reach_this_threads_memo() -> TestResu
     assert_eq!(verifications(), 2, "memoized again after the new verification");
 
     let cache = layer.cache().clone();
-    on_another_thread(move || cache.invalidate_all());
+    on_another_thread(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(cache.invalidate_all()).unwrap();
+    });
     assert_eq!(me(&http, &base, &token).await?.0, 200);
     assert_eq!(verifications(), 3, "invalidate_all missed this thread's memo");
     Ok(())

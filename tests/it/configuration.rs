@@ -1,0 +1,273 @@
+//! No configuration can hurt: a shared cache cannot be given settings that would widen (or
+//! silently change) its audience, every duration is bounded at `build()` so nothing on a
+//! request path can overflow, and cleartext `http://` to another host is refused.
+
+use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::FutureExt as _;
+use http::{Request, Response};
+use http_body_util::Full;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
+use tower::{Layer, ServiceExt};
+use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockReply, MockUser};
+use tower_amazon_auth::{AmazonAuthLayer, AmazonClient, BuildError, Endpoints};
+
+use crate::common::builder;
+
+#[tokio::test]
+async fn a_shared_cache_refuses_settings_it_would_ignore() {
+    let mock = MockAmazon::start().await.unwrap();
+    let api = builder(&mock).build().unwrap();
+    let admin = AmazonAuthLayer::builder()
+        .shared_cache(api.cache().clone())
+        .client_id("amzn1.application-oa2-client.ADMINONLY")
+        .build();
+    assert_eq!(admin.err(), Some(BuildError::SharedCacheWith("client_id")));
+    for (setting, configured) in [
+        (
+            "max_ttl",
+            AmazonAuthLayer::builder().max_ttl(Duration::from_secs(1)),
+        ),
+        ("base_url", AmazonAuthLayer::builder().base_url(mock.base_url())),
+        (
+            "deadline",
+            AmazonAuthLayer::builder().deadline(Duration::from_secs(1)),
+        ),
+        ("stale_if_error", AmazonAuthLayer::builder().stale_if_error(true)),
+        (
+            "skip_audience_check",
+            AmazonAuthLayer::builder().skip_audience_check(),
+        ),
+    ] {
+        let built = configured.shared_cache(api.cache().clone()).build();
+        assert_eq!(built.err(), Some(BuildError::SharedCacheWith(setting)));
+    }
+    // The per-layer settings stay this layer's.
+    let admin = AmazonAuthLayer::builder()
+        .shared_cache(api.cache().clone())
+        .realm("admin")
+        .optional(true)
+        .retry_after(Duration::from_secs(9))
+        .build();
+    assert!(admin.is_ok(), "{admin:?}");
+}
+
+#[test]
+fn out_of_range_durations_are_refused_at_build() {
+    let too_large = |setting, limit| Some(BuildError::TooLarge { setting, limit });
+    let b = AmazonAuthLayer::builder;
+    let id = "amzn1.application-oa2-client.x";
+    assert_eq!(
+        b().client_id(id).negative_ttl(Duration::MAX).build().err(),
+        too_large("negative_ttl", "1 h")
+    );
+    assert_eq!(
+        b().client_id(id).deadline(Duration::MAX).build().err(),
+        too_large("deadline", "5 min")
+    );
+    assert_eq!(
+        b().skip_audience_check().max_ttl(Duration::MAX).build().err(),
+        too_large("max_ttl", "24 h")
+    );
+    assert_eq!(
+        b().client_id(id).retry_after(Duration::MAX).build().err(),
+        too_large("retry_after", "5 min")
+    );
+    assert_eq!(
+        b().client_id(id).max_in_flight(usize::MAX).build().err(),
+        too_large("max_in_flight", "1 000 000")
+    );
+    assert_eq!(
+        b().client_id(id)
+            .max_ttl(Duration::from_secs(30))
+            .clock_skew(Duration::from_secs(30))
+            .build()
+            .err(),
+        Some(BuildError::ClockSkewNotBelowMaxTtl)
+    );
+}
+
+#[test]
+fn cleartext_http_to_another_host_is_refused_unless_allowed() {
+    for base in [
+        "http://10.0.0.7:8080",
+        "http://lwa-proxy.internal",
+        "http://[2001:db8::1]",
+    ] {
+        let built = AmazonAuthLayer::builder()
+            .client_id("amzn1.application-oa2-client.x")
+            .base_url(base)
+            .build();
+        assert!(
+            matches!(built, Err(BuildError::CleartextBaseUrl(_))),
+            "{base}: {built:?}"
+        );
+        let endpoints = Endpoints::base_url(base).unwrap();
+        assert!(matches!(
+            AmazonClient::new(endpoints.clone()),
+            Err(BuildError::CleartextBaseUrl(_))
+        ));
+        assert!(AmazonClient::new(endpoints.allow_cleartext()).is_ok());
+    }
+    for base in [
+        "http://127.0.0.1:1",
+        "http://localhost:1",
+        "http://[::1]:1",
+        "https://example.com",
+    ] {
+        assert!(
+            AmazonClient::new(Endpoints::base_url(base).unwrap()).is_ok(),
+            "{base}"
+        );
+    }
+}
+
+/// A duration anywhere from zero to `Duration::MAX`: mostly within the limits (so that layers
+/// get built and used), the edges often.
+fn any_duration() -> impl Strategy<Value = Duration> {
+    prop_oneof![
+        1 => Just(Duration::ZERO),
+        1 => Just(Duration::from_nanos(1)),
+        1 => Just(Duration::MAX),
+        1 => Just(Duration::from_secs(u64::MAX)),
+        1 => (0u64..=u64::MAX).prop_map(Duration::from_secs),
+        30 => (1u64..=300_000).prop_map(Duration::from_millis),
+    ]
+}
+
+#[derive(Debug, Clone)]
+struct Durations {
+    clock_skew: Duration,
+    max_ttl: Duration,
+    negative_ttl: Duration,
+    connect_timeout: Duration,
+    deadline: Duration,
+    retry_after: Duration,
+    retries: u32,
+    max_in_flight: usize,
+    stale_if_error: bool,
+    skip_audience_check: bool,
+}
+
+fn durations() -> impl Strategy<Value = Durations> {
+    // clock_skew mostly small, so that it is often below max_ttl.
+    let clock_skew = prop_oneof![4 => (0u64..=30_000).prop_map(Duration::from_millis), 1 => any_duration()];
+    (
+        (clock_skew, any_duration(), any_duration(), any_duration()),
+        (any_duration(), any_duration()),
+        (
+            // Up to 3 retries keep a case short; 11 and beyond are refused.
+            prop_oneof![4 => 0u32..=3, 1 => Just(11), 1 => Just(u32::MAX)],
+            prop_oneof![4 => 1usize..=4, 1 => Just(0), 1 => Just(usize::MAX)],
+        ),
+        (any::<bool>(), any::<bool>()),
+    )
+        .prop_map(
+            |(
+                (clock_skew, max_ttl, negative_ttl, connect_timeout),
+                (deadline, retry_after),
+                (retries, max_in_flight),
+                (stale_if_error, skip_audience_check),
+            )| Durations {
+                clock_skew,
+                max_ttl,
+                negative_ttl,
+                connect_timeout,
+                deadline,
+                retry_after,
+                retries,
+                max_in_flight,
+                stale_if_error,
+                skip_audience_check,
+            },
+        )
+}
+
+/// Arbitrary durations and counts: `build()` returns `Ok` or `Err`, never panics; a layer it
+/// builds never panics on a request, whatever Amazon answers.
+#[test]
+fn no_configuration_panics_at_build_or_on_a_request() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mock = runtime.block_on(MockAmazon::start()).unwrap();
+    let good = mock_access_token("configuration-good");
+    let rejected = mock_access_token("configuration-rejected");
+    let down = mock_access_token("configuration-down");
+    mock.register(&good, MockUser::new("amzn1.account.CONFIG"));
+    mock.register(&rejected, MockReply::invalid_token());
+    mock.register(&down, MockReply::status(503).retry_after(u64::MAX));
+
+    let built = std::cell::Cell::new(0u32);
+    let config = Config {
+        cases: 96,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    // Seeded: the same configurations on every run.
+    let rng = TestRng::deterministic_rng(RngAlgorithm::ChaCha);
+    let mut runner = TestRunner::new_with_rng(config, rng);
+    runner
+        .run(&durations(), |d| {
+            // As in a server: built, used and dropped within the runtime (the connections the
+            // layer opened belong to it).
+            let _runtime = runtime.enter();
+            let mut b = builder(&mock)
+                .clock_skew(d.clock_skew)
+                .max_ttl(d.max_ttl)
+                .negative_ttl(d.negative_ttl)
+                .connect_timeout(d.connect_timeout)
+                .deadline(d.deadline)
+                .retry_after(d.retry_after)
+                .retries(d.retries)
+                .max_in_flight(d.max_in_flight)
+                .stale_if_error(d.stale_if_error);
+            if d.skip_audience_check {
+                b = b.skip_audience_check();
+            }
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| b.build()));
+            let Ok(outcome) = outcome else {
+                return Err(TestCaseError::fail(format!("build() panicked for {d:?}")));
+            };
+            let Ok(layer) = outcome else { return Ok(()) };
+            built.set(built.get() + 1);
+            let service = layer.layer(tower::service_fn(|_: Request<()>| async {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+            }));
+            for token in [&good, &rejected, &down, &good, &rejected] {
+                let request = Request::get("/")
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(())
+                    .unwrap();
+                let outcome = runtime.block_on(
+                    AssertUnwindSafe(tokio::time::timeout(
+                        Duration::from_secs(10),
+                        service.clone().oneshot(request),
+                    ))
+                    .catch_unwind(),
+                );
+                match outcome {
+                    Err(_) => return Err(TestCaseError::fail(format!("a request panicked for {d:?}"))),
+                    Ok(Err(_)) => return Err(TestCaseError::fail(format!("a request hung for {d:?}"))),
+                    Ok(Ok(response)) => {
+                        let status = response.unwrap().status().as_u16();
+                        prop_assert!(matches!(status, 200 | 401 | 503), "status {} for {:?}", status, d);
+                    }
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    eprintln!("{} of 96 configurations built and served requests", built.get());
+    assert!(
+        built.get() >= 8,
+        "only {} of 96 configurations built: the requests went untested",
+        built.get()
+    );
+}

@@ -1,0 +1,211 @@
+//! One verdict for the same answers from Amazon, whichever endpoint answers first, and
+//! Amazon's back-off honoured: `Retry-After` capped, no new verification while it asked us to
+//! wait.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use tower_amazon_auth::mock::{MockAmazon, MockReply, MockUser};
+
+use crate::common::{builder, client, serve, token, Reached};
+
+/// A random delay up to 30 ms, different for each call.
+fn jitter() -> Duration {
+    Duration::from_millis(u64::from(rand_byte()) % 31)
+}
+
+fn rand_byte() -> u8 {
+    // std's hasher is randomly keyed per instance: enough randomness for delays.
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(0u8).to_le_bytes()[0]
+}
+
+/// What tokeninfo or profile answers in a row of the table.
+#[derive(Clone, Copy, Debug)]
+enum Answer {
+    Valid,
+    Invalid,
+    Scope,
+    Down,
+    Garbage,
+    OtherUser,
+}
+
+fn reply(answer: Answer, user: &MockUser) -> MockReply {
+    let reply = match answer {
+        Answer::Valid => MockReply::user(user.clone()),
+        Answer::Invalid => MockReply::invalid_token(),
+        Answer::Scope => MockReply::json(
+            401,
+            serde_json::json!({"error": "insufficient_scope", "error_description": "scope"}),
+        ),
+        Answer::Down => MockReply::status(503),
+        Answer::Garbage => MockReply::garbage(),
+        Answer::OtherUser => MockReply::user(MockUser::new("amzn1.account.SOMEONEELSE")),
+    };
+    reply.delayed(jitter())
+}
+
+/// Sends 50 first requests, each with its own token whose two endpoints answer `tokeninfo` and
+/// `profile` after random delays; returns their statuses.
+async fn row(tokeninfo: Answer, profile: Answer) -> Vec<u16> {
+    let mock = MockAmazon::start().await.unwrap();
+    // No retries: a retried 503 would only make the row slower.
+    let layer = builder(&mock).retries(0).build().unwrap();
+    let addr = serve(crate::common::app(layer, Reached::default())).await;
+    let http = client();
+    let tokens: Vec<String> = (0..50)
+        .map(|i| token(&format!("row{tokeninfo:?}{profile:?}{i}")))
+        .collect();
+    for token in &tokens {
+        let user = MockUser::new("amzn1.account.ROW");
+        let registered = user
+            .clone()
+            .tokeninfo_reply(reply(tokeninfo, &user))
+            .profile_reply(reply(profile, &user));
+        mock.register(token, registered);
+    }
+    join_all(tokens.iter().map(|token| {
+        let request = http.get(format!("http://{addr}/me")).bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    }))
+    .await
+}
+
+#[tokio::test]
+async fn the_same_answers_always_give_the_same_status() {
+    use Answer::*;
+    let table = [
+        (Invalid, Valid, 401),
+        (Invalid, Down, 401),
+        (Invalid, Garbage, 401),
+        (Invalid, Scope, 401),
+        (Valid, Invalid, 401),
+        (Valid, Scope, 403),
+        (Valid, Down, 503),
+        (Valid, Garbage, 503),
+        (Valid, OtherUser, 401),
+        (Down, Invalid, 401),
+        (Garbage, Invalid, 401),
+        (Down, Valid, 503),
+        (Down, Scope, 503),
+        (Garbage, Down, 503),
+    ];
+    let rows = join_all(table.iter().map(|&(t, p, _)| row(t, p))).await;
+    for ((tokeninfo, profile, expected), statuses) in table.iter().zip(rows) {
+        assert!(
+            statuses.iter().all(|status| status == expected),
+            "tokeninfo {tokeninfo:?} + profile {profile:?}: expected {expected} every time, got {statuses:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn answers_naming_two_users_are_refused_and_remembered() {
+    let mock = MockAmazon::start().await.unwrap();
+    let layer = builder(&mock).build().unwrap();
+    let addr = serve(crate::common::app(layer, Reached::default())).await;
+    let token = token("twousers");
+    let user = MockUser::new("amzn1.account.ONE");
+    mock.register(
+        &token,
+        user.profile_reply(MockReply::user(MockUser::new("amzn1.account.TWO"))),
+    );
+    let http = client();
+    for _ in 0..3 {
+        let response = http
+            .get(format!("http://{addr}/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    let calls = mock.calls_for(&token);
+    assert_eq!(
+        (calls.tokeninfo, calls.profile),
+        (1, 1),
+        "each retry asked Amazon again"
+    );
+}
+
+#[tokio::test]
+async fn amazons_retry_after_is_capped() {
+    let mock = MockAmazon::start().await.unwrap();
+    let layer = builder(&mock).retries(0).build().unwrap();
+    let addr = serve(crate::common::app(layer, Reached::default())).await;
+    let token = token("retryafter");
+    mock.register(&token, MockReply::status(503).retry_after(1_000_000_000_000));
+    let response = client()
+        .get(format!("http://{addr}/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=300).contains(&retry_after),
+        "Retry-After {retry_after} passed on uncapped"
+    );
+}
+
+#[tokio::test]
+async fn after_a_429_no_new_token_is_verified_until_the_back_off_passes() {
+    let mock = MockAmazon::start().await.unwrap();
+    let layer = builder(&mock).build().unwrap();
+    let addr = serve(crate::common::app(layer.clone(), Reached::default())).await;
+    let http = client();
+    let get = |token: String| {
+        let request = http.get(format!("http://{addr}/me")).bearer_auth(token);
+        async move { request.send().await.unwrap() }
+    };
+    let throttled = token("throttled");
+    mock.register(&throttled, MockReply::status(429).retry_after(3));
+    let started = Instant::now();
+    assert_eq!(get(throttled.clone()).await.status(), 503);
+    let calls = mock.calls().total();
+
+    let fresh: Vec<String> = (0..50).map(|i| token(&format!("fresh{i}"))).collect();
+    for token in &fresh {
+        mock.register(token, MockUser::new("amzn1.account.FRESH"));
+    }
+    let during = join_all(fresh.iter().cloned().map(get)).await;
+    for response in &during {
+        assert_eq!(response.status(), 503);
+        let retry_after: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (1..=3).contains(&retry_after),
+            "Retry-After {retry_after}: not what remains"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the machine took the whole back-off to send 50 requests: the test proves nothing"
+    );
+    assert_eq!(
+        mock.calls().total(),
+        calls,
+        "new tokens were verified during the back-off"
+    );
+    assert_eq!(layer.stats().backed_off, 50, "{:?}", layer.stats());
+
+    // After the window one probe goes through; its success closes the breaker.
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(started.elapsed()) + Duration::from_millis(100))
+        .await;
+    assert_eq!(get(fresh[0].clone()).await.status(), 200, "the probe");
+    let after = join_all(fresh[1..].iter().cloned().map(get)).await;
+    assert!(
+        after.iter().all(|response| response.status() == 200),
+        "{:?}",
+        after.iter().map(reqwest::Response::status).collect::<Vec<_>>()
+    );
+}
