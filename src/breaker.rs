@@ -24,11 +24,20 @@ const MIN_BACKOFF: Duration = Duration::from_secs(1);
 /// Whether Amazon is asked at all, and why not.
 #[derive(Debug)]
 pub(crate) struct Breaker {
-    state: Mutex<State>,
+    state: Mutex<Current>,
     /// Back-off after a run of failures without a hint of Amazon's.
     backoff: Duration,
     /// How long a probe may take before another one is let through.
     probe_deadline: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Current {
+    state: State,
+    /// Bumped whenever the breaker opens or closes: an outcome of a verification admitted in an
+    /// older epoch is stale (an answer that was under way when a 429 arrived must not close
+    /// the breaker again) and is ignored.
+    epoch: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -52,60 +61,112 @@ pub(crate) enum Outcome {
     Failed,
 }
 
+/// A verification the breaker let through. Record its outcome; dropped without one (its
+/// request went away), a probe lets the next request probe at once.
+#[must_use]
+pub(crate) struct Admission<'a> {
+    breaker: &'a Breaker,
+    epoch: u64,
+    probe: bool,
+    recorded: bool,
+}
+
 impl Breaker {
     /// A closed breaker that backs off for `backoff` after a run of failures, and lets a new
     /// probe through when one has not answered within `probe_deadline`.
     pub(crate) fn new(backoff: Duration, probe_deadline: Duration) -> Self {
         Self {
-            state: Mutex::new(State::Closed { failures: 0 }),
+            state: Mutex::new(Current {
+                state: State::Closed { failures: 0 },
+                epoch: 0,
+            }),
             backoff: backoff.clamp(MIN_BACKOFF, MAX_BACKOFF),
             probe_deadline,
         }
     }
 
     /// `Ok` when a verification may ask Amazon now; otherwise how long until it may.
-    pub(crate) fn admit(&self) -> Result<(), Duration> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+    pub(crate) fn admit(&self) -> Result<Admission<'_>, Duration> {
+        let mut current = self.lock();
         let now = Instant::now();
-        match *state {
-            State::Closed { .. } => Ok(()),
-            State::Open { until } | State::Probing { until } if now < until => Err(until - now),
+        let probe = match current.state {
+            State::Closed { .. } => false,
+            State::Open { until } | State::Probing { until } if now < until => return Err(until - now),
             // The back-off has passed (or the last probe never answered): one probe goes.
             State::Open { .. } | State::Probing { .. } => {
-                *state = State::Probing {
+                current.state = State::Probing {
                     until: now + self.probe_deadline,
                 };
-                Ok(())
+                true
             }
-        }
+        };
+        Ok(Admission {
+            breaker: self,
+            epoch: current.epoch,
+            probe,
+            recorded: false,
+        })
     }
 
-    /// Records what an admitted verification ended with.
-    pub(crate) fn record(&self, outcome: Outcome) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+    fn record(&self, epoch: u64, outcome: Outcome) {
+        let mut current = self.lock();
+        if epoch != current.epoch {
+            return;
+        }
         let now = Instant::now();
-        let open_for = match (outcome, *state) {
+        let open_for = match (outcome, current.state) {
+            (Outcome::Answered, State::Closed { .. }) => {
+                current.state = State::Closed { failures: 0 };
+                return;
+            }
             (Outcome::Answered, _) => {
-                *state = State::Closed { failures: 0 };
+                current.state = State::Closed { failures: 0 };
+                current.epoch += 1;
                 return;
             }
             (Outcome::Throttled(hint), _) => hint.map_or(self.backoff, Duration::from_secs),
             (Outcome::Failed, State::Closed { failures }) if failures + 1 < FAILURES_TO_OPEN => {
-                *state = State::Closed {
+                current.state = State::Closed {
                     failures: failures + 1,
                 };
                 return;
             }
             (Outcome::Failed, _) => self.backoff,
         };
-        let until = now + open_for.clamp(MIN_BACKOFF, MAX_BACKOFF);
-        // A slow failure landing after a newer back-off must not shorten it.
-        if let State::Open { until: later } = *state {
-            if later > until {
-                return;
-            }
+        current.state = State::Open {
+            until: now + open_for.clamp(MIN_BACKOFF, MAX_BACKOFF),
+        };
+        current.epoch += 1;
+    }
+
+    /// A probe of `epoch` went away without an outcome: the next request probes.
+    fn abandon(&self, epoch: u64) {
+        let mut current = self.lock();
+        if epoch == current.epoch && matches!(current.state, State::Probing { .. }) {
+            current.state = State::Open {
+                until: Instant::now(),
+            };
         }
-        *state = State::Open { until };
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Current> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Admission<'_> {
+    /// Records what the admitted verification ended with.
+    pub(crate) fn record(mut self, outcome: Outcome) {
+        self.recorded = true;
+        self.breaker.record(self.epoch, outcome);
+    }
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        if self.probe && !self.recorded {
+            self.breaker.abandon(self.epoch);
+        }
     }
 }
 
@@ -113,44 +174,68 @@ impl Breaker {
 mod tests {
     use super::*;
 
+    fn record(breaker: &Breaker, outcome: Outcome) {
+        breaker.admit().expect("admitted").record(outcome);
+    }
+
     #[test]
     fn a_throttle_opens_at_once_and_a_run_of_failures_after_five() {
         let breaker = Breaker::new(Duration::from_secs(5), Duration::from_secs(5));
         for _ in 1..FAILURES_TO_OPEN {
-            breaker.record(Outcome::Failed);
-            assert!(breaker.admit().is_ok());
+            record(&breaker, Outcome::Failed);
         }
-        breaker.record(Outcome::Answered);
+        record(&breaker, Outcome::Answered);
         for _ in 1..FAILURES_TO_OPEN {
-            breaker.record(Outcome::Failed);
+            record(&breaker, Outcome::Failed);
         }
-        assert!(breaker.admit().is_ok(), "an answer resets the run");
-        breaker.record(Outcome::Failed);
-        let wait = breaker.admit().expect_err("five failures in a row open it");
+        record(&breaker, Outcome::Failed);
+        let wait = breaker.admit().err().expect("five failures in a row open it");
         assert!(wait > Duration::from_secs(4) && wait <= Duration::from_secs(5));
 
         let throttled = Breaker::new(Duration::from_secs(5), Duration::from_secs(5));
-        throttled.record(Outcome::Throttled(Some(1_000_000_000_000)));
-        let wait = throttled.admit().expect_err("a 429 opens it");
+        record(&throttled, Outcome::Throttled(Some(1_000_000_000_000)));
+        let wait = throttled.admit().err().expect("a 429 opens it");
         assert!(wait <= MAX_BACKOFF, "Retry-After is capped");
         let quick = Breaker::new(Duration::from_secs(5), Duration::from_secs(5));
-        quick.record(Outcome::Throttled(Some(0)));
-        assert!(quick.admit().expect_err("still open") > Duration::from_millis(900));
+        record(&quick, Outcome::Throttled(Some(0)));
+        assert!(quick.admit().err().expect("still open") > Duration::from_millis(900));
+    }
+
+    /// Pretends the back-off has passed.
+    fn expire(breaker: &Breaker) {
+        breaker.lock().state = State::Open {
+            until: Instant::now(),
+        };
     }
 
     #[test]
     fn after_the_back_off_one_probe_goes_and_its_answer_closes() {
         let breaker = Breaker::new(Duration::from_secs(1), Duration::from_secs(60));
-        breaker.record(Outcome::Throttled(None));
+        record(&breaker, Outcome::Throttled(None));
         assert!(breaker.admit().is_err());
-        // Pretend the back-off has passed.
-        *breaker.state.lock().unwrap() = State::Open {
-            until: Instant::now(),
-        };
-        assert!(breaker.admit().is_ok(), "the probe");
+        expire(&breaker);
+        let probe = breaker.admit().expect("the probe");
         assert!(breaker.admit().is_err(), "only one probe at a time");
-        breaker.record(Outcome::Answered);
+        probe.record(Outcome::Answered);
         assert!(breaker.admit().is_ok());
         assert!(breaker.admit().is_ok(), "closed again");
+    }
+
+    #[test]
+    fn an_answer_admitted_before_a_throttle_does_not_close_the_breaker() {
+        let breaker = Breaker::new(Duration::from_secs(5), Duration::from_secs(60));
+        let slow = breaker.admit().expect("admitted while closed");
+        record(&breaker, Outcome::Throttled(Some(60)));
+        slow.record(Outcome::Answered);
+        assert!(breaker.admit().is_err(), "a late answer ended Amazon's back-off");
+    }
+
+    #[test]
+    fn a_probe_that_goes_away_lets_the_next_request_probe() {
+        let breaker = Breaker::new(Duration::from_secs(1), Duration::from_secs(300));
+        record(&breaker, Outcome::Throttled(None));
+        expire(&breaker);
+        drop(breaker.admit().expect("the probe"));
+        assert!(breaker.admit().is_ok(), "stalled for the probe's whole deadline");
     }
 }

@@ -109,7 +109,8 @@ impl AmazonAuthLayer {
 /// | [`max_ttl`](Self::max_ttl) | [`defaults::MAX_TTL`] (5 min) | longest an identity is cached: how late a revocation can be noticed |
 /// | [`negative_ttl`](Self::negative_ttl) | [`defaults::NEGATIVE_TTL`] (30 s) | how long a definite rejection is remembered |
 /// | [`capacity`](Self::capacity) | [`defaults::CAPACITY`] (100 000) | most cached verdicts (each thread also remembers up to 64 identities it served lately) |
-/// | [`negative_capacity`](Self::negative_capacity) | [`defaults::NEGATIVE_CAPACITY`] (10 000) | most remembered rejections, apart from the identities; likewise most revocations |
+/// | [`negative_capacity`](Self::negative_capacity) | [`defaults::NEGATIVE_CAPACITY`] (10 000) | most remembered rejections, apart from the identities |
+/// | [`max_revocations`](Self::max_revocations) | [`defaults::MAX_REVOCATIONS`] (100 000) | most revocations (logouts) in force at once; never evicted, one more is refused |
 /// | [`max_in_flight`](Self::max_in_flight) | [`defaults::MAX_IN_FLIGHT`] (256) | most distinct tokens being verified at once; beyond it, 503 at once |
 /// | [`stale_if_error`](Self::stale_if_error) | `false` | during an Amazon outage, keep serving an identity past `max_ttl` (never past the token's expiry) |
 /// | [`connect_timeout`](Self::connect_timeout) | [`defaults::CONNECT_TIMEOUT`] (2 s) | time allowed to connect to Amazon |
@@ -135,6 +136,7 @@ pub struct AmazonAuthBuilder {
     negative_ttl: Duration,
     capacity: u64,
     negative_capacity: u64,
+    max_revocations: u64,
     max_in_flight: usize,
     stale_if_error: bool,
     connect_timeout: Duration,
@@ -164,6 +166,7 @@ impl Default for AmazonAuthBuilder {
             negative_ttl: defaults::NEGATIVE_TTL,
             capacity: defaults::CAPACITY,
             negative_capacity: defaults::NEGATIVE_CAPACITY,
+            max_revocations: defaults::MAX_REVOCATIONS,
             max_in_flight: defaults::MAX_IN_FLIGHT,
             stale_if_error: false,
             connect_timeout: defaults::CONNECT_TIMEOUT,
@@ -323,12 +326,24 @@ impl AmazonAuthBuilder {
     }
 
     /// The most definite rejections remembered, apart from the [`capacity`](Self::capacity) of
-    /// verified identities, so a flood of bad tokens never evicts a good one; and, separately,
-    /// the most revocations ([`IdentityCache::revoke`]) kept. Default:
+    /// verified identities, so a flood of bad tokens never evicts a good one. Default:
     /// [`defaults::NEGATIVE_CAPACITY`] (10 000).
     pub fn negative_capacity(mut self, capacity: u64) -> Self {
         self.cache_settings.push("negative_capacity");
         self.negative_capacity = capacity;
+        self
+    }
+
+    /// The most revocations ([`IdentityCache::revoke`], [`AmazonUser::revoke`]) in force at
+    /// once, each until its token expires (at most an hour for Amazon's tokens). A revocation
+    /// is never evicted to make room, since that would be a lost logout: one more is refused
+    /// with [`CacheError::TooManyRevocations`](crate::CacheError::TooManyRevocations). Each
+    /// takes about 100 bytes. Default: [`defaults::MAX_REVOCATIONS`] (100 000).
+    ///
+    /// [`AmazonUser::revoke`]: crate::AmazonUser::revoke
+    pub fn max_revocations(mut self, max: u64) -> Self {
+        self.cache_settings.push("max_revocations");
+        self.max_revocations = max;
         self
     }
 
@@ -488,6 +503,9 @@ impl AmazonAuthBuilder {
         if self.negative_capacity == 0 {
             return Err(BuildError::Zero("negative_capacity"));
         }
+        if self.max_revocations == 0 {
+            return Err(BuildError::Zero("max_revocations"));
+        }
         if self.max_in_flight == 0 {
             return Err(BuildError::Zero("max_in_flight"));
         }
@@ -520,6 +538,7 @@ impl AmazonAuthBuilder {
             negative_ttl: self.negative_ttl,
             capacity: self.capacity,
             negative_capacity: self.negative_capacity,
+            max_revocations: self.max_revocations,
             max_in_flight: self.max_in_flight,
             stale_if_error: self.stale_if_error,
         };

@@ -15,9 +15,10 @@ pub const MAX_TTL: Duration = Duration::from_secs(5 * 60);
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(30);
 /// Most cached verdicts: 100 000.
 pub const CAPACITY: u64 = 100_000;
-/// Most remembered rejections, kept apart from the identities; likewise most revocations:
-/// 10 000.
+/// Most remembered rejections, kept apart from the identities: 10 000.
 pub const NEGATIVE_CAPACITY: u64 = 10_000;
+/// Most revocations (logouts) in force at once: 100 000.
+pub const MAX_REVOCATIONS: u64 = 100_000;
 /// Most distinct tokens verified with Amazon at once: 256.
 pub const MAX_IN_FLIGHT: usize = 256;
 /// `Retry-After` on a 503: 5 s.

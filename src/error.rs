@@ -371,4 +371,8 @@ pub enum CacheError {
     /// cache no longer exist.
     #[error("this user did not come from a live identity cache")]
     NoCache,
+    /// [`max_revocations`](crate::AmazonAuthBuilder::max_revocations) revocations are in force
+    /// (each until its token expires): this one was not recorded, so the logout did not happen.
+    #[error("too many revocations in force: this one was not recorded")]
+    TooManyRevocations,
 }

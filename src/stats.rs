@@ -115,7 +115,9 @@ pub struct StatsSnapshot {
     /// Verifications not started because Amazon asked us to back off (a `429`, or a run of
     /// failures): answered 503 with the remaining `Retry-After` at once.
     pub backed_off: u64,
-    /// Requests served a stale identity because Amazon could not answer (stale-if-error).
+    /// Failed re-verifications that fell back to a stale identity (stale-if-error). Counted
+    /// once per fallback: the requests that shared that verification, and those served the
+    /// stale identity in the 5 s before Amazon is asked again, are not counted again.
     pub stale_served: u64,
     /// Tokens revoked ([`IdentityCache::revoke`](crate::IdentityCache::revoke),
     /// [`AmazonUser::revoke`](crate::AmazonUser::revoke)).

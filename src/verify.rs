@@ -10,6 +10,7 @@
 //! | tokeninfo | profile | verdict |
 //! | --- | --- | --- |
 //! | invalid, expired, or `aud` not ours | anything | `401 invalid_token` (remembered as a rejection) |
+//! | `insufficient_scope` (not documented for tokeninfo) | anything | `403 insufficient_scope` |
 //! | valid, ours | the same user | the identity |
 //! | valid, ours | another user | `401 invalid_token` (remembered: asking again would cost two calls for the same contradiction) |
 //! | valid, ours | `invalid_token` | `401 invalid_token` |
@@ -19,7 +20,9 @@
 //! | 5xx, timeout, unreadable | anything else | `503` |
 //!
 //! A definite answer from tokeninfo settles the verdict as soon as it arrives (the profile call
-//! is dropped); any other needs both answers.
+//! is dropped); any other needs both answers. Each call has the verification's deadline, and a
+//! call that runs past it counts as a timeout in the table, so a quick `invalid_token` from the
+//! profile still decides when tokeninfo hangs.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -64,38 +67,38 @@ impl Verifier {
         token: &AccessToken,
         stats: &Stats,
     ) -> Result<(Identity, Instant), AuthError> {
-        if let Err(wait) = self.breaker.admit() {
-            return Err(AuthError::Unavailable(Unavailable::BackingOff {
+        let admission = self.breaker.admit().map_err(|wait| {
+            AuthError::Unavailable(Unavailable::BackingOff {
                 retry_after: (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1),
-            }));
-        }
-        let verdict = tokio::time::timeout(self.deadline, self.ask_amazon(token, stats))
-            .await
-            .unwrap_or(Err(AuthError::Unavailable(Unavailable::Timeout)));
-        self.breaker.record(match &verdict {
-            Err(AuthError::Unavailable(Unavailable::Status {
-                status: 429,
-                retry_after,
-            })) => Outcome::Throttled(*retry_after),
-            Err(AuthError::Unavailable(_)) => Outcome::Failed,
-            _ => Outcome::Answered,
-        });
+            })
+        })?;
+        let (verdict, outcome) = self.ask_amazon(token, stats).await;
+        admission.record(outcome);
         verdict
     }
 
-    /// tokeninfo and profile, concurrently, combined as the module docs' table says.
-    async fn ask_amazon(&self, token: &AccessToken, stats: &Stats) -> Result<(Identity, Instant), AuthError> {
-        let tokeninfo = std::pin::pin!(self.tokeninfo(token, stats));
-        let profile = std::pin::pin!(self.profile(token, stats));
+    /// tokeninfo and profile, concurrently, each within the deadline, combined as the module
+    /// docs' table says; and what the answers tell the breaker.
+    async fn ask_amazon(
+        &self,
+        token: &AccessToken,
+        stats: &Stats,
+    ) -> (Result<(Identity, Instant), AuthError>, Outcome) {
+        // One deadline for both calls: a call that runs past it is a timeout of its own, so
+        // the other's definite answer still decides (the table's "timeout + invalid_token").
+        let until = tokio::time::Instant::now() + self.deadline;
+        let tokeninfo = std::pin::pin!(within(until, self.tokeninfo(token, stats)));
+        let profile = std::pin::pin!(within(until, self.profile(token, stats)));
         let (tokeninfo, profile) = match select(tokeninfo, profile).await {
             Either::Left((tokeninfo, profile)) => match tokeninfo {
                 // Settled whatever the profile says.
-                Err(error) if error.is_definite() => return Err(error),
+                Err(error) if error.is_definite() => return (Err(error), Outcome::Answered),
                 tokeninfo => (tokeninfo, profile.await),
             },
             Either::Right((profile, tokeninfo)) => (tokeninfo.await, profile),
         };
-        combine(tokeninfo, profile)
+        let outcome = outcome(tokeninfo.as_ref().err(), profile.as_ref().err());
+        (combine(tokeninfo, profile), outcome)
     }
 
     async fn tokeninfo(&self, token: &AccessToken, stats: &Stats) -> TokenInfoAnswer {
@@ -123,6 +126,35 @@ impl Verifier {
         stats.upstream_calls.fetch_add(1, Relaxed);
         self.client.profile(token).await.map(Some).map_err(upstream)
     }
+}
+
+/// `fut`, or a timeout once `until` has passed.
+async fn within<T>(
+    until: tokio::time::Instant,
+    fut: impl std::future::Future<Output = Result<T, AuthError>>,
+) -> Result<T, AuthError> {
+    tokio::time::timeout_at(until, fut)
+        .await
+        .unwrap_or(Err(AuthError::Unavailable(Unavailable::Timeout)))
+}
+
+/// What two answers tell the breaker: any `429` is Amazon throttling us (even when the other
+/// answer decided the verdict), any other transient failure a failure, and only two usable
+/// answers mean Amazon is up.
+fn outcome(tokeninfo: Option<&AuthError>, profile: Option<&AuthError>) -> Outcome {
+    let failures = [tokeninfo, profile].into_iter().flatten();
+    let mut outcome = Outcome::Answered;
+    for error in failures {
+        match error {
+            AuthError::Unavailable(Unavailable::Status {
+                status: 429,
+                retry_after,
+            }) => return Outcome::Throttled(*retry_after),
+            AuthError::Unavailable(_) => outcome = Outcome::Failed,
+            _ => {}
+        }
+    }
+    outcome
 }
 
 /// The one verdict for two answers (see the module docs).

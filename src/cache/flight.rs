@@ -5,8 +5,8 @@
 //! The table belongs to the cache, so the cache decides what a flight may do:
 //!
 //! - a flight is stamped with the token's [generation](super::generation) it started under, and
-//!   a request boards only a flight of the generation it read: a request that starts after an
-//!   invalidation never gets the verdict of a flight that started before it;
+//!   a request boards only a flight of the generation it read or a newer one: a request that
+//!   starts after an invalidation never gets the verdict of a flight that started before it;
 //! - [`Flights::forget`] detaches a token's flight from the table: the requests already aboard
 //!   still get its verdict, nobody else boards it, and (its generation being old) the cache does
 //!   not store what it lands with;
@@ -79,12 +79,13 @@ impl<V> Flights<V> {
 }
 
 impl<V: Clone> Flights<V> {
-    /// Boards the flight of `key` under `generation`, or starts one: a flight of an older
-    /// generation is left to its passengers and replaced.
+    /// Boards the flight of `key` under `generation` (or a newer one), or starts one: a flight
+    /// of an older generation is left to its passengers and replaced.
     pub(crate) fn board(&self, key: TokenKey, generation: u64) -> Seat<'_, V> {
         let mut shard = self.shard(key);
         if let Some(flight) = shard.get(&key) {
-            if flight.generation == generation && flight.verdict.has_changed().is_ok() {
+            // A newer flight serves a request that read an older generation just as well.
+            if flight.generation >= generation && flight.verdict.has_changed().is_ok() {
                 return Seat::Passenger(Passenger {
                     verdict: flight.verdict.clone(),
                 });

@@ -73,6 +73,9 @@ use crate::verify::Verifier;
 /// a failed re-verification.
 const STALE_RECHECK: Duration = Duration::from_secs(5);
 
+/// How much longer than a verification's deadline a request waits for another's.
+const PASSENGER_MARGIN: Duration = Duration::from_secs(1);
+
 /// How long a revocation lasts when the token's expiry is unknown (Amazon's tokens live an
 /// hour).
 const REVOKED_UNKNOWN_EXPIRY: Duration = Duration::from_secs(3600);
@@ -85,8 +88,10 @@ pub(crate) struct CachePolicy {
     pub(crate) negative_ttl: Duration,
     /// Most verified identities kept.
     pub(crate) capacity: u64,
-    /// Most rejections kept, and, separately, most revocations.
+    /// Most rejections kept.
     pub(crate) negative_capacity: u64,
+    /// Most revocations in force at once.
+    pub(crate) max_revocations: u64,
     pub(crate) max_in_flight: usize,
     /// Serve an identity past `max_ttl` (never past the token's expiry) when Amazon cannot
     /// answer.
@@ -166,8 +171,12 @@ impl IdentityCache {
         let inner = Arc::new_cyclic(|this| Inner {
             store: entries(policy.capacity),
             rejected: entries(policy.negative_capacity),
+            // No admission filter (TinyLFU would drop a new, rarely read tombstone in favour
+            // of old ones), and room beyond the bound `revoke` enforces, so the cache itself
+            // never evicts a revocation.
             revoked: moka::sync::Cache::builder()
-                .max_capacity(policy.negative_capacity)
+                .max_capacity(policy.max_revocations.saturating_mul(2))
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .expire_after(RevokedExpiry)
                 .build_with_hasher(RandomState::default()),
             generations: Generations::default(),
@@ -245,10 +254,13 @@ impl IdentityCache {
         let inner = &*self.inner;
         inner.stats.misses.fetch_add(1, Relaxed);
         let (stamp, verdict, coalesced) = loop {
+            // The generation first, then the tombstone: `revoke` writes the tombstone before it
+            // bumps the generation, so a request that reads the bumped generation also sees the
+            // tombstone, and one that read the older generation stores nothing anyone serves.
+            let generation = inner.generations.current(key);
             if inner.is_revoked(key) {
                 return Err(inner.refuse_revoked());
             }
-            let generation = inner.generations.current(key);
             let stamp = inner.memo.stamp(key, generation);
             match inner.flights.board(key, generation) {
                 Seat::Pilot(pilot) => {
@@ -257,10 +269,18 @@ impl IdentityCache {
                     break (stamp, verdict, false);
                 }
                 Seat::Passenger(passenger) => {
-                    if let Some(verdict) = passenger.arrive().await {
-                        break (stamp, verdict, true);
+                    // Bounded: a pilot kept alive but never polled must not hold anyone.
+                    let patience = inner.verifier.deadline + PASSENGER_MARGIN;
+                    match tokio::time::timeout(patience, passenger.arrive()).await {
+                        Ok(Some(verdict)) => break (stamp, verdict, true),
+                        // Its pilot went away before landing: board again.
+                        Ok(None) => {}
+                        Err(_) => {
+                            let error = AuthError::Unavailable(Unavailable::Timeout);
+                            inner.stats.record_error(&error);
+                            return Err(error);
+                        }
                     }
-                    // Its pilot went away before landing: board again.
                 }
             }
         };
@@ -319,17 +339,18 @@ impl IdentityCache {
     /// carrying it gets `401 invalid_token` without any upstream call, although Amazon still
     /// calls it valid. The revocation outlives every cached copy and every verification in
     /// flight: a request that was waiting for Amazon's answer is refused too. It lasts for the
-    /// token's remaining life by its cached `exp` (an hour when unknown), and is bounded in
-    /// number like the remembered rejections
-    /// ([`negative_capacity`](crate::AmazonAuthBuilder::negative_capacity)).
+    /// token's remaining life by its cached `exp` (an hour when unknown). Revocations are never
+    /// evicted: at most [`max_revocations`](crate::AmazonAuthBuilder::max_revocations) are in
+    /// force at once, and one more is refused with an error rather than lost.
     ///
     /// A handler, which never sees the token, revokes its caller's with
     /// [`AmazonUser::revoke`](crate::AmazonUser::revoke).
     ///
     /// # Errors
     ///
-    /// None today; a fleet-wide cache level will report when it could not write the
-    /// revocation (the logout did not happen fleet-wide).
+    /// [`CacheError::TooManyRevocations`] when `max_revocations` are in force (the logout did
+    /// not happen: answer it with a 5xx). A fleet-wide cache level will also report when it
+    /// could not write the revocation.
     ///
     /// ```
     /// # async fn demo(layer: tower_amazon_auth::AmazonAuthLayer) -> Result<(), tower_amazon_auth::CacheError> {
@@ -338,8 +359,7 @@ impl IdentityCache {
     /// # Ok(()) }
     /// ```
     pub async fn revoke(&self, token: &AccessToken) -> Result<(), CacheError> {
-        self.inner.revoke_key(self.key(token.expose()));
-        Ok(())
+        self.inner.revoke_key(self.key(token.expose()))
     }
 
     /// Forgets every cached verdict (revocations stay).
@@ -431,7 +451,7 @@ impl IdentityCache {
                 };
                 // Stamped with `generation`: if an invalidation bumps it after this check,
                 // readers ignore the entry.
-                if inner.generations.current(key) == generation {
+                if inner.storable(key, generation) {
                     inner.store.insert(key, entry.clone());
                 }
                 Ok(entry)
@@ -470,7 +490,7 @@ impl IdentityCache {
                             until,
                             generation,
                         };
-                        if inner.generations.current(key) == generation {
+                        if inner.storable(key, generation) {
                             inner.store.insert(key, entry.clone());
                         }
                         return Ok(entry);
@@ -489,6 +509,13 @@ impl IdentityCache {
 }
 
 impl Inner {
+    /// Whether a verdict computed under `generation` may be stored for `key`: it is still the
+    /// current generation, and the token is not revoked (a second line of defence: `resolve`
+    /// checks the tombstone before boarding).
+    fn storable(&self, key: TokenKey, generation: u64) -> bool {
+        self.generations.current(key) == generation && !self.is_revoked(key)
+    }
+
     /// Whether `key` is revoked now.
     fn is_revoked(&self, key: TokenKey) -> bool {
         self.revoked.get(&key).is_some_and(|until| Instant::now() < until)
@@ -508,8 +535,9 @@ impl Inner {
         self.flights.forget(key);
     }
 
-    /// Writes `key`'s tombstone, then forgets it everywhere.
-    fn revoke_key(&self, key: TokenKey) {
+    /// Writes `key`'s tombstone, then forgets it everywhere; refuses when `max_revocations` are
+    /// in force.
+    fn revoke_key(&self, key: TokenKey) -> Result<(), CacheError> {
         let now = Instant::now();
         let expires = match self.store.get(&key) {
             Some(Entry::Valid { identity, .. }) => identity.token_expires(),
@@ -518,16 +546,28 @@ impl Inner {
         let until = expires
             .unwrap_or(now + REVOKED_UNKNOWN_EXPIRY)
             .max(now + self.policy.negative_ttl);
+        if !self.revoked.contains_key(&key) {
+            // `moka` counts lazily: apply the pending writes and sweep the expired first (a
+            // logout is rare enough to pay for it).
+            self.revoked.run_pending_tasks();
+            if self.revoked.entry_count() >= self.policy.max_revocations {
+                tracing::warn!(
+                    max_revocations = self.policy.max_revocations,
+                    "revocation refused: too many in force"
+                );
+                return Err(CacheError::TooManyRevocations);
+            }
+        }
         self.revoked.insert(key, until);
         self.stats.revocations.fetch_add(1, Relaxed);
         self.forget(key);
+        Ok(())
     }
 }
 
 impl Origin for Inner {
     fn revoke(&self, key: TokenKey) -> BoxFuture<'_, Result<(), CacheError>> {
-        self.revoke_key(key);
-        Box::pin(std::future::ready(Ok(())))
+        Box::pin(std::future::ready(self.revoke_key(key)))
     }
 }
 
@@ -578,5 +618,73 @@ mod tests {
             Some(Some(AuthError::InvalidToken(Rejection::Invalid))),
             "this thread's memo still answered for a revoked token"
         );
+    }
+}
+
+#[cfg(all(test, feature = "mock"))]
+mod race_tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::mock::{mock_access_token, MockAmazon, MockUser, MOCK_CLIENT_ID};
+    use crate::AmazonAuthLayer;
+
+    async fn cache_on(mock: &MockAmazon, deadline: Duration) -> IdentityCache {
+        AmazonAuthLayer::builder()
+            .client_id(MOCK_CLIENT_ID)
+            .base_url(mock.base_url())
+            .deadline(deadline)
+            .build()
+            .unwrap()
+            .cache()
+            .clone()
+    }
+
+    /// A pilot that started between `revoke`'s generation bump and a look at the tombstone
+    /// (the interleaving a review found when the tombstone was read first): what it lands with
+    /// is never stored, so no later request is served the revoked token from the cache.
+    #[tokio::test]
+    async fn a_flight_landing_after_a_revoke_stores_nothing() {
+        let mock = MockAmazon::start().await.unwrap();
+        let token = mock_access_token("revoke-race");
+        mock.register(&token, MockUser::new("amzn1.account.RACE"));
+        let cache = cache_on(&mock, Duration::from_secs(5)).await;
+        let access = AccessToken::new(token.clone());
+        let key = cache.key(&token);
+        cache.revoke(&access).await.unwrap();
+        // Flies under the bumped generation, as a request that missed the tombstone would.
+        let generation = cache.inner.generations.current(key);
+        assert!(
+            cache.fly(key, generation, &access).await.is_ok(),
+            "Amazon still says valid"
+        );
+        assert!(
+            cache.cached(&key).is_none(),
+            "the revoked token was stored and served"
+        );
+        assert_eq!(
+            cache.resolve(key, &access).await.err(),
+            Some(AuthError::InvalidToken(Rejection::Revoked))
+        );
+    }
+
+    /// A pilot kept alive but never polled (its caller dropped the race it was in, say) must
+    /// not hold its passengers past the deadline.
+    #[tokio::test]
+    async fn a_passenger_waits_no_longer_than_the_deadline() {
+        let mock = MockAmazon::start().await.unwrap();
+        let token = mock_access_token("stuck-pilot");
+        mock.register(&token, MockUser::new("amzn1.account.STUCK"));
+        let deadline = Duration::from_millis(200);
+        let cache = cache_on(&mock, deadline).await;
+        let key = cache.key(&token);
+        let generation = cache.inner.generations.current(key);
+        let stuck = cache.inner.flights.board(key, generation);
+        assert!(matches!(stuck, Seat::Pilot(_)));
+        let started = Instant::now();
+        let verdict = cache.resolve(key, &AccessToken::new(token)).await;
+        assert_eq!(verdict.err(), Some(AuthError::Unavailable(Unavailable::Timeout)));
+        assert!(started.elapsed() < deadline + PASSENGER_MARGIN + Duration::from_secs(1));
+        drop(stuck);
     }
 }

@@ -209,6 +209,44 @@ async fn revoke_wins_over_a_verification_in_flight() {
 }
 
 #[tokio::test]
+async fn revocations_are_never_evicted_and_one_too_many_is_refused() {
+    const MAX: u64 = 64;
+    let s = Served::new(|b| b.max_revocations(MAX)).await;
+    let cache = s.layer.cache();
+    // Old revocations, their tokens replayed (as a client that keeps a logged-out token does).
+    let old: Vec<String> = (0..MAX / 2).map(|i| token(&format!("old-revoked-{i}"))).collect();
+    for token in &old {
+        s.mock.register(token, MockUser::new("amzn1.account.OLD"));
+        cache.revoke(&AccessToken::new(token.clone())).await.unwrap();
+    }
+    for _ in 0..5 {
+        for token in &old {
+            assert_eq!(s.status(token).await, 401);
+        }
+    }
+    // A new revocation, read rarely, must not lose to the often-read old ones.
+    let fresh = token("fresh-revoked");
+    s.mock.register(&fresh, MockUser::new("amzn1.account.FRESH"));
+    cache.revoke(&AccessToken::new(fresh.clone())).await.unwrap();
+    let more: Vec<String> = (0..MAX / 2 - 1)
+        .map(|i| token(&format!("more-revoked-{i}")))
+        .collect();
+    for token in &more {
+        cache.revoke(&AccessToken::new(token.clone())).await.unwrap();
+    }
+    cache.entry_count();
+    assert_eq!(
+        s.status(&fresh).await,
+        401,
+        "a revocation was evicted: a lost logout"
+    );
+    assert_eq!(s.mock.calls_for(&fresh).total(), 0);
+    // Full: one more is refused, not recorded and forgotten.
+    let refused = cache.revoke(&AccessToken::new(token("one-too-many"))).await;
+    assert_eq!(refused, Err(tower_amazon_auth::CacheError::TooManyRevocations));
+}
+
+#[tokio::test]
 async fn a_user_made_in_a_test_cannot_revoke_anything() {
     let user = MockUser::new("amzn1.account.UNIT").amazon_user();
     assert_eq!(user.revoke().await, Err(tower_amazon_auth::CacheError::NoCache));

@@ -55,9 +55,12 @@ const INVALID: usize = 300;
 async fn soak_mixed_traffic_makes_no_wrong_decision() {
     let mock = MockAmazon::start().await.unwrap();
     let deadline = Duration::from_millis(1500);
+    // Back-offs of 1 s (the breaker's back-off after a run of failures is `retry_after`): the
+    // faults open it often, and the soak is about the decisions in between.
     let layer = builder(&mock)
         .deadline(deadline)
         .capacity(CAPACITY)
+        .retry_after(Duration::from_secs(1))
         .build()
         .unwrap();
     let reached = Reached::default();
@@ -78,7 +81,8 @@ async fn soak_mixed_traffic_makes_no_wrong_decision() {
         ("503a", MockReply::status(503)),
         ("503b", MockReply::status(503).retry_after(2)),
         ("500", MockReply::status(500)),
-        ("429", MockReply::status(429)),
+        // No 429 here: Amazon throttles a client, not a token, and a 429 stops all new
+        // verifications for its back-off (`verdicts::after_a_429_…` covers it).
         ("garbage-a", MockReply::garbage()),
         ("garbage-b", MockReply::garbage()),
         ("reset", MockReply::reset()),
@@ -266,9 +270,14 @@ async fn soak_mixed_traffic_makes_no_wrong_decision() {
         "exactly the good requests (less those answered while backing off) were forwarded"
     );
     let backed_off_total: usize = backed_off.values().sum();
+    let good_verified = good
+        .iter()
+        .filter(|&&i| mock.calls_for(&tokens[i].0).tokeninfo == 1)
+        .count();
+    eprintln!("soak: {good_verified} of {GOOD} good tokens verified");
     assert!(
-        backed_off_total * 4 < total,
-        "backing off answered {backed_off_total} of {total} requests: the soak tested little else"
+        good_verified >= GOOD / 2,
+        "only {good_verified} good tokens were ever verified: the soak tested little but backing off"
     );
 
     assert!(layer.cache().entry_count() <= CAPACITY);

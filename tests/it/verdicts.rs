@@ -29,6 +29,7 @@ enum Answer {
     Down,
     Garbage,
     OtherUser,
+    Hang,
 }
 
 fn reply(answer: Answer, user: &MockUser) -> MockReply {
@@ -42,6 +43,7 @@ fn reply(answer: Answer, user: &MockUser) -> MockReply {
         Answer::Down => MockReply::status(503),
         Answer::Garbage => MockReply::garbage(),
         Answer::OtherUser => MockReply::user(MockUser::new("amzn1.account.SOMEONEELSE")),
+        Answer::Hang => MockReply::hang(),
     };
     reply.delayed(jitter())
 }
@@ -50,8 +52,11 @@ fn reply(answer: Answer, user: &MockUser) -> MockReply {
 /// `profile` after random delays; returns their statuses.
 async fn row(tokeninfo: Answer, profile: Answer) -> Vec<u16> {
     let mock = MockAmazon::start().await.unwrap();
-    // No retries: a retried 503 would only make the row slower.
-    let layer = builder(&mock).retries(0).build().unwrap();
+    // No retries: a retried 503 would only make the row slower. A shorter deadline for the
+    // rows where an endpoint never answers (long enough for the other's answer under load).
+    let hangs = matches!(tokeninfo, Answer::Hang) || matches!(profile, Answer::Hang);
+    let deadline = Duration::from_secs(if hangs { 2 } else { 5 });
+    let layer = builder(&mock).retries(0).deadline(deadline).build().unwrap();
     let addr = serve(crate::common::app(layer, Reached::default())).await;
     let http = client();
     let tokens: Vec<String> = (0..50)
@@ -90,6 +95,11 @@ async fn the_same_answers_always_give_the_same_status() {
         (Down, Valid, 503),
         (Down, Scope, 503),
         (Garbage, Down, 503),
+        // A call that runs past the deadline is a timeout, and the other's verdict decides.
+        (Hang, Invalid, 401),
+        (Hang, Valid, 503),
+        (Valid, Hang, 503),
+        (Invalid, Hang, 401),
     ];
     let rows = join_all(table.iter().map(|&(t, p, _)| row(t, p))).await;
     for ((tokeninfo, profile, expected), statuses) in table.iter().zip(rows) {
@@ -127,6 +137,38 @@ async fn answers_naming_two_users_are_refused_and_remembered() {
         (1, 1),
         "each retry asked Amazon again"
     );
+}
+
+#[tokio::test]
+async fn a_429_is_heeded_even_when_the_other_answer_decides() {
+    let mock = MockAmazon::start().await.unwrap();
+    let layer = builder(&mock).build().unwrap();
+    let addr = serve(crate::common::app(layer, Reached::default())).await;
+    let http = client();
+    let throttled = token("throttled-but-decided");
+    mock.register(
+        &throttled,
+        MockUser::new("amzn1.account.T")
+            .tokeninfo_reply(MockReply::status(429).retry_after(30))
+            .profile_reply(MockReply::invalid_token()),
+    );
+    let response = http
+        .get(format!("http://{addr}/me"))
+        .bearer_auth(&throttled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401, "the profile's verdict decides");
+    let fresh = token("after-hidden-429");
+    mock.register(&fresh, MockUser::new("amzn1.account.F"));
+    let response = http
+        .get(format!("http://{addr}/me"))
+        .bearer_auth(&fresh)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503, "Amazon's 429 was ignored");
+    assert_eq!(mock.calls_for(&fresh).total(), 0);
 }
 
 #[tokio::test]
