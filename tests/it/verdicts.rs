@@ -251,3 +251,29 @@ async fn after_a_429_no_new_token_is_verified_until_the_back_off_passes() {
         after.iter().map(reqwest::Response::status).collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn while_backing_off_stale_if_error_serves_what_it_verified_before() {
+    let mock = MockAmazon::start().await.unwrap();
+    let layer = builder(&mock)
+        .stale_if_error(true)
+        .max_ttl(Duration::from_millis(300))
+        .clock_skew(Duration::ZERO)
+        .build()
+        .unwrap();
+    let addr = serve(crate::common::app(layer.clone(), Reached::default())).await;
+    let http = client();
+    let get = |token: &str| http.get(format!("http://{addr}/me")).bearer_auth(token).send();
+    let known = token("known-before-429");
+    mock.register(&known, MockUser::new("amzn1.account.KNOWN"));
+    assert_eq!(get(&known).await.unwrap().status(), 200);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let throttled = token("opens-the-breaker");
+    mock.register(&throttled, MockReply::status(429).retry_after(30));
+    assert_eq!(get(&throttled).await.unwrap().status(), 503);
+    let calls = mock.calls_for(&known);
+    assert_eq!(get(&known).await.unwrap().status(), 200, "no stale identity while backing off");
+    assert_eq!(mock.calls_for(&known), calls, "Amazon was asked during its back-off");
+    assert!(layer.stats().stale_served >= 1);
+}
