@@ -31,8 +31,7 @@ fn touched(request: http::Request<common::Body>) -> http::Request<common::Body> 
 fn hit_path(c: &mut Criterion) {
     let upstream = Upstream::start();
     let layer = upstream.builder().build().expect("layer");
-    let nostrip = upstream
-        .builder()
+    let nostrip = tower_amazon_auth::AmazonAuthLayer::builder()
         .shared_cache(layer.cache().clone())
         .strip_token(false)
         .build()

@@ -273,7 +273,15 @@ async fn while_backing_off_stale_if_error_serves_what_it_verified_before() {
     mock.register(&throttled, MockReply::status(429).retry_after(30));
     assert_eq!(get(&throttled).await.unwrap().status(), 503);
     let calls = mock.calls_for(&known);
-    assert_eq!(get(&known).await.unwrap().status(), 200, "no stale identity while backing off");
-    assert_eq!(mock.calls_for(&known), calls, "Amazon was asked during its back-off");
+    assert_eq!(
+        get(&known).await.unwrap().status(),
+        200,
+        "no stale identity while backing off"
+    );
+    assert_eq!(
+        mock.calls_for(&known),
+        calls,
+        "Amazon was asked during its back-off"
+    );
     assert!(layer.stats().stale_served >= 1);
 }
