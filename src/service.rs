@@ -193,10 +193,9 @@ where
                 let span = tracing::debug_span!("amazon_auth", source = source.as_str());
                 ResponseFuture::resolving(Box::pin(
                     async move {
-                        let admitted = match shared.cache.resolve(key, &token).await {
-                            Ok(identity) => shared.admit(&mut request, AmazonUser::new(identity, source)),
-                            Err(error) => Err(error),
-                        };
+                        let admitted = shared.cache.resolve(key, &token).await.and_then(|identity| {
+                            shared.admit(&mut request, AmazonUser::new(identity, source))
+                        });
                         match admitted {
                             Ok(()) => Ok(inner.call(request)),
                             Err(error) => Err(shared.settings.respond(&error)),
