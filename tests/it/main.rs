@@ -24,6 +24,7 @@ mod ecosystem;
 mod examples;
 #[cfg(feature = "mock")]
 mod exchange;
+mod external;
 #[cfg(all(feature = "mock", feature = "axum"))]
 mod faults;
 #[cfg(all(feature = "mock", feature = "axum"))]
