@@ -42,6 +42,12 @@ impl AmazonAuthLayer {
         }
     }
 
+    /// The state the layer's services share (cache, settings), for
+    /// [`ForwardAuth`](crate::forward_auth::ForwardAuth).
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// The identity cache, to invalidate a token on logout or share the cache with another
     /// layer ([`AmazonAuthBuilder::shared_cache`](crate::AmazonAuthBuilder::shared_cache)).
     pub fn cache(&self) -> &IdentityCache {

@@ -37,6 +37,10 @@
 //! }
 //! ```
 //!
+//! For services behind nginx, Caddy, Traefik or Envoy that are not written in Rust,
+//! [`ForwardAuth`] answers the proxy's authorization subrequest with the same verification
+//! (see [`forward_auth`]).
+//!
 //! With the `axum` feature, handlers can take `user: AmazonUser` or `Option<AmazonUser>`
 //! directly. With the `mock` feature, [`mock::MockAmazon`] serves Amazon's endpoints on
 //! 127.0.0.1 for tests.
@@ -75,6 +79,7 @@
 //! | `service` | [`AmazonAuth`]: decide, admit, refuse |
 //! | `layer` | [`AmazonAuthLayer`] |
 //! | `builder` | [`AmazonAuthBuilder`]: the only place configuration is read |
+//! | [`forward_auth`] | [`ForwardAuth`]: the verification answered to a proxy's subrequest (nginx, Caddy, Traefik, Envoy) |
 //! | `axum` | (feature `axum`) the extractors |
 //! | [`mock`] | (feature `mock`) `MockAmazon`, a Login with Amazon server on 127.0.0.1 |
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -88,6 +93,7 @@ mod client;
 pub mod defaults;
 mod endpoint;
 mod error;
+pub mod forward_auth;
 mod future;
 mod identity;
 mod layer;
@@ -110,6 +116,7 @@ pub use endpoint::{Endpoints, Region, APPSTORE_BASE_URL};
 pub use error::{
     AmazonError, AuthError, BuildError, CacheError, Malformed, Rejection, Unavailable, UnknownRegion,
 };
+pub use forward_auth::ForwardAuth;
 pub use future::{AuthBody, ResponseFuture};
 pub use identity::{AmazonUser, Profile, TokenInfo};
 pub use layer::AmazonAuthLayer;

@@ -109,8 +109,10 @@ impl Anonymous {
     }
 }
 
-/// What to do with a request, decided without touching it mutably.
-enum Decision {
+/// What to do with a request, decided without touching it mutably. Shared with
+/// [`ForwardAuth`](crate::forward_auth::ForwardAuth), which answers the same decision itself
+/// instead of calling an inner service.
+pub(crate) enum Decision {
     /// Accepted with this user, or (optional mode) let through without a token.
     Forward(Option<AmazonUser>),
     Refuse(AuthError),
@@ -118,7 +120,9 @@ enum Decision {
 }
 
 impl Shared {
-    fn decide(&self, uri: &Uri, headers: &http::HeaderMap) -> Decision {
+    /// The decision for a request with this URI (where a query token is looked for) and these
+    /// headers: extraction, junk refusal, then one synchronous cache read.
+    pub(crate) fn decide(&self, uri: &Uri, headers: &http::HeaderMap) -> Decision {
         let found = match token::extract(uri, headers, self.settings.rules) {
             Ok(Some(found)) => found,
             Ok(None) if self.settings.optional => return Decision::Forward(None),

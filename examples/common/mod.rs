@@ -80,10 +80,15 @@ impl Demo {
     /// it). The demo token is printed on purpose (it only works against the embedded mock); it
     /// is never logged.
     pub(crate) fn print_curl(&self, addr: SocketAddr) -> std::io::Result<()> {
+        self.print_curl_to(addr, "/me")
+    }
+
+    /// Prints the same command for `path` (`/verify` for the forward-auth server).
+    pub(crate) fn print_curl_to(&self, addr: SocketAddr, path: &str) -> std::io::Result<()> {
         let mut stdout = std::io::stdout().lock();
         writeln!(
             stdout,
-            "curl -H 'Authorization: Bearer {}' http://{addr}/me",
+            "curl -H 'Authorization: Bearer {}' http://{addr}{path}",
             self.token
         )?;
         stdout.flush()

@@ -1,6 +1,6 @@
-//! Runs `examples/server.rs` and `examples/hyper_server.rs` as users do (no configuration, so
-//! the embedded mock), follows the `curl` line each prints, and checks the routes, the error
-//! answers, SIGTERM handling and that the logs never contain the token.
+//! Runs `examples/server.rs`, `examples/hyper_server.rs` and `examples/forward_auth.rs` as users
+//! do (no configuration, so the embedded mock), follows the `curl` line each prints, and checks
+//! the routes, the error answers, SIGTERM handling and that the logs never contain the token.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const EXAMPLES: [&str; 2] = ["server", "hyper_server"];
+const EXAMPLES: [&str; 3] = ["server", "hyper_server", "forward_auth"];
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Builds the examples once and returns their paths.
@@ -93,7 +93,7 @@ fn example_binaries() -> &'static HashMap<String, PathBuf> {
 struct Running {
     child: Child,
     stderr: Option<JoinHandle<String>>,
-    /// The `curl` line's token and URL.
+    /// The `curl` line's token and URL (`…/me`, or `…/verify` for the forward-auth server).
     token: String,
     me_url: String,
 }
@@ -149,7 +149,7 @@ impl Running {
                 }
             }
         };
-        // curl -H 'Authorization: Bearer Atza|…' http://ADDR/me
+        // curl -H 'Authorization: Bearer Atza|…' http://ADDR/me (or /verify)
         let rest = line
             .strip_prefix("curl -H 'Authorization: Bearer ")
             .unwrap_or_else(|| panic!("unexpected curl line: {line}"));
@@ -161,7 +161,7 @@ impl Running {
             "not a realistic token"
         );
         assert!(
-            url.starts_with("http://127.0.0.1:") && url.ends_with("/me"),
+            url.starts_with("http://127.0.0.1:") && (url.ends_with("/me") || url.ends_with("/verify")),
             "{url}"
         );
         running.token = token.to_owned();
@@ -170,7 +170,8 @@ impl Running {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.me_url.trim_end_matches("/me"))
+        let base = self.me_url.trim_end_matches("/me").trim_end_matches("/verify");
+        format!("{base}{path}")
     }
 
     /// Kills the process if it still runs and returns everything it logged.
@@ -309,6 +310,97 @@ async fn server_example() {
 #[tokio::test]
 async fn hyper_server_example() {
     check_example("hyper_server").await;
+}
+
+/// The forward-auth server: the printed command is allowed with the demo user's identity
+/// headers, refusals are 401 (junk too), `/healthz` answers, other paths are 404, and it stops
+/// cleanly on SIGTERM without logging the token.
+#[tokio::test]
+async fn forward_auth_example() {
+    let name = "forward_auth";
+    let mut running = Running::start(name);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let verify = running.me_url.clone();
+    let header = |response: &reqwest::Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+
+    let response = http
+        .get(&verify)
+        .bearer_auth(&running.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "the printed command");
+    assert!(
+        header(&response, "x-auth-request-user").is_some_and(|user| user.starts_with("amzn1.account.DEMO"))
+    );
+    assert_eq!(
+        header(&response, "x-auth-request-email").as_deref(),
+        Some("demo@example.com")
+    );
+    assert_eq!(
+        header(&response, "x-auth-request-name").as_deref(),
+        Some("Demo User")
+    );
+    assert_eq!(header(&response, "cache-control").as_deref(), Some("no-store"));
+
+    // The token in the original URI's query, as nginx sends it.
+    let original = format!("/app?access_token={}", running.token.replace('|', "%7C"));
+    let response = http
+        .get(running.url("/verify/app"))
+        .header("x-original-uri", original)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "query token in X-Original-URI");
+
+    let response = http.get(&verify).send().await.unwrap();
+    assert_eq!(response.status(), 401, "no token");
+    assert_eq!(
+        header(&response, "www-authenticate").as_deref(),
+        Some(r#"Bearer realm="api""#)
+    );
+    let response = http.post(&verify).bearer_auth("junk").send().await.unwrap();
+    assert_eq!(response.status(), 401, "junk is 401 here, not 400");
+    assert!(header(&response, "www-authenticate").is_some_and(|c| c.contains("invalid_request")));
+
+    let response = http.get(running.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.text().await.unwrap(), "ok");
+    let response = http
+        .get(running.url("/me"))
+        .bearer_auth(&running.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        404,
+        "/me is no route of the forward-auth server"
+    );
+
+    #[cfg(unix)]
+    running.terminate(Duration::from_secs(15));
+    let logs = running.stop_and_logs();
+    assert!(
+        logs.contains("listening"),
+        "{name} logged nothing useful:\n{logs}"
+    );
+    assert!(
+        !logs.contains("beyond loopback"),
+        "{name} warned on loopback:\n{logs}"
+    );
+    let token = running.token.as_bytes();
+    for window in token.windows(40).step_by(20) {
+        let window = std::str::from_utf8(window).unwrap();
+        assert!(!logs.contains(window), "{name} logged part of the token");
+    }
 }
 
 /// `AMAZON_ENDPOINT` without `AMAZON_CLIENT_ID` is a configuration error: a clear message and a

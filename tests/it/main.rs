@@ -28,6 +28,8 @@ mod external;
 #[cfg(all(feature = "mock", feature = "axum"))]
 mod faults;
 #[cfg(all(feature = "mock", feature = "axum"))]
+mod forward_auth;
+#[cfg(all(feature = "mock", feature = "axum"))]
 mod hardening;
 #[cfg(all(feature = "mock", feature = "axum"))]
 mod isolation;

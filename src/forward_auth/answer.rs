@@ -1,0 +1,46 @@
+//! The forward-auth answers: allow (`200` with the identity headers), deny (the layer's own
+//! refusal, with `400` turned into `401`), and `404` off the verify path. Every one carries
+//! `Cache-Control: no-store`.
+
+use bytes::Bytes;
+use http::header::CACHE_CONTROL;
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+
+use super::headers::{encode, X_AUTH_REQUEST_EMAIL, X_AUTH_REQUEST_NAME, X_AUTH_REQUEST_USER};
+use crate::error::AuthError;
+use crate::identity::AmazonUser;
+use crate::service::Settings;
+
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+
+/// `200` with the user's identity; a field the scope did not grant is an empty header.
+pub(crate) fn allow(user: &AmazonUser) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::default());
+    let headers = response.headers_mut();
+    headers.insert(X_AUTH_REQUEST_USER, encode(user.user_id()));
+    headers.insert(X_AUTH_REQUEST_EMAIL, encode(user.email().unwrap_or_default()));
+    headers.insert(X_AUTH_REQUEST_NAME, encode(user.name().unwrap_or_default()));
+    headers.insert(CACHE_CONTROL, NO_STORE);
+    response
+}
+
+/// The layer's response to `error` (challenge, `Retry-After`, body from its responder), with a
+/// malformed request's `400` answered `401`: nginx makes a 500 of any status but 2xx, 401 and
+/// 403. The challenge still says `error="invalid_request"`.
+pub(crate) fn deny(settings: &Settings, error: &AuthError) -> Response<Full<Bytes>> {
+    let mut response = settings.respond(error);
+    if response.status() == StatusCode::BAD_REQUEST {
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
+    }
+    response.headers_mut().insert(CACHE_CONTROL, NO_STORE);
+    response
+}
+
+/// `404` for a path that is not the verify path: no token is looked at.
+pub(crate) fn not_found() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::default());
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response.headers_mut().insert(CACHE_CONTROL, NO_STORE);
+    response
+}

@@ -1,0 +1,144 @@
+//! [`ForwardAuth`]: the service that answers a proxy's authorization subrequest with the
+//! layer's own decision (the same extraction, cache and verification as
+//! [`AmazonAuth`](crate::AmazonAuth)), and [`AmazonAuthLayer::forward_auth`].
+
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use tower_service::Service;
+use tracing::Instrument;
+
+use super::answer::{allow, deny, not_found};
+use super::future::ForwardAuthFuture;
+use super::original_uri::original_uri;
+use crate::error::AuthError;
+use crate::identity::AmazonUser;
+use crate::layer::AmazonAuthLayer;
+use crate::service::{Decision, Shared};
+
+/// The path a proxy's subrequest goes to; paths under it (`/verify/…`) are answered too.
+pub const VERIFY_PATH: &str = "/verify";
+
+/// Answers a reverse proxy's authorization subrequest: `200` with the `X-Auth-Request-*`
+/// identity headers, `401`/`403` with the RFC 6750 challenge, `503` + `Retry-After` when Amazon
+/// cannot answer. See the [module docs](crate::forward_auth) for the whole contract.
+///
+/// Built from an [`AmazonAuthLayer`], whose cache, rules and settings it shares; cheap to
+/// clone. It serves requests with any body type and never reads the body.
+///
+/// ```
+/// use tower_amazon_auth::{forward_auth::ForwardAuth, AmazonAuthLayer};
+///
+/// let layer = AmazonAuthLayer::new("amzn1.application-oa2-client.0123456789abcdef")?;
+/// let service: ForwardAuth = layer.forward_auth(); // or ForwardAuth::new(&layer)
+/// # let _ = service;
+/// # Ok::<(), tower_amazon_auth::BuildError>(())
+/// ```
+#[derive(Clone)]
+pub struct ForwardAuth {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for ForwardAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ForwardAuth")
+            .field("realm", &self.shared.settings.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ForwardAuth {
+    /// The forward-auth service of `layer`, sharing its cache and settings.
+    pub fn new(layer: &AmazonAuthLayer) -> Self {
+        Self {
+            shared: Arc::clone(layer.shared()),
+        }
+    }
+
+    /// The answer to a subrequest with this URI and these headers.
+    fn answer(&self, uri: &http::Uri, headers: &http::HeaderMap) -> ForwardAuthFuture {
+        let shared = &*self.shared;
+        if !on_verify_path(uri.path()) {
+            return ForwardAuthFuture::ready(not_found());
+        }
+        let uri = match original_uri(uri, headers) {
+            Ok(uri) => uri,
+            Err(error) => return ForwardAuthFuture::ready(self.refuse(&error)),
+        };
+        match shared.decide(&uri, headers) {
+            Decision::Forward(Some(user)) => ForwardAuthFuture::ready(allow(&user)),
+            // An optional layer lets a request without a token through; here that would be an
+            // allow without a user, so it is the layer's own 401 instead.
+            Decision::Forward(None) => ForwardAuthFuture::ready(self.refuse(&AuthError::MissingToken)),
+            Decision::Refuse(error) => ForwardAuthFuture::ready(deny(&shared.settings, &error)),
+            Decision::Resolve(key, token, source) => {
+                let shared = Arc::clone(&self.shared);
+                let span = tracing::debug_span!("amazon_auth", source = source.as_str(), forward_auth = true);
+                ForwardAuthFuture::resolving(Box::pin(
+                    async move {
+                        match shared.cache.resolve(key, &token).await {
+                            Ok(identity) => allow(&AmazonUser::new(identity, source)),
+                            Err(error) => deny(&shared.settings, &error),
+                        }
+                    }
+                    .instrument(span),
+                ))
+            }
+        }
+    }
+
+    /// A refusal decided here rather than by `decide`, counted as the layer counts its own.
+    fn refuse(&self, error: &AuthError) -> Response<Full<Bytes>> {
+        self.shared.cache.stats_handle().record_refusal(error);
+        deny(&self.shared.settings, error)
+    }
+}
+
+/// `/verify`, or a path under it.
+fn on_verify_path(path: &str) -> bool {
+    path.strip_prefix(VERIFY_PATH)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+impl AmazonAuthLayer {
+    /// The [`ForwardAuth`] service of this layer: the same verification, answered to a reverse
+    /// proxy's authorization subrequest instead of wrapping a service.
+    pub fn forward_auth(&self) -> ForwardAuth {
+        ForwardAuth::new(self)
+    }
+}
+
+impl<B> Service<Request<B>> for ForwardAuth {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = ForwardAuthFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Answers from the URI and headers alone: the body is dropped unread with the request.
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        self.answer(request.uri(), request.headers())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_verify_path;
+
+    #[test]
+    fn verify_path_and_under_it_only() {
+        for path in ["/verify", "/verify/", "/verify/api/orders"] {
+            assert!(on_verify_path(path), "{path}");
+        }
+        for path in ["/", "/verifyx", "/v", "/healthz", "/api/verify"] {
+            assert!(!on_verify_path(path), "{path}");
+        }
+    }
+}
