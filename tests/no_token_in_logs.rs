@@ -93,6 +93,36 @@ async fn no_token_reaches_any_log_line() {
             .send()
             .await;
     }
+    // The forward-auth service (its own layer, so every token is verified again): each source,
+    // the original URI as nginx and Caddy send it, and its Debug.
+    let forward = builder(&mock)
+        .deadline(Duration::from_millis(400))
+        .build()
+        .unwrap()
+        .forward_auth();
+    tracing::info!(?forward, "the forward-auth service");
+    let verify = format!(
+        "http://{}/verify",
+        serve(axum::Router::new().fallback_service(forward)).await
+    );
+    for token in &all {
+        let query = format!("/app?access_token={}", token.replace('|', "%7C"));
+        let _ = http.get(&verify).bearer_auth(token).send().await;
+        let _ = http
+            .post(&verify)
+            .header("x-amz-access-token", token)
+            .send()
+            .await;
+        let _ = http.get(&verify).header("x-original-uri", &query).send().await;
+        let _ = http.get(&verify).header("x-forwarded-uri", &query).send().await;
+        let _ = http
+            .get(&verify)
+            .header("x-original-uri", &query)
+            .header("x-forwarded-uri", "/other")
+            .send()
+            .await;
+    }
+
     // Direct client use and error values, formatted the way a user might log them.
     let endpoints = tower_amazon_auth::Endpoints::base_url(mock.base_url()).unwrap();
     let timeout = Duration::from_millis(300);

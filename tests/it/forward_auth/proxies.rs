@@ -385,7 +385,8 @@ async fn caddy_auth_server_unreachable() {
 }
 
 /// A plain `auth_request` configuration (the snippet without its 503 mapping): Amazon
-/// unavailable is nginx's 500, never a 200; a bad token is still a 401, never a 500.
+/// unavailable (or the auth server unreachable) is nginx's 500, never a 200; a bad token is
+/// still a 401, never a 500.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_without_the_503_mapping() {
     let test = "forward_auth::proxies::nginx_without_the_503_mapping";
@@ -415,6 +416,19 @@ async fn nginx_without_the_503_mapping() {
     assert_eq!(get(&auth.users.no_scope).await.unwrap().status(), 403);
     assert!(backend.seen().is_empty());
     assert_eq!(get(&auth.users.good).await.unwrap().status(), 200);
+
+    // The auth server unreachable: nginx's 500 too.
+    let dead = format!("127.0.0.1:{}", external::free_port());
+    let port = external::free_port();
+    let unreachable = start_nginx(&program, port, &dead, &backend_addr, &plain).unwrap();
+    let response = http
+        .get(format!("http://{}/app", unreachable.addr()))
+        .bearer_auth(&auth.users.good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    assert_eq!(backend.seen().len(), 1);
 }
 
 macro_rules! for_each_proxy {
