@@ -38,7 +38,7 @@
 //!
 //! **Amazon unavailable.** `503` with `Retry-After`, as the layer answers it (never cached).
 //!
-//! **Hygiene.** Every answer carries `Cache-Control: no-store`. Profile values are encoded so
+//! **Hygiene.** Every answer (allow, deny, `404`) carries `Cache-Control: no-store`. Profile values are encoded so
 //! that header values stay valid and unambiguous: every byte of the UTF-8 value outside
 //! printable ASCII (`0x20`–`0x7E`), every `%`, and a space at the start or the end, is written
 //! `%XX` (uppercase hex); every other byte is itself. Plain percent-decoding (as UTF-8) gives
