@@ -59,19 +59,63 @@ pub struct Profile {
 /// A verified identity, shared by every request that presents the same token.
 #[derive(Clone)]
 pub(crate) struct Identity {
-    user_id: Box<str>,
-    email: Option<Box<str>>,
-    name: Option<Box<str>>,
-    postal_code: Option<Box<str>>,
+    /// User id, e-mail, name, postal code and app id.
+    fields: Fields,
     /// The configured client id that matched `aud` (shared, not copied per entry).
     aud: Arc<str>,
-    app_id: Option<Box<str>>,
     /// When the token expires, by Amazon's `exp`: on the wall clock, and on the monotonic one.
     /// `None` when Amazon said nothing about it (profile-only mode).
     expires: Option<(SystemTime, Instant)>,
     /// The cache this identity was verified into, and the token's key there: what
     /// [`AmazonUser::revoke`] needs. `None` for a user made in a test.
     pub(crate) origin: Option<(TokenKey, Weak<dyn Origin>)>,
+}
+
+/// The positions of the text fields in [`Fields`].
+const USER_ID: usize = 0;
+const EMAIL: usize = 1;
+const NAME: usize = 2;
+const POSTAL_CODE: usize = 3;
+const APP_ID: usize = 4;
+
+/// An identity's text fields, in one allocation rather than one each (a cache holds many).
+#[derive(Clone)]
+struct Fields {
+    /// The fields one after another.
+    text: Box<str>,
+    /// Where each field ends in `text`; each starts where the one before ends.
+    ends: [u32; 5],
+    /// Bit `i` set when field `i` is present (an empty field is not a missing one).
+    present: u8,
+}
+
+impl Fields {
+    fn new(values: [Option<String>; 5]) -> Self {
+        let mut text = String::with_capacity(values.iter().flatten().map(String::len).sum());
+        let mut ends = [0; 5];
+        let mut present = 0;
+        for (i, value) in values.iter().enumerate() {
+            if let Some(value) = value {
+                text.push_str(value);
+                present |= 1 << i;
+            }
+            // Amazon's answers are read under a size limit far below 4 GiB.
+            ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        }
+        Self {
+            text: text.into_boxed_str(),
+            ends,
+            present,
+        }
+    }
+
+    fn get(&self, field: usize) -> Option<&str> {
+        if self.present & (1 << field) == 0 {
+            return None;
+        }
+        let start = if field == 0 { 0 } else { self.ends[field - 1] };
+        self.text.get(start as usize..self.ends[field] as usize)
+    }
 }
 
 /// A cache an identity can come from: lets its user revoke the token without holding it.
@@ -96,14 +140,9 @@ impl Identity {
             Some(p) => (p.email, p.name, p.postal_code),
             None => (None, None, None),
         };
-        let boxed = |s: Option<String>| s.map(String::into_boxed_str);
         Self {
-            user_id: info.user_id.into_boxed_str(),
-            email: boxed(email),
-            name: boxed(name),
-            postal_code: boxed(postal_code),
+            fields: Fields::new([Some(info.user_id), email, name, postal_code, info.app_id]),
             aud,
-            app_id: boxed(info.app_id),
             expires: Some((received_wall + remaining, received + remaining)),
             origin: None,
         }
@@ -112,14 +151,15 @@ impl Identity {
     /// An identity proven by the profile alone (audience check off): no `aud`, and no known
     /// expiry, as Amazon said nothing about it.
     pub(crate) fn from_profile(profile: Profile) -> Self {
-        let boxed = |s: Option<String>| s.map(String::into_boxed_str);
         Self {
-            user_id: profile.user_id.into_boxed_str(),
-            email: boxed(profile.email),
-            name: boxed(profile.name),
-            postal_code: boxed(profile.postal_code),
+            fields: Fields::new([
+                Some(profile.user_id),
+                profile.email,
+                profile.name,
+                profile.postal_code,
+                None,
+            ]),
             aud: Arc::from(""),
-            app_id: None,
             expires: None,
             origin: None,
         }
@@ -131,7 +171,23 @@ impl Identity {
     }
 
     pub(crate) fn user_id(&self) -> &str {
-        &self.user_id
+        self.fields.get(USER_ID).unwrap_or_default()
+    }
+
+    pub(crate) fn email(&self) -> Option<&str> {
+        self.fields.get(EMAIL)
+    }
+
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.fields.get(NAME)
+    }
+
+    pub(crate) fn postal_code(&self) -> Option<&str> {
+        self.fields.get(POSTAL_CODE)
+    }
+
+    pub(crate) fn app_id(&self) -> Option<&str> {
+        self.fields.get(APP_ID)
     }
 }
 
@@ -166,17 +222,17 @@ impl AmazonUser {
 
     /// The user's e-mail address, when the granted scope includes `profile`.
     pub fn email(&self) -> Option<&str> {
-        self.identity.email.as_deref()
+        self.identity.email()
     }
 
     /// The user's name, when the granted scope includes `profile`.
     pub fn name(&self) -> Option<&str> {
-        self.identity.name.as_deref()
+        self.identity.name()
     }
 
     /// The user's postal code, when the granted scope includes `postal_code`.
     pub fn postal_code(&self) -> Option<&str> {
-        self.identity.postal_code.as_deref()
+        self.identity.postal_code()
     }
 
     /// The client id the token was issued to (one of the layer's configured client ids); empty
@@ -187,7 +243,7 @@ impl AmazonUser {
 
     /// The application id Amazon reported, if any.
     pub fn app_id(&self) -> Option<&str> {
-        self.identity.app_id.as_deref()
+        self.identity.app_id()
     }
 
     /// When the access token expires (wall clock, from Amazon's `exp` at verification).
@@ -279,5 +335,28 @@ impl fmt::Debug for AmazonUser {
             .field("aud", &self.aud())
             .field("source", &self.source)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Fields, APP_ID, EMAIL, NAME, POSTAL_CODE, USER_ID};
+
+    #[test]
+    fn fields_keep_each_value_and_tell_empty_from_missing() {
+        let fields = Fields::new([
+            Some("amzn1.account.X".to_owned()),
+            Some(String::new()),
+            None,
+            Some("98109".to_owned()),
+            Some("amzn1.application.Y".to_owned()),
+        ]);
+        assert_eq!(fields.get(USER_ID), Some("amzn1.account.X"));
+        assert_eq!(fields.get(EMAIL), Some(""));
+        assert_eq!(fields.get(NAME), None);
+        assert_eq!(fields.get(POSTAL_CODE), Some("98109"));
+        assert_eq!(fields.get(APP_ID), Some("amzn1.application.Y"));
+        let none = Fields::new([Some("u".to_owned()), None, None, None, None]);
+        assert_eq!((none.get(USER_ID), none.get(APP_ID)), (Some("u"), None));
     }
 }

@@ -14,6 +14,13 @@
 //! [`SLOTS`] identities, and a thread's table lives as long as the cache (a later thread may
 //! take it over).
 //!
+//! With many tokens, slots are shared and overwritten often. A slot whose identity the memo
+//! has served since another token last came by keeps it that once (a second chance, as in
+//! CLOCK): under a skewed load a hot token is not displaced by every cold one that shares its
+//! slot. (Simulated on the peer bench's Zipf(1.0) sequence over 100 000 tokens, this raises the
+//! memo's hit rate from 19.6 % to 23.8 % of requests; with 10 000 uniform tokens it stays at
+//! 0.6 %.)
+//!
 //! The memo holds only verified identities read from the store (or just stored by this thread's
 //! verification), each until the store entry's own `fresh_until`, on the same clock, and each
 //! with a [`Stamp`] of what it was read under:
@@ -59,6 +66,9 @@ struct Slot {
     identity: Arc<Identity>,
     /// Whether `identity` is this thread's own copy rather than the store's shared `Arc`.
     owned: bool,
+    /// Served from the memo since the slot last turned another token away (see the module
+    /// docs).
+    used: bool,
 }
 
 /// One thread's slots.
@@ -114,31 +124,67 @@ impl Memo {
             slot.identity = Arc::new(Identity::clone(&slot.identity));
             slot.owned = true;
         }
+        slot.used = true;
         Some(Arc::clone(&slot.identity))
     }
 
-    /// Remembers, on this thread, that `key` maps to `identity` until `fresh_until`, as read
-    /// from the store under `stamp`. Replaces whatever the slot held.
+    /// Remembers, on this thread, that the store served `identity` for `key` at `now`, fresh
+    /// until `fresh_until`, read under `stamp`, unless the slot holds another token's identity
+    /// that the memo served since another token last came by: that one keeps its slot, once
+    /// (see the module docs).
     #[inline]
+    pub(crate) fn offer(
+        &self,
+        key: TokenKey,
+        stamp: Stamp,
+        now: Instant,
+        fresh_until: Instant,
+        identity: &Arc<Identity>,
+    ) {
+        let mut table = self.table().borrow_mut();
+        let slot = &mut table[slot_of(key)];
+        if let Some(held) = slot {
+            if held.used && held.key != key && now < held.until {
+                held.used = false;
+                return;
+            }
+        }
+        *slot = Some(Slot::new(key, stamp, fresh_until, identity));
+    }
+
+    /// Remembers, on this thread, that `key` maps to `identity` until `fresh_until`, as this
+    /// thread just verified under `stamp`. Replaces whatever the slot held.
     pub(crate) fn put(&self, key: TokenKey, stamp: Stamp, fresh_until: Instant, identity: &Arc<Identity>) {
-        let table = self.threads.get_or(|| {
+        self.table().borrow_mut()[slot_of(key)] = Some(Slot::new(key, stamp, fresh_until, identity));
+    }
+
+    /// This thread's table, created at its first use.
+    #[inline]
+    fn table(&self) -> &RefCell<Table> {
+        self.threads.get_or(|| {
             CachePadded::new(RefCell::new(
                 std::iter::repeat_with(|| None).take(SLOTS).collect(),
             ))
-        });
-        table.borrow_mut()[slot_of(key)] = Some(Slot {
-            key,
-            stamp,
-            until: fresh_until,
-            identity: Arc::clone(identity),
-            owned: false,
-        });
+        })
     }
 
     /// Forgets `key` on every thread (with whatever shares its slot index). Call it after the
     /// store has changed.
     pub(crate) fn forget(&self, key: TokenKey) {
         self.epochs[slot_of(key)].fetch_add(1, Ordering::Release);
+    }
+}
+
+impl Slot {
+    fn new(key: TokenKey, stamp: Stamp, until: Instant, identity: &Arc<Identity>) -> Self {
+        Self {
+            key,
+            stamp,
+            until,
+            identity: Arc::clone(identity),
+            owned: false,
+            used: false,
+        }
     }
 }
 

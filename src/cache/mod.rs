@@ -201,9 +201,10 @@ impl IdentityCache {
     }
 
     /// The cached verdict for `key`, if any: the hit path, with no upstream call. This thread's
-    /// [`Memo`] answers a token it served lately; otherwise the store does, and a fresh identity
-    /// it returns is memoized. Only entries of the token's current generation count. The only
-    /// allocation is the memo's copy of an identity at its first memo hit on a thread.
+    /// [`Memo`] answers a token it memoized; otherwise the store does, and tells the memo (which
+    /// memoizes a token the store served it twice in a row). Only entries of the token's
+    /// current generation count. The only allocation is the memo's copy of an identity when it
+    /// memoizes one.
     #[inline]
     pub(crate) fn cached(&self, key: &TokenKey) -> Option<Result<Arc<Identity>, AuthError>> {
         let inner = &*self.inner;
@@ -226,7 +227,7 @@ impl IdentityCache {
                 if now >= fresh_until {
                     return None;
                 }
-                inner.memo.put(*key, stamp, fresh_until, &identity);
+                inner.memo.offer(*key, stamp, now, fresh_until, &identity);
                 return Some(Ok(identity));
             }
             _ => {}
