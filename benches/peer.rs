@@ -12,7 +12,9 @@
 //! inner service), `layer` (it wrapped by `AmazonAuthLayer`) and `peer` (wrapped by [`Peer`]).
 //! Requests are driven as a server drives them: a `tokio` current-thread runtime, `oneshot` on
 //! a clone, awaited. At the end the bench prints, from criterion's medians of this run, each
-//! wrapper's overhead over `bare` and the ratio layer ÷ peer.
+//! wrapper's overhead over `bare` and the ratio layer ÷ peer; then the same from a paired
+//! measurement (15 rounds of 20 000 requests per service, the three back to back in rotating
+//! order, medians over rounds), which a shared machine's changing load disturbs less.
 //!
 //! **The peer**: an async tower middleware that takes the bearer token as a `String`, looks it
 //! up in a `moka::future::Cache<String, Arc<User>>` (default hasher, `time_to_live`), inserts
@@ -163,7 +165,30 @@ impl Draw {
 /// Requests measured per scenario before the sequence repeats.
 const SEQUENCE: usize = 1 << 20;
 
-fn scenario(c: &mut Criterion, upstream: &Upstream, draw: Draw) {
+/// Rounds of the paired measurement, and requests per service in each.
+const PAIRED_ROUNDS: usize = 15;
+const PAIRED_BATCH: usize = 20_000;
+
+/// One scenario's paired measurement: per round, ns per request of bare, layer and peer, run
+/// back to back (the order rotating), so a load change on a shared machine hits all three.
+struct Paired {
+    scenario: &'static str,
+    rounds: Vec<[f64; 3]>,
+}
+
+impl Paired {
+    fn median(mut values: Vec<f64>) -> f64 {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    }
+
+    /// Median over rounds of `f(round)`.
+    fn over(&self, f: impl Fn(&[f64; 3]) -> f64) -> f64 {
+        Self::median(self.rounds.iter().map(f).collect())
+    }
+}
+
+fn scenario(c: &mut Criterion, upstream: &Upstream, draw: Draw) -> Option<Paired> {
     let n = draw.tokens();
     let tokens = tokens(draw.name(), n);
     for (i, token) in tokens.iter().enumerate() {
@@ -226,7 +251,7 @@ fn scenario(c: &mut Criterion, upstream: &Upstream, draw: Draw) {
             draw.name()
         );
         common::assert_only_hits(&before, &layer.stats());
-        return;
+        return None;
     }
     let mut group = c.benchmark_group(draw.name());
     macro_rules! measure {
@@ -252,7 +277,28 @@ fn scenario(c: &mut Criterion, upstream: &Upstream, draw: Draw) {
     measure!("layer", layered.clone());
     measure!("peer", peer.clone());
     group.finish();
+
+    let mut rounds = Vec::with_capacity(PAIRED_ROUNDS);
+    let mut offset = 0;
+    for round in 0..PAIRED_ROUNDS {
+        let mut times = [0.0; 3];
+        for turn in 0..3 {
+            let which = (round + turn) % 3;
+            let part = &sequence[offset..offset + PAIRED_BATCH];
+            times[which] = match which {
+                0 => profile_loop(&rt, bare.clone(), &templates, part, PAIRED_BATCH),
+                1 => profile_loop(&rt, layered.clone(), &templates, part, PAIRED_BATCH),
+                _ => profile_loop(&rt, peer.clone(), &templates, part, PAIRED_BATCH),
+            };
+        }
+        offset = (offset + PAIRED_BATCH) % (SEQUENCE - PAIRED_BATCH);
+        rounds.push(times);
+    }
     common::assert_only_hits(&before, &layer.stats());
+    Some(Paired {
+        scenario: draw.name(),
+        rounds,
+    })
 }
 
 /// Sends `iterations` requests of `sequence` through `svc`, as the criterion loop does;
@@ -311,31 +357,54 @@ fn main() {
     // A filter argument (`-- peer-10000-`) also skips the other scenarios' setup, which warms
     // up to 100 000 tokens through the mock: for profiling one case.
     let filter: Option<String> = std::env::args().skip(1).find(|arg| arg.starts_with("peer-"));
+    let mut ran = Vec::new();
+    let mut paired = Vec::new();
     for draw in draws {
         let name = draw.name();
         if filter.as_deref().is_some_and(|f| !name.starts_with(f)) {
             continue;
         }
-        scenario(&mut c, &upstream, draw);
+        paired.extend(scenario(&mut c, &upstream, draw));
+        ran.push(name);
+    }
+    if profile_target().is_some() {
+        return;
     }
     c.final_summary();
-    println!("\nmedians of this run (ns per request), overhead = wrapper - bare:");
+    println!("\ncriterion medians of this run (ns per request), overhead = wrapper - bare:");
     println!("| scenario | bare | layer | peer | layer overhead | peer overhead | layer ÷ peer |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    for draw in draws {
-        let group = draw.name();
+    for group in ran {
         let (Some(bare), Some(layer), Some(peer)) = (
             median(group, "bare"),
             median(group, "layer"),
             median(group, "peer"),
         ) else {
-            println!("| {group} | (not measured in this run) |");
+            println!("| {group} | (not measured: a criterion filter left it out) |");
             continue;
         };
         let (ours, theirs) = (layer - bare, peer - bare);
         println!(
             "| {group} | {bare:.0} | {layer:.0} | {peer:.0} | +{ours:.0} | +{theirs:.0} | {:.2} |",
             ours / theirs
+        );
+    }
+    println!(
+        "\npaired: {PAIRED_ROUNDS} rounds of {PAIRED_BATCH} requests per service, back to back; \
+         medians over rounds (the ratio is the median of each round's own ratio):"
+    );
+    println!("| scenario | bare | layer | peer | layer overhead | peer overhead | layer ÷ peer |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for p in &paired {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.0} | +{:.0} | +{:.0} | {:.2} |",
+            p.scenario,
+            p.over(|r| r[0]),
+            p.over(|r| r[1]),
+            p.over(|r| r[2]),
+            p.over(|r| r[1] - r[0]),
+            p.over(|r| r[2] - r[0]),
+            p.over(|r| (r[1] - r[0]) / (r[2] - r[0])),
         );
     }
 }
