@@ -31,6 +31,12 @@
 //! without it; every wrk run must have sent the same request bytes (the Lua script prints the
 //! request it sends; the Host header is fixed, not the port).
 //!
+//! Each run also prints the share of a core the server threads got (their CPU time over the
+//! run's wall time) and wrk's (its `cutime + cstime`, clock ticks): when the server got well
+//! under a whole core (another process held it, or wrk could not keep up), req/s measures the
+//! machine more than the server, and the ratio implied by CPU per request (without ÷ with) is
+//! the steadier figure.
+//!
 //! Rounds alternate the order (without, with; then with, without; …) so a drift of the machine's
 //! load hits both alike; the ratio is given both as median ÷ median and as the median of the
 //! per-round ratios.
@@ -239,6 +245,32 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
+/// CPU time of this process's waited-for children (wrk), in clock ticks: `cutime + cstime` of
+/// `/proc/self/stat`. The server child is reaped only at the end, so it is not in there.
+fn children_ticks() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    // Fields after the command name start at the last ')': state is field 3, so cutime (16)
+    // and cstime (17) are at 13 and 14.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    field(13) + field(14)
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -372,6 +404,10 @@ fn median(values: &[f64]) -> f64 {
 struct Measured {
     per_second: f64,
     cpu_us: f64,
+    /// The server threads' CPU time over the run's wall time: 1.0 is the whole core.
+    core_share: f64,
+    /// wrk's CPU time over the run's wall time.
+    wrk_share: f64,
 }
 
 struct Bench<'a> {
@@ -380,6 +416,7 @@ struct Bench<'a> {
     duration: String,
     control: Control,
     request: Option<String>,
+    hz: f64,
 }
 
 impl Bench<'_> {
@@ -401,8 +438,12 @@ impl Bench<'_> {
 
     fn measure(&mut self, addr: SocketAddr, with_layer: bool, args: &WrkArgs<'_>) -> Result<Measured> {
         let before = self.control.stats()?;
+        let start = std::time::Instant::now();
+        let ticks = children_ticks();
         let load = wrk(self.wrk, self.core, addr, args, &self.duration)?;
+        let wrk_cpu = (children_ticks() - ticks) as f64 / self.hz;
         let after = self.settled()?;
+        let wall = start.elapsed();
         match &self.request {
             None => self.request = Some(load.request.clone()),
             Some(first) if *first != load.request => {
@@ -441,6 +482,8 @@ impl Bench<'_> {
         Ok(Measured {
             per_second: load.per_second,
             cpu_us: (after.cpu_ns - before.cpu_ns) as f64 / 1e3 / served as f64,
+            core_share: (after.cpu_ns - before.cpu_ns) as f64 / wall.as_nanos() as f64,
+            wrk_share: wrk_cpu / wall.as_secs_f64(),
         })
     }
 
@@ -469,12 +512,17 @@ impl Bench<'_> {
                 (self.measure(bare, false, args)?, l)
             };
             println!(
-                "{mode} round {round}{}: without the layer {:.0} req/s ({:.3} µs CPU/req), with {:.0} req/s ({:.3} µs CPU/req), ratio {:.3}",
+                "{mode} round {round}{}: without the layer {:.0} req/s ({:.3} µs CPU/req; server got {:.2} of a \
+                 core, wrk {:.2}), with {:.0} req/s ({:.3} µs CPU/req; {:.2}, wrk {:.2}), ratio {:.3}",
                 if round % 2 == 1 { " (without first)" } else { " (with first)" },
                 w.per_second,
                 w.cpu_us,
+                w.core_share,
+                w.wrk_share,
                 l.per_second,
                 l.cpu_us,
+                l.core_share,
+                l.wrk_share,
                 l.per_second / w.per_second
             );
             without.push(w);
@@ -509,11 +557,13 @@ impl Bench<'_> {
         );
         println!(
             "{mode} server CPU per request (median): without {:.3} µs, with {:.3} µs, added {:.3} µs \
-             (median of per-round differences {:.3} µs)",
+             (median of per-round differences {:.3} µs); ratio implied by CPU (without ÷ with, the \
+             req/s ratio of a server that has its core to itself) {:.3}",
             cpu(&without),
             cpu(&with),
             cpu(&with) - cpu(&without),
-            median(&added)
+            median(&added),
+            cpu(&without) / cpu(&with)
         );
         Ok(())
     }
@@ -566,6 +616,7 @@ fn run(wrk_bin: &Path) -> Result<()> {
         duration,
         control: Control { stdin, stdout },
         request: None,
+        hz: clock_ticks_per_second(),
     };
     let pipelined = WrkArgs {
         connections: &connections,
