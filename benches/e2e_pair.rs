@@ -70,6 +70,8 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/e2e_pair.lua"
 /// The server runtime's thread name (at most 15 bytes: it is the thread's `comm`).
 const SERVER_THREAD: &str = "e2e-pair-srv";
 const PATH: &str = "/x";
+/// Below this share of a core, a run's req/s measures the machine's load more than the server.
+const STARVED: f64 = 0.9;
 
 fn main() {
     if std::env::var_os(CHILD_ENV).is_some() {
@@ -565,6 +567,18 @@ impl Bench<'_> {
             median(&added),
             cpu(&without) / cpu(&with)
         );
+        let starved = without
+            .iter()
+            .chain(&with)
+            .filter(|m| m.core_share < STARVED)
+            .count();
+        if starved > 0 {
+            println!(
+                "{mode}: WARNING: the server got under {STARVED} of a core in {starved} of {} runs (the machine \
+                 is busy): its req/s figures measure the load; prefer the ratio implied by CPU",
+                2 * rounds
+            );
+        }
         Ok(())
     }
 }
