@@ -52,13 +52,22 @@ fn reply(answer: Answer, user: &MockUser) -> MockReply {
 /// `profile` after random delays; returns their statuses.
 async fn row(tokeninfo: Answer, profile: Answer) -> Vec<u16> {
     let mock = MockAmazon::start().await.unwrap();
-    // No retries: a retried 503 would only make the row slower. A shorter deadline for the
-    // rows where an endpoint never answers (long enough for the other's answer under load).
-    let hangs = matches!(tokeninfo, Answer::Hang) || matches!(profile, Answer::Hang);
-    let deadline = Duration::from_secs(if hangs { 2 } else { 5 });
-    let layer = builder(&mock).retries(0).deadline(deadline).build().unwrap();
+    // No retries: a retried 503 would only make the row slower. The deadline ends the rows
+    // where an endpoint never answers, so it must leave the other endpoint's answer ample
+    // time even on a loaded machine: the table sends 900 first requests (1 800 upstream calls,
+    // each on a new connection) at once, and with 2 s, CI saw whole rows time out before the
+    // answer that should have decided them arrived.
+    let layer = builder(&mock)
+        .retries(0)
+        .deadline(Duration::from_secs(8))
+        .build()
+        .unwrap();
     let addr = serve(crate::common::app(layer, Reached::default())).await;
-    let http = client();
+    // Longer than the deadline: the layer, not the client, must end every request.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
     let tokens: Vec<String> = (0..50)
         .map(|i| token(&format!("row{tokeninfo:?}{profile:?}{i}")))
         .collect();
