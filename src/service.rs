@@ -141,7 +141,10 @@ impl Shared {
                 Decision::Forward(Some(AmazonUser::new(identity, found.source)))
             }
             Some(Err(error)) => Decision::Refuse(error),
-            None => Decision::Resolve(key, AccessToken::new(found.token.into_owned()), found.source),
+            None => match found.access_token() {
+                Ok(token) => Decision::Resolve(key, token, found.source),
+                Err(error) => self.refuse(error),
+            },
         }
     }
 

@@ -54,27 +54,33 @@ impl AccessToken {
     /// assert_eq!(AccessToken::check("abc", true), Err(AuthError::InvalidRequest(Malformed::BadPrefix)));
     /// ```
     pub fn check(token: &str, require_prefix: bool) -> Result<(), AuthError> {
-        if token.is_empty() {
-            return Err(AuthError::InvalidRequest(Malformed::Empty));
-        }
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(AuthError::InvalidRequest(Malformed::TooLong));
-        }
-        // Visible ASCII (RFC 6750's b64token is too strict: Amazon tokens contain `|`), minus
-        // quotes and backslash, which have no place in a token and break quoted-strings.
-        // A fold without early exit, so the compiler vectorizes the scan of ~400 bytes.
-        let bad = |b: u8| !(0x21..=0x7e).contains(&b) | (b == b'"') | (b == b'\'') | (b == b'\\');
-        if token.bytes().fold(false, |any, b| any | bad(b)) {
-            return Err(AuthError::InvalidRequest(Malformed::BadCharacters));
-        }
-        if token.starts_with(REFRESH_TOKEN_PREFIX) {
-            return Err(AuthError::InvalidToken(Rejection::RefreshToken));
-        }
-        if require_prefix && !token.starts_with(ACCESS_TOKEN_PREFIX) {
-            return Err(AuthError::InvalidRequest(Malformed::BadPrefix));
-        }
-        Ok(())
+        check_bytes(token.as_bytes(), require_prefix)
     }
+}
+
+/// [`AccessToken::check`] on the raw bytes: what passes is visible ASCII, so valid UTF-8 (the
+/// hit path never runs a separate UTF-8 check).
+pub(crate) fn check_bytes(token: &[u8], require_prefix: bool) -> Result<(), AuthError> {
+    if token.is_empty() {
+        return Err(AuthError::InvalidRequest(Malformed::Empty));
+    }
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(AuthError::InvalidRequest(Malformed::TooLong));
+    }
+    // Visible ASCII (RFC 6750's b64token is too strict: Amazon tokens contain `|`), minus
+    // quotes and backslash, which have no place in a token and break quoted-strings.
+    // A fold without early exit, so the compiler vectorizes the scan of ~400 bytes.
+    let bad = |b: u8| !(0x21..=0x7e).contains(&b) | (b == b'"') | (b == b'\'') | (b == b'\\');
+    if token.iter().fold(false, |any, &b| any | bad(b)) {
+        return Err(AuthError::InvalidRequest(Malformed::BadCharacters));
+    }
+    if token.starts_with(REFRESH_TOKEN_PREFIX.as_bytes()) {
+        return Err(AuthError::InvalidToken(Rejection::RefreshToken));
+    }
+    if require_prefix && !token.starts_with(ACCESS_TOKEN_PREFIX.as_bytes()) {
+        return Err(AuthError::InvalidRequest(Malformed::BadPrefix));
+    }
+    Ok(())
 }
 
 impl From<String> for AccessToken {
@@ -151,7 +157,7 @@ pub fn extract_token(
         allow_query: true,
     };
     let found = extract(uri, headers, rules)?;
-    Ok(found.map(|f| (AccessToken::new(f.token.into_owned()), f.source)))
+    found.map(|f| Ok((f.access_token()?, f.source))).transpose()
 }
 
 /// What the layer accepts besides the one-token rule.
@@ -163,11 +169,22 @@ pub(crate) struct Rules {
     pub(crate) allow_query: bool,
 }
 
-/// A token found in a request, borrowed where it could be.
+/// A token found in a request, borrowed where it could be: its bytes, checked by
+/// [`check_bytes`] (visible ASCII).
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Found<'a> {
-    pub(crate) token: Cow<'a, str>,
+    pub(crate) token: Cow<'a, [u8]>,
     pub(crate) source: TokenSource,
+}
+
+impl Found<'_> {
+    /// The token as an [`AccessToken`] (a copy, for a verification). Its bytes passed
+    /// [`check_bytes`], so they are ASCII; anything else would be refused as bad characters.
+    pub(crate) fn access_token(&self) -> Result<AccessToken, AuthError> {
+        String::from_utf8(self.token.to_vec())
+            .map(AccessToken::new)
+            .map_err(|_| AuthError::InvalidRequest(Malformed::BadCharacters))
+    }
 }
 
 /// Finds the one token in `uri` and `headers`, checked with [`AccessToken::check`].
@@ -183,7 +200,7 @@ pub(crate) fn extract<'a>(
 ) -> Result<Option<Found<'a>>, AuthError> {
     let mut found = None;
     let candidates = [
-        (from_query(uri)?, TokenSource::Query),
+        (from_query(uri)?.map(into_bytes), TokenSource::Query),
         (from_authorization(headers)?, TokenSource::Bearer),
         (from_amz_header(headers)?, TokenSource::AmzHeader),
     ];
@@ -199,7 +216,7 @@ pub(crate) fn extract<'a>(
         if found.source == TokenSource::Query && !rules.allow_query {
             return Err(AuthError::InvalidRequest(Malformed::QueryNotAllowed));
         }
-        AccessToken::check(&found.token, rules.require_prefix)?;
+        check_bytes(&found.token, rules.require_prefix)?;
     }
     Ok(found)
 }
@@ -271,15 +288,15 @@ fn single_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option
     Ok(Some(value.as_bytes().trim_ascii()))
 }
 
-/// Header bytes as text. Non-UTF-8 bytes can never be part of a token: refused like any other
-/// bad character (the bytes are validated once, by [`AccessToken::check`], not twice).
-fn text(bytes: &[u8]) -> Result<Cow<'_, str>, AuthError> {
-    std::str::from_utf8(bytes)
-        .map(Cow::Borrowed)
-        .map_err(|_| AuthError::InvalidRequest(Malformed::BadCharacters))
+/// A decoded query value's bytes.
+fn into_bytes(text: Cow<'_, str>) -> Cow<'_, [u8]> {
+    match text {
+        Cow::Borrowed(text) => Cow::Borrowed(text.as_bytes()),
+        Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+    }
 }
 
-fn from_authorization(headers: &HeaderMap) -> Result<Option<Cow<'_, str>>, AuthError> {
+fn from_authorization(headers: &HeaderMap) -> Result<Option<Cow<'_, [u8]>>, AuthError> {
     let Some(value) = single_header(headers, &AUTHORIZATION)? else {
         return Ok(None);
     };
@@ -291,12 +308,13 @@ fn from_authorization(headers: &HeaderMap) -> Result<Option<Cow<'_, str>>, AuthE
     if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Ok(None);
     }
-    // RFC 7235 says `1*SP`; be lenient about extra spaces and tabs between the two.
-    text(credentials.trim_ascii_start()).map(Some)
+    // RFC 7235 says `1*SP`; be lenient about extra spaces and tabs between the two. The bytes
+    // are checked once, by `check_bytes` (non-UTF-8 bytes are bad characters there).
+    Ok(Some(Cow::Borrowed(credentials.trim_ascii_start())))
 }
 
-fn from_amz_header(headers: &HeaderMap) -> Result<Option<Cow<'_, str>>, AuthError> {
-    single_header(headers, &AMZ_ACCESS_TOKEN)?.map(text).transpose()
+fn from_amz_header(headers: &HeaderMap) -> Result<Option<Cow<'_, [u8]>>, AuthError> {
+    Ok(single_header(headers, &AMZ_ACCESS_TOKEN)?.map(Cow::Borrowed))
 }
 
 /// Removes the token from where it came, so the inner service's logs cannot record it. A
@@ -360,7 +378,8 @@ mod tests {
             require_prefix: true,
             allow_query: true,
         };
-        extract(&uri, &map, rules).map(|f| f.map(|f| (f.token.into_owned(), f.source)))
+        extract(&uri, &map, rules)
+            .map(|f| f.map(|f| (String::from_utf8(f.token.into_owned()).unwrap(), f.source)))
     }
 
     #[test]

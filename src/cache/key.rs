@@ -24,8 +24,8 @@ impl KeyedDigest {
 
     /// The key of `token`.
     #[inline]
-    pub(crate) fn key(&self, token: &str) -> TokenKey {
-        let h = self.0.hash(token.as_bytes());
+    pub(crate) fn key(&self, token: &[u8]) -> TokenKey {
+        let h = self.0.hash(token);
         (u128::from(h.h1) << 64) | u128::from(h.h2)
     }
 }

@@ -196,7 +196,7 @@ impl IdentityCache {
 
     /// The cache key of `token`.
     #[inline]
-    pub(crate) fn key(&self, token: &str) -> TokenKey {
+    pub(crate) fn key(&self, token: &[u8]) -> TokenKey {
         self.inner.digest.key(token)
     }
 
@@ -332,7 +332,7 @@ impl IdentityCache {
     /// # Ok(()) }
     /// ```
     pub async fn invalidate(&self, token: &AccessToken) -> Result<(), CacheError> {
-        self.inner.forget(self.key(token.expose()));
+        self.inner.forget(self.key(token.expose().as_bytes()));
         Ok(())
     }
 
@@ -360,7 +360,7 @@ impl IdentityCache {
     /// # Ok(()) }
     /// ```
     pub async fn revoke(&self, token: &AccessToken) -> Result<(), CacheError> {
-        self.inner.revoke_key(self.key(token.expose()))
+        self.inner.revoke_key(self.key(token.expose().as_bytes()))
     }
 
     /// Forgets every cached verdict (revocations stay).
@@ -595,7 +595,7 @@ mod tests {
             .unwrap();
         let cache = layer.cache().clone();
         let access = AccessToken::new(token.clone());
-        let key = cache.key(&token);
+        let key = cache.key(token.as_bytes());
 
         assert!(cache.resolve(key, &access).await.is_ok());
         assert!(matches!(cache.cached(&key), Some(Ok(_))), "a memo hit");
@@ -651,7 +651,7 @@ mod race_tests {
         mock.register(&token, MockUser::new("amzn1.account.RACE"));
         let cache = cache_on(&mock, Duration::from_secs(5)).await;
         let access = AccessToken::new(token.clone());
-        let key = cache.key(&token);
+        let key = cache.key(token.as_bytes());
         cache.revoke(&access).await.unwrap();
         // Flies under the bumped generation, as a request that missed the tombstone would.
         let generation = cache.inner.generations.current(key);
@@ -678,7 +678,7 @@ mod race_tests {
         mock.register(&token, MockUser::new("amzn1.account.STUCK"));
         let deadline = Duration::from_millis(200);
         let cache = cache_on(&mock, deadline).await;
-        let key = cache.key(&token);
+        let key = cache.key(token.as_bytes());
         let generation = cache.inner.generations.current(key);
         let stuck = cache.inner.flights.board(key, generation);
         assert!(matches!(stuck, Seat::Pilot(_)));
