@@ -135,6 +135,64 @@ impl Identity {
     }
 }
 
+/// An [`Identity`] as the fleet level keeps it in Redis (inside an AEAD box, never in clear):
+/// its fields, and its expiry on the wall clock (the monotonic one means nothing to another
+/// process).
+#[cfg(feature = "redis")]
+#[derive(Serialize, Deserialize)]
+pub(crate) struct IdentityRecord {
+    user_id: Box<str>,
+    email: Option<Box<str>>,
+    name: Option<Box<str>>,
+    postal_code: Option<Box<str>>,
+    pub(crate) aud: Box<str>,
+    app_id: Option<Box<str>>,
+    /// Milliseconds since the Unix epoch; `None` in profile-only mode.
+    expires_ms: Option<u64>,
+}
+
+#[cfg(feature = "redis")]
+impl Identity {
+    /// This identity as the fleet level stores it.
+    pub(crate) fn record(&self) -> IdentityRecord {
+        IdentityRecord {
+            user_id: self.user_id.clone(),
+            email: self.email.clone(),
+            name: self.name.clone(),
+            postal_code: self.postal_code.clone(),
+            aud: Box::from(&*self.aud),
+            app_id: self.app_id.clone(),
+            expires_ms: self.expires.map(|(wall, _)| {
+                let since = wall.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            }),
+        }
+    }
+
+    /// The identity a record stands for, its audience being `aud` (the caller matched the
+    /// record's against its own client ids); `None` when the token has expired by now.
+    pub(crate) fn from_record(record: IdentityRecord, aud: Arc<str>) -> Option<Self> {
+        let expires = match record.expires_ms {
+            None => None,
+            Some(ms) => {
+                let wall = SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(ms))?;
+                let remaining = wall.duration_since(SystemTime::now()).ok()?;
+                Some((wall, Instant::now().checked_add(remaining)?))
+            }
+        };
+        Some(Self {
+            user_id: record.user_id,
+            email: record.email,
+            name: record.name,
+            postal_code: record.postal_code,
+            aud,
+            app_id: record.app_id,
+            expires,
+            origin: None,
+        })
+    }
+}
+
 /// The authenticated Amazon user, inserted as a request extension by the layer.
 ///
 /// Cheap to clone (one reference count). It never holds the token.

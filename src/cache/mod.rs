@@ -33,6 +33,16 @@
 //! Generations are striped (see [`generation`]), so outdating one token also makes a few
 //! unrelated tokens verify again; it never makes anyone serve a wrong verdict.
 //!
+//! # The fleet level (feature `redis`)
+//!
+//! With [`Fleet`](crate::Fleet) settings, a miss asks Redis (after the local levels, before
+//! Amazon, from the flight's pilot only) and a verdict from Amazon is written there; `revoke`
+//! and `invalidate` are applied locally first, then in Redis and published to the other
+//! instances, which apply them through [`Inner::forget`] and a local tombstone, the same
+//! generation bump as here. So every rule above holds on every instance for a message it has
+//! received, and a miss anywhere sees a tombstone written anywhere. What a subscriber that was
+//! disconnected may still serve, and for how long, is set out in `src/fleet/mod.rs`.
+//!
 //! | file | owns |
 //! | --- | --- |
 //! | `mod.rs` | the levels and how a verdict moves between them; expiry, revocation, stale-if-error |
@@ -63,6 +73,10 @@ use self::key::{KeyedDigest, TokenKey};
 use self::memo::Memo;
 use crate::client::AmazonClient;
 use crate::error::{AuthError, CacheError, Rejection, Unavailable};
+#[cfg(feature = "redis")]
+use crate::fleet::level::{FleetLevel, Lookup};
+#[cfg(feature = "redis")]
+use crate::fleet::record::{rejection_code, Decoded, Record};
 use crate::identity::{Identity, Origin};
 use crate::log_limit::LogLimit;
 use crate::stats::{Stats, StatsSnapshot};
@@ -101,6 +115,13 @@ pub(crate) struct CachePolicy {
 /// What a flight lands with.
 type Verdict = Result<Entry, AuthError>;
 
+/// The fleet level a cache may have (none without the `redis` feature).
+#[cfg(feature = "redis")]
+pub(crate) type Fleet = FleetLevel;
+/// The fleet level a cache may have (none without the `redis` feature).
+#[cfg(not(feature = "redis"))]
+pub(crate) type Fleet = std::convert::Infallible;
+
 /// The identity cache and the verification behind it. Cheap to clone; clones share the cache,
 /// so several layers (or routers) can share one: see
 /// [`AmazonAuthBuilder::shared_cache`](crate::AmazonAuthBuilder::shared_cache).
@@ -136,6 +157,9 @@ struct Inner {
     warn_stale: LogLimit,
     /// This cache, for the identities it stores (see [`Origin`]).
     this: Weak<Inner>,
+    /// The second level in Redis, shared by the fleet.
+    #[cfg(feature = "redis")]
+    fleet: Option<Arc<FleetLevel>>,
 }
 
 impl std::fmt::Debug for IdentityCache {
@@ -160,8 +184,22 @@ impl moka::Expiry<TokenKey, Instant> for RevokedExpiry {
 }
 
 impl IdentityCache {
-    pub(crate) fn new(verifier: Verifier, policy: CachePolicy) -> Result<Self, getrandom::Error> {
-        let digest = KeyedDigest::random()?;
+    pub(crate) fn new(
+        verifier: Verifier,
+        policy: CachePolicy,
+        fleet: Option<Fleet>,
+    ) -> Result<Self, getrandom::Error> {
+        // With the fleet level, every instance names a token the same way.
+        #[cfg(feature = "redis")]
+        let (digest, fleet) = match fleet {
+            Some(fleet) => (fleet.digest(), Some(Arc::new(fleet))),
+            None => (KeyedDigest::random()?, None),
+        };
+        #[cfg(not(feature = "redis"))]
+        let digest = match fleet {
+            Some(never) => match never {},
+            None => KeyedDigest::random()?,
+        };
         let entries = |capacity| {
             moka::sync::Cache::builder()
                 .max_capacity(capacity)
@@ -190,7 +228,14 @@ impl IdentityCache {
             warn_unverified: LogLimit::default(),
             warn_stale: LogLimit::default(),
             this: this.clone(),
+            #[cfg(feature = "redis")]
+            fleet,
         });
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = &inner.fleet {
+            let local = Arc::downgrade(&inner) as Weak<dyn crate::fleet::subscriber::Local>;
+            crate::fleet::subscriber::spawn(fleet, local);
+        }
         Ok(Self { inner })
     }
 
@@ -319,10 +364,13 @@ impl IdentityCache {
     /// Amazon keeps calling the token valid until it expires. Use [`revoke`](Self::revoke) for
     /// that.
     ///
+    /// With the fleet level, the token's verdict is also deleted from Redis and every instance
+    /// is told to forget it.
+    ///
     /// # Errors
     ///
-    /// None today; a fleet-wide cache level will report when it could not publish the
-    /// invalidation.
+    /// [`CacheError::Fleet`] when the fleet level could not reach Redis: the token was
+    /// forgotten on this instance only.
     ///
     /// ```
     /// # async fn demo(layer: tower_amazon_auth::AmazonAuthLayer) -> Result<(), tower_amazon_auth::CacheError> {
@@ -331,7 +379,15 @@ impl IdentityCache {
     /// # Ok(()) }
     /// ```
     pub async fn invalidate(&self, token: &AccessToken) -> Result<(), CacheError> {
-        self.inner.forget(self.key(token.expose()));
+        let key = self.key(token.expose());
+        self.inner.forget(key);
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = &self.inner.fleet {
+            fleet
+                .forget(key, Some(token.expose()), None)
+                .await
+                .map_err(|()| CacheError::Fleet)?;
+        }
         Ok(())
     }
 
@@ -349,8 +405,14 @@ impl IdentityCache {
     /// # Errors
     ///
     /// [`CacheError::TooManyRevocations`] when `max_revocations` are in force (the logout did
-    /// not happen: answer it with a 5xx). A fleet-wide cache level will also report when it
-    /// could not write the revocation.
+    /// not happen: answer it with a 5xx). With the fleet level, [`CacheError::Fleet`] when the
+    /// tombstone could not be written to Redis: the token is refused on this instance only
+    /// (answer 503, so the client tries again).
+    ///
+    /// With the fleet level, the tombstone is also written to Redis for the token's remaining
+    /// life (under the previous secret too, during a rotation), the token's verdicts there are
+    /// deleted, and every instance is told: each refuses the token from its next request on, or,
+    /// if it missed the message, from its next miss, which reads the tombstone.
     ///
     /// ```
     /// # async fn demo(layer: tower_amazon_auth::AmazonAuthLayer) -> Result<(), tower_amazon_auth::CacheError> {
@@ -359,20 +421,21 @@ impl IdentityCache {
     /// # Ok(()) }
     /// ```
     pub async fn revoke(&self, token: &AccessToken) -> Result<(), CacheError> {
-        self.inner.revoke_key(self.key(token.expose()))
+        let key = self.key(token.expose());
+        let _until = self.inner.revoke_key(key)?;
+        #[cfg(feature = "redis")]
+        self.inner.revoke_fleet(key, Some(token.expose()), _until).await?;
+        Ok(())
     }
 
-    /// Forgets every cached verdict (revocations stay).
+    /// Forgets every cached verdict (revocations stay), on this instance: with the fleet
+    /// level, Redis and the other instances keep theirs.
     ///
     /// # Errors
     ///
-    /// None today, as for [`invalidate`](Self::invalidate).
+    /// None today.
     pub async fn invalidate_all(&self) -> Result<(), CacheError> {
-        let inner = &*self.inner;
-        inner.generations.bump_all();
-        inner.store.invalidate_all();
-        inner.rejected.invalidate_all();
-        inner.flights.forget_all();
+        self.inner.flush();
         Ok(())
     }
 
@@ -389,7 +452,15 @@ impl IdentityCache {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> StatsSnapshot {
-        self.inner.stats.snapshot()
+        #[allow(unused_mut)]
+        let mut snapshot = self.inner.stats.snapshot();
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = &self.inner.fleet {
+            fleet.counters.fill(&mut snapshot);
+            snapshot.fleet_subscribed = fleet.subscribed.load(Relaxed);
+            snapshot.fleet_breaker_open = fleet.breaker_open();
+        }
+        snapshot
     }
 
     pub(crate) fn stats_handle(&self) -> &Stats {
@@ -419,6 +490,10 @@ impl IdentityCache {
         };
         if let Some(entry) = inner.rejected.get(&key).filter(|e| e.generation() == generation) {
             return Ok(entry);
+        }
+        #[cfg(feature = "redis")]
+        if let Some(verdict) = self.ask_fleet(key, generation, token).await {
+            return verdict;
         }
         let started = Instant::now();
         // Over the in-flight limit is a failure like any other: shed at once, or stale-if-error.
@@ -451,9 +526,12 @@ impl IdentityCache {
                 };
                 // Stamped with `generation`: if an invalidation bumps it after this check,
                 // readers ignore the entry.
-                if inner.storable(key, generation) {
+                let storable = inner.storable(key, generation);
+                if storable {
                     inner.store.insert(key, entry.clone());
                 }
+                #[cfg(feature = "redis")]
+                inner.tell_fleet(key, storable.then_some(&entry));
                 Ok(entry)
             }
             Err(error) if error.is_definite() => {
@@ -463,17 +541,16 @@ impl IdentityCache {
                     until: Instant::now() + inner.policy.negative_ttl,
                     generation,
                 };
-                if inner.generations.current(key) == generation {
-                    inner.store.invalidate(&key);
-                    inner.rejected.insert(key, entry.clone());
-                    // A thread may still remember the token as valid, if the store dropped it to
-                    // make room before this verification: from now on, none does.
-                    inner.memo.forget(key);
-                }
+                let _stored = inner.remember_rejection(key, generation, &entry);
+                #[cfg(feature = "redis")]
+                inner.tell_fleet(key, _stored.then_some(&entry));
                 Ok(entry)
             }
             Err(error) => {
                 inner.stats.record_error(&error);
+                // No verdict for the fleet: let another instance try.
+                #[cfg(feature = "redis")]
+                inner.tell_fleet(key, None);
                 // Stale-if-error: moka drops the entry at `until`, which never passes the
                 // token's expiry; check again anyway, the verification took time.
                 if let Some(Entry::Valid { identity, until, .. }) = stale {
@@ -508,6 +585,133 @@ impl IdentityCache {
     }
 }
 
+#[cfg(feature = "redis")]
+impl IdentityCache {
+    /// A pilot's look in Redis, before asking Amazon: `Some` verdict when Redis had one (or a
+    /// tombstone), stored locally as a fresh verification's would be, with the same checks
+    /// (`aud`, expiry: see [`Record::decode`]); `None` to ask Amazon.
+    async fn ask_fleet(&self, key: TokenKey, generation: u64, token: &AccessToken) -> Option<Verdict> {
+        let inner = &*self.inner;
+        let fleet = inner.fleet.as_ref()?;
+        let now = Instant::now();
+        match fleet.lookup(key, token.expose()).await {
+            Lookup::Miss | Lookup::Locked => None,
+            Lookup::Revoked(left) => {
+                // Here too from now on, even if Redis goes away.
+                inner.install_tombstone(key, now + left);
+                Some(Err(AuthError::InvalidToken(Rejection::Revoked)))
+            }
+            Lookup::Found(Decoded::Valid(mut identity), life) => {
+                let policy = &inner.policy;
+                let usable_for = identity
+                    .token_expires()
+                    .map_or(policy.max_ttl, |expires| expires.saturating_duration_since(now))
+                    .saturating_sub(policy.clock_skew);
+                let fresh_until = now + life.min(usable_for).min(policy.max_ttl);
+                identity.origin = Some((key, inner.this.clone() as Weak<dyn Origin>));
+                let entry = Entry::Valid {
+                    fresh_until,
+                    until: if policy.stale_if_error {
+                        now + usable_for
+                    } else {
+                        fresh_until
+                    },
+                    identity: Arc::new(identity),
+                    generation,
+                };
+                if inner.storable(key, generation) {
+                    inner.store.insert(key, entry.clone());
+                }
+                Some(Ok(entry))
+            }
+            Lookup::Found(Decoded::Rejected(error), life) => {
+                let entry = Entry::Rejected {
+                    error,
+                    until: now + life.min(inner.policy.negative_ttl),
+                    generation,
+                };
+                inner.remember_rejection(key, generation, &entry);
+                Some(Ok(entry))
+            }
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+impl Inner {
+    /// Writes a verdict this instance got from Amazon (and stored) to Redis, in the
+    /// background; with `None`, only gives up the fleet lock.
+    fn tell_fleet(&self, key: TokenKey, entry: Option<&Entry>) {
+        let Some(fleet) = &self.fleet else { return };
+        let now = Instant::now();
+        let fill = match entry {
+            Some(Entry::Valid {
+                identity,
+                fresh_until,
+                ..
+            }) => Some((
+                Record::Valid(identity.record()),
+                fresh_until.saturating_duration_since(now),
+            )),
+            Some(Entry::Rejected { error, until, .. }) => rejection_code(error)
+                .map(|code| (Record::Rejected(code), until.saturating_duration_since(now))),
+            None => None,
+        };
+        let fleet = fleet.clone();
+        tokio::spawn(async move {
+            match fill {
+                Some((record, life)) => fleet.fill(key, record, life).await,
+                None => fleet.release(key).await,
+            }
+        });
+    }
+
+    /// The fleet half of a revocation: the tombstone in Redis until `until`, published.
+    async fn revoke_fleet(
+        &self,
+        key: TokenKey,
+        token: Option<&str>,
+        until: Instant,
+    ) -> Result<(), CacheError> {
+        let Some(fleet) = &self.fleet else {
+            return Ok(());
+        };
+        let life = until.saturating_duration_since(Instant::now());
+        fleet
+            .forget(key, token, Some(life))
+            .await
+            .map_err(|()| CacheError::Fleet)
+    }
+
+    /// A revocation another instance made (or found in Redis): refused here until `until`,
+    /// and forgotten. Beyond `max_revocations` only forgotten (the tombstone in Redis still
+    /// refuses it at the next miss).
+    fn install_tombstone(&self, key: TokenKey, until: Instant) {
+        let known = self.revoked.get(&key);
+        if known.is_none_or(|known| known < until)
+            && (known.is_some() || self.revoked.entry_count() < self.policy.max_revocations)
+        {
+            self.revoked.insert(key, until);
+        }
+        self.forget(key);
+    }
+}
+
+#[cfg(feature = "redis")]
+impl crate::fleet::subscriber::Local for Inner {
+    fn forget(&self, key: TokenKey) {
+        Inner::forget(self, key);
+    }
+
+    fn revoke(&self, key: TokenKey, revoked_for: Duration) {
+        self.install_tombstone(key, Instant::now() + revoked_for);
+    }
+
+    fn flush(&self) {
+        Inner::flush(self);
+    }
+}
+
 impl Inner {
     /// Whether a verdict computed under `generation` may be stored for `key`: it is still the
     /// current generation, and the token is not revoked (a second line of defence: `resolve`
@@ -527,6 +731,28 @@ impl Inner {
         AuthError::InvalidToken(Rejection::Revoked)
     }
 
+    /// Remembers a definite rejection computed under `generation`, if that is still current;
+    /// whether it did.
+    fn remember_rejection(&self, key: TokenKey, generation: u64, entry: &Entry) -> bool {
+        if self.generations.current(key) != generation {
+            return false;
+        }
+        self.store.invalidate(&key);
+        self.rejected.insert(key, entry.clone());
+        // A thread may still remember the token as valid, if the store dropped it to make room
+        // before this verification: from now on, none does.
+        self.memo.forget(key);
+        true
+    }
+
+    /// Outdates every token on every level, then clears them (revocations stay).
+    fn flush(&self) {
+        self.generations.bump_all();
+        self.store.invalidate_all();
+        self.rejected.invalidate_all();
+        self.flights.forget_all();
+    }
+
     /// Outdates `key` on every level, then clears them.
     fn forget(&self, key: TokenKey) {
         self.generations.bump(key);
@@ -536,8 +762,8 @@ impl Inner {
     }
 
     /// Writes `key`'s tombstone, then forgets it everywhere; refuses when `max_revocations` are
-    /// in force.
-    fn revoke_key(&self, key: TokenKey) -> Result<(), CacheError> {
+    /// in force. Returns until when the token is revoked.
+    fn revoke_key(&self, key: TokenKey) -> Result<Instant, CacheError> {
         let now = Instant::now();
         let expires = match self.store.get(&key) {
             Some(Entry::Valid { identity, .. }) => identity.token_expires(),
@@ -561,13 +787,18 @@ impl Inner {
         self.revoked.insert(key, until);
         self.stats.revocations.fetch_add(1, Relaxed);
         self.forget(key);
-        Ok(())
+        Ok(until)
     }
 }
 
 impl Origin for Inner {
     fn revoke(&self, key: TokenKey) -> BoxFuture<'_, Result<(), CacheError>> {
-        Box::pin(std::future::ready(self.revoke_key(key)))
+        Box::pin(async move {
+            let _until = self.revoke_key(key)?;
+            #[cfg(feature = "redis")]
+            self.revoke_fleet(key, None, _until).await?;
+            Ok(())
+        })
     }
 }
 

@@ -27,6 +27,8 @@ mod exchange;
 mod external;
 #[cfg(all(feature = "mock", feature = "axum"))]
 mod faults;
+#[cfg(all(feature = "mock", feature = "axum", feature = "redis"))]
+mod fleet;
 #[cfg(all(feature = "mock", feature = "axum"))]
 mod hardening;
 #[cfg(all(feature = "mock", feature = "axum"))]

@@ -1,0 +1,792 @@
+//! The fleet level (feature `redis`) on a real `redis-server` the tests start themselves: one
+//! verification per token across instances, fleet-wide logout (also through a subscriber that
+//! missed the message), Redis down or frozen, two services on one Redis, and nothing readable
+//! at rest. Each "instance" is a layer with its own local cache, served on 127.0.0.1.
+//!
+//! Where something must propagate, the tests poll for it (up to 10 s) and print what they saw;
+//! no assertion is about time.
+
+use std::collections::HashSet;
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine as _;
+use http::StatusCode;
+use tower_amazon_auth::mock::{MockAmazon, MockReply, MockUser, MOCK_CLIENT_ID};
+use tower_amazon_auth::{AccessToken, AmazonAuthBuilder, AmazonAuthLayer, AmazonUser, CacheError, Fleet};
+
+use crate::common::{builder, client, serve_base_url, token};
+use crate::external::{free_port, require, External};
+
+/// The fleet secret of these tests (32 bytes).
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+/// Another fleet's secret.
+const OTHER_SECRET: &str = "fedcba9876543210fedcba9876543210";
+/// How long a test waits for something to propagate.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A `redis-server` on a free port, or `None` (skipped) when it is not installed.
+fn redis(test: &str) -> Option<External> {
+    let binary = require("redis-server", "redis-server", test)?;
+    Some(start_redis(&binary, free_port()))
+}
+
+fn start_redis(binary: &std::path::Path, port: u16) -> External {
+    External::start(
+        "redis",
+        binary,
+        port,
+        |_| Ok(()),
+        |dir| {
+            vec![
+                "--port".to_owned(),
+                port.to_string(),
+                "--bind".to_owned(),
+                "127.0.0.1".to_owned(),
+                "--save".to_owned(),
+                String::new(),
+                "--appendonly".to_owned(),
+                "no".to_owned(),
+                "--dir".to_owned(),
+                dir.display().to_string(),
+            ]
+        },
+    )
+    .expect("redis-server starts")
+}
+
+fn url(redis: &External) -> String {
+    format!("redis://127.0.0.1:{}", redis.port)
+}
+
+/// A connection of the test's own, to look at and tamper with what is in Redis.
+async fn connection(redis: &External) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url(redis))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// One instance: a layer with its own local cache, `/me` and `POST /logout` behind it.
+struct Instance {
+    layer: AmazonAuthLayer,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Instance {
+    async fn new(builder: AmazonAuthBuilder) -> Self {
+        let layer = builder.build().unwrap();
+        let app = Router::new()
+            .route(
+                "/me",
+                get(|user: AmazonUser| async move { user.user_id().to_owned() }),
+            )
+            .route(
+                "/logout",
+                post(|user: AmazonUser| async move {
+                    match user.revoke().await {
+                        Ok(()) => StatusCode::NO_CONTENT,
+                        Err(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    }
+                }),
+            )
+            .layer(layer.clone());
+        let base = serve_base_url(app).await.unwrap();
+        let instance = Self {
+            layer,
+            base,
+            http: client(),
+        };
+        instance.wait_subscribed().await;
+        instance
+    }
+
+    /// Waits until the subscriber is connected (its first subscription flushes the local
+    /// cache, which would make a test's count of upstream calls depend on timing).
+    async fn wait_subscribed(&self) {
+        let deadline = Instant::now() + PATIENCE;
+        while !self.layer.stats().fleet_subscribed {
+            assert!(Instant::now() < deadline, "the subscriber never connected");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn me(&self, token: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("{}/me", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    async fn status(&self, token: &str) -> u16 {
+        self.me(token).await.0
+    }
+
+    async fn logout(&self, token: &str) -> u16 {
+        self.http
+            .post(format!("{}/logout", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}
+
+/// An instance's settings. The command timeout is generous: these tests share two cores with
+/// the whole suite, and a Redis read that timed out would (correctly) send a request to Amazon
+/// and spoil a count of upstream calls. The fallback test sets the default timeout.
+fn fleet_builder(mock: &MockAmazon, redis: &External) -> AmazonAuthBuilder {
+    builder(mock).fleet(settings(redis))
+}
+
+fn settings(redis: &External) -> Fleet {
+    Fleet::new(url(redis), SECRET)
+        .backoff(Duration::from_secs(1))
+        .command_timeout(Duration::from_secs(2))
+}
+
+async fn instances(n: usize, mock: &MockAmazon, redis: &External) -> Vec<Instance> {
+    let mut all = Vec::new();
+    for _ in 0..n {
+        all.push(Instance::new(fleet_builder(mock, redis)).await);
+    }
+    all
+}
+
+/// Polls `check` until it is true or [`PATIENCE`] has passed; returns how long it took.
+async fn within_patience<F, Fut>(what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            let took = started.elapsed();
+            let _ = writeln!(std::io::stderr(), "fleet: {what} after {took:?}");
+            return took;
+        }
+        assert!(started.elapsed() < PATIENCE, "{what}: not within {PATIENCE:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Case 1: a token used on four instances in turn costs one tokeninfo and one profile call;
+/// so do 200 simultaneous first requests spread over the four.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_instances_verify_a_token_once() {
+    let Some(redis) = redis("fleet::four_instances_verify_a_token_once") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let fleet = instances(4, &mock, &redis).await;
+
+    let one = token("fleet-turns");
+    mock.register(&one, MockUser::new("amzn1.account.TURNS"));
+    for instance in &fleet {
+        assert_eq!(instance.me(&one).await, (200, "amzn1.account.TURNS".to_owned()));
+    }
+    let calls = mock.calls_for(&one);
+    assert_eq!(
+        (calls.tokeninfo, calls.profile),
+        (1, 1),
+        "one verification per fleet"
+    );
+    let hits: u64 = fleet.iter().map(|i| i.layer.stats().fleet_hits).sum();
+    assert_eq!(hits, 3, "the three others were answered by Redis");
+
+    let burst = token("fleet-burst");
+    mock.register(
+        &burst,
+        MockReply::user(MockUser::new("amzn1.account.BURST")).delayed(Duration::from_millis(200)),
+    );
+    let mut requests = Vec::new();
+    for n in 0..200 {
+        let request = fleet[n % 4]
+            .http
+            .get(format!("{}/me", fleet[n % 4].base))
+            .bearer_auth(&burst);
+        requests.push(tokio::spawn(async move {
+            request.send().await.unwrap().status().as_u16()
+        }));
+    }
+    for request in requests {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    let calls = mock.calls_for(&burst);
+    let stats: Vec<_> = fleet.iter().map(|i| i.layer.stats()).collect();
+    assert!(
+        calls.tokeninfo <= 1 && calls.profile <= 1,
+        "200 simultaneous first requests over 4 instances cost {calls:?}; {stats:#?}"
+    );
+    let waits: u64 = fleet.iter().map(|i| i.layer.stats().fleet_lock_waits).sum();
+    let _ = writeln!(
+        std::io::stderr(),
+        "fleet: burst of 200 over 4: {calls:?}, {waits} lock waits"
+    );
+}
+
+/// Case 2: `revoke` on A (Amazon still calls the token valid): B–D, with the token hot in
+/// their local caches and memos, refuse it; a verification in flight on B cannot bring it
+/// back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_logout_on_one_instance_is_refused_by_every_other() {
+    let Some(redis) = redis("fleet::a_logout_on_one_instance_is_refused_by_every_other") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let fleet = instances(4, &mock, &redis).await;
+
+    let hot = token("fleet-hot");
+    mock.register(&hot, MockUser::new("amzn1.account.HOT"));
+    for instance in &fleet {
+        // Twice: the second is a memo hit.
+        assert_eq!(instance.status(&hot).await, 200);
+        assert_eq!(instance.status(&hot).await, 200);
+    }
+    assert_eq!(fleet[0].logout(&hot).await, 204);
+    assert_eq!(fleet[0].status(&hot).await, 401);
+    let hot = &hot;
+    for instance in &fleet[1..] {
+        within_patience("a hot token refused on another instance", move || async move {
+            instance.status(hot).await == 401
+        })
+        .await;
+    }
+    assert_eq!(mock.calls_for(hot).tokeninfo, 1, "Amazon was asked again");
+
+    // B is verifying the token when A revokes it.
+    let flying = token("fleet-flying");
+    mock.register(
+        &flying,
+        MockReply::user(MockUser::new("amzn1.account.FLYING")).delayed(Duration::from_millis(500)),
+    );
+    let b = fleet[1]
+        .http
+        .get(format!("{}/me", fleet[1].base))
+        .bearer_auth(&flying);
+    let under_way = tokio::spawn(async move { b.send().await.unwrap().status().as_u16() });
+    let (m, f) = (&mock, &flying);
+    within_patience("B's verification under way", move || async move {
+        m.calls_for(f).tokeninfo == 1
+    })
+    .await;
+    fleet[0]
+        .layer
+        .cache()
+        .revoke(&AccessToken::new(flying.clone()))
+        .await
+        .unwrap();
+    let first = under_way.await.unwrap();
+    let _ = writeln!(std::io::stderr(), "fleet: the request under way got {first}");
+    for instance in &fleet {
+        assert_eq!(
+            instance.status(&flying).await,
+            401,
+            "a verification in flight brought a revoked token back"
+        );
+    }
+    assert_eq!(mock.calls_for(&flying).tokeninfo, 1);
+}
+
+/// Case 3: B's subscriber connection is killed and a logout happens while it is away: once B
+/// has subscribed again, it refuses the token, although it never got the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_logout_missed_while_disconnected_is_applied_after_reconnect() {
+    let Some(redis) = redis("fleet::a_logout_missed_while_disconnected_is_applied_after_reconnect") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let fleet = instances(2, &mock, &redis).await;
+    let (a, b) = (&fleet[0], &fleet[1]);
+    let mut admin = connection(&redis).await;
+    let mut missed = 0;
+    for attempt in 0..5 {
+        let hot = token(&format!("fleet-gap-{attempt}"));
+        mock.register(&hot, MockUser::new("amzn1.account.GAP"));
+        assert_eq!(a.status(&hot).await, 200);
+        assert_eq!(b.status(&hot).await, 200);
+        assert_eq!(b.status(&hot).await, 200);
+        let before = b.layer.stats();
+        let _: redis::Value = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        a.layer
+            .cache()
+            .revoke(&AccessToken::new(hot.clone()))
+            .await
+            .unwrap();
+        within_patience("B subscribed again", move || async move {
+            b.layer.stats().fleet_subscriptions > before.fleet_subscriptions
+                && b.layer.stats().fleet_subscribed
+        })
+        .await;
+        let got_message = b.layer.stats().fleet_invalidations_received > before.fleet_invalidations_received;
+        if !got_message {
+            missed += 1;
+        }
+        let hot = &hot;
+        within_patience("B refuses the token after reconnecting", move || async move {
+            b.status(hot).await == 401
+        })
+        .await;
+        if missed > 0 {
+            break;
+        }
+    }
+    assert!(missed > 0, "the logout never fell in the subscriber's gap");
+}
+
+/// Case 4: Redis frozen (SIGSTOP), then stopped: requests are answered via Amazon, a logout
+/// says it could not be made fleet-wide (503); once Redis is back, the second level is used
+/// again without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_frozen_or_down_falls_back_to_amazon_and_recovers() {
+    let Some(binary) = require("redis-server", "redis-server", "fleet::redis_frozen_or_down") else {
+        return;
+    };
+    let port = free_port();
+    let redis = start_redis(&binary, port);
+    let mock = MockAmazon::start().await.unwrap();
+    let mut fleet = Vec::new();
+    for _ in 0..2 {
+        let fast = Fleet::new(url(&redis), SECRET).backoff(Duration::from_secs(1));
+        fleet.push(Instance::new(builder(&mock).fleet(fast)).await);
+    }
+    let (a, b) = (&fleet[0], &fleet[1]);
+
+    redis.signal("STOP").unwrap();
+    for n in 0..10 {
+        let frozen = token(&format!("fleet-frozen-{n}"));
+        mock.register(&frozen, MockUser::new("amzn1.account.FROZEN"));
+        let started = Instant::now();
+        assert_eq!(
+            a.status(&frozen).await,
+            200,
+            "Redis frozen: not answered via Amazon"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "fleet: Redis frozen, request {n} took {:?}",
+            started.elapsed()
+        );
+    }
+    let unknown = token("fleet-frozen-unknown");
+    mock.register(&unknown, MockReply::invalid_token());
+    assert_eq!(
+        a.status(&unknown).await,
+        401,
+        "Redis trouble accepted a token Amazon refuses"
+    );
+    let out = token("fleet-frozen-logout");
+    mock.register(&out, MockUser::new("amzn1.account.OUT"));
+    assert_eq!(a.status(&out).await, 200);
+    assert_eq!(
+        a.logout(&out).await,
+        503,
+        "a logout that did not reach the fleet said 204"
+    );
+    assert_eq!(
+        a.status(&out).await,
+        401,
+        "the failed fleet logout still holds here"
+    );
+    assert!(a.layer.stats().fleet_errors > 0);
+    redis.signal("CONT").unwrap();
+
+    drop(redis);
+    for n in 0..5 {
+        let down = token(&format!("fleet-down-{n}"));
+        mock.register(&down, MockUser::new("amzn1.account.DOWN"));
+        let started = Instant::now();
+        assert_eq!(a.status(&down).await, 200, "Redis down: not answered via Amazon");
+        let _ = writeln!(
+            std::io::stderr(),
+            "fleet: Redis down, request {n} took {:?}",
+            started.elapsed()
+        );
+    }
+
+    let _redis = start_redis(&binary, port);
+    let mock = &mock;
+    let mut n = 0;
+    within_patience("the second level used again after Redis came back", || {
+        n += 1;
+        let back = token(&format!("fleet-back-{n}"));
+        mock.register(&back, MockUser::new("amzn1.account.BACK"));
+        async move {
+            a.status(&back).await == 200
+                && b.status(&back).await == 200
+                && mock.calls_for(&back).tokeninfo == 1
+        }
+    })
+    .await;
+}
+
+/// Case 5: two services with different client ids on one Redis never read each other's
+/// verdicts; a value copied under another token's key, or tampered with, is a miss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_services_share_nothing_and_moved_or_altered_values_are_misses() {
+    let Some(redis) = redis("fleet::two_services_share_nothing") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let api = Instance::new(fleet_builder(&mock, &redis)).await;
+    // Another service: it accepts the mock's client id too, and one more.
+    let admin =
+        Instance::new(fleet_builder(&mock, &redis).client_id("amzn1.application-oa2-client.ADMINONLY")).await;
+    let shared = token("fleet-two-services");
+    mock.register(&shared, MockUser::new("amzn1.account.SHARED"));
+    assert_eq!(api.status(&shared).await, 200);
+    assert_eq!(admin.status(&shared).await, 200);
+    assert_eq!(mock.calls_for(&shared).tokeninfo, 2, "a verdict crossed services");
+    assert_eq!(admin.layer.stats().fleet_hits, 0);
+
+    let mut redis_conn = connection(&redis).await;
+    let verdicts = |conn: &mut redis::aio::MultiplexedConnection| {
+        let mut conn = conn.clone();
+        async move {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg("taa:v:*")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            keys.into_iter().collect::<HashSet<_>>()
+        }
+    };
+    // Learn which verdict key is whose, once the two services' fills have landed.
+    let before = within_key(&mut redis_conn, &HashSet::new(), 2, &verdicts).await;
+    let first = token("fleet-moved-from");
+    mock.register(&first, MockUser::new("amzn1.account.FROM"));
+    assert_eq!(api.status(&first).await, 200);
+    let from_key = one(within_key(&mut redis_conn, &before, 1, &verdicts).await);
+    let before = verdicts(&mut redis_conn).await;
+    let second = token("fleet-moved-to");
+    mock.register(&second, MockUser::new("amzn1.account.TO"));
+    assert_eq!(api.status(&second).await, 200);
+    let to_key = one(within_key(&mut redis_conn, &before, 1, &verdicts).await);
+
+    // First's identity copied under second's key.
+    let value: Vec<u8> = redis::cmd("GET")
+        .arg(&from_key)
+        .query_async(&mut redis_conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&to_key)
+        .arg(&value)
+        .query_async(&mut redis_conn)
+        .await
+        .unwrap();
+    let fresh = Instance::new(fleet_builder(&mock, &redis)).await;
+    assert_eq!(
+        fresh.me(&second).await,
+        (200, "amzn1.account.TO".to_owned()),
+        "a value moved under another key was served"
+    );
+    assert_eq!(
+        mock.calls_for(&second).tokeninfo,
+        2,
+        "the moved value was not a miss"
+    );
+
+    // First's own value, one bit flipped.
+    let mut tampered = value.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let _: () = redis::cmd("SET")
+        .arg(&from_key)
+        .arg(&tampered)
+        .query_async(&mut redis_conn)
+        .await
+        .unwrap();
+    assert_eq!(fresh.me(&first).await, (200, "amzn1.account.FROM".to_owned()));
+    assert_eq!(
+        mock.calls_for(&first).tokeninfo,
+        2,
+        "a tampered value was not a miss"
+    );
+    assert_eq!(fresh.layer.stats().fleet_hits, 0);
+}
+
+/// The `count` verdict keys that appeared since `before` (fills are written in the
+/// background), once there are that many.
+async fn within_key<F, Fut>(
+    conn: &mut redis::aio::MultiplexedConnection,
+    before: &HashSet<String>,
+    count: usize,
+    verdicts: &F,
+) -> HashSet<String>
+where
+    F: Fn(&mut redis::aio::MultiplexedConnection) -> Fut,
+    Fut: std::future::Future<Output = HashSet<String>>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let now = verdicts(conn).await;
+        let new: HashSet<_> = now.difference(before).cloned().collect();
+        if new.len() == count {
+            return new;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not {count} new verdict keys in Redis: {new:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn one(keys: HashSet<String>) -> String {
+    keys.into_iter().next().expect("one key")
+}
+
+/// Every way `secret` could be written in a dump: in clear, hex, base64 (three alignments).
+fn encodings(secret: &str) -> Vec<Vec<u8>> {
+    let bytes = secret.as_bytes();
+    let mut out = vec![bytes.to_vec()];
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    out.push(hex.clone().into_bytes());
+    out.push(hex.to_uppercase().into_bytes());
+    for skip in 0..3 {
+        for engine in [
+            &base64::engine::general_purpose::STANDARD_NO_PAD,
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ] {
+            let encoded = engine.encode(&bytes[skip..]);
+            // The middle of the encoding does not depend on what came before.
+            let middle = &encoded[2..encoded.len().saturating_sub(2)];
+            out.push(middle.as_bytes().to_vec());
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.len() <= haystack.len() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Case 6: a dump of every key and value in Redis holds no token, user id, e-mail or name in
+/// any reversible encoding; a value written under another secret, or with a bit flipped, is a
+/// miss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nothing_in_redis_reveals_a_token_or_a_user() {
+    let Some(redis) = redis("fleet::nothing_in_redis_reveals_a_token_or_a_user") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let fleet = instances(2, &mock, &redis).await;
+    let mut secrets = Vec::new();
+    for n in 0..3 {
+        let t = token(&format!("fleet-dump-{n}"));
+        let user_id = format!("amzn1.account.DUMPUSER{n}");
+        let email = format!("dump.user{n}@example.com");
+        let name = format!("Dumpy McDumpface {n}");
+        mock.register(&t, MockUser::new(&user_id).email(&email).name(&name));
+        assert_eq!(fleet[0].status(&t).await, 200);
+        assert_eq!(fleet[1].status(&t).await, 200);
+        secrets.extend([t, user_id, email, name]);
+    }
+    // A rejection and a revocation too.
+    let rejected = token("fleet-dump-rejected");
+    mock.register(&rejected, MockReply::invalid_token());
+    assert_eq!(fleet[0].status(&rejected).await, 401);
+    assert_eq!(fleet[0].logout(&secrets[0]).await, 204);
+    secrets.push(rejected);
+    secrets.push(SECRET.to_owned());
+
+    let mut conn = connection(&redis).await;
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query_async(&mut conn).await.unwrap();
+    assert!(
+        keys.len() >= 4,
+        "expected verdicts and a tombstone, found {} keys",
+        keys.len()
+    );
+    let mut dump = Vec::new();
+    for key in &keys {
+        let value: Vec<u8> = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        dump.extend_from_slice(key);
+        dump.push(b'\n');
+        dump.extend_from_slice(&value);
+        dump.push(b'\n');
+    }
+    for secret in &secrets {
+        for encoding in encodings(secret) {
+            assert!(
+                !contains(&dump, &encoding),
+                "the Redis dump reveals {secret:?} (as {:?})",
+                String::from_utf8_lossy(&encoding)
+            );
+        }
+    }
+
+    // Another fleet's instance (another secret) names the token otherwise and cannot open
+    // this fleet's value even when it is put under its own name.
+    let t = &secrets[4];
+    let other = Instance::new(builder(&mock).fleet(Fleet::new(url(&redis), OTHER_SECRET))).await;
+    let before: HashSet<Vec<u8>> = keys.iter().cloned().collect();
+    assert_eq!(other.status(t).await, 200);
+    assert_eq!(
+        mock.calls_for(t).tokeninfo,
+        2,
+        "another secret read this fleet's verdict"
+    );
+    let deadline = Instant::now() + PATIENCE;
+    let other_key = loop {
+        let now: Vec<Vec<u8>> = redis::cmd("KEYS")
+            .arg("taa:v:*")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if let Some(key) = now.into_iter().find(|k| !before.contains(k)) {
+            break key;
+        }
+        assert!(Instant::now() < deadline, "the other fleet wrote no verdict");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let ours = keys
+        .iter()
+        .find(|k| k.starts_with(b"taa:v:"))
+        .expect("a verdict of ours");
+    let value: Vec<u8> = redis::cmd("GET").arg(ours).query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&other_key)
+        .arg(&value)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let other_fresh = Instance::new(builder(&mock).fleet(Fleet::new(url(&redis), OTHER_SECRET))).await;
+    assert_eq!(other_fresh.status(t).await, 200);
+    assert_eq!(
+        mock.calls_for(t).tokeninfo,
+        3,
+        "a value sealed under another secret was not a miss"
+    );
+    assert_eq!(other_fresh.layer.stats().fleet_hits, 0);
+}
+
+/// Secret rotation: an instance given a new secret and the previous one reads what the
+/// instances still on the previous secret wrote, and a logout on either side holds on the
+/// other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rotated_secret_keeps_verdicts_and_logouts_of_the_previous_one() {
+    let Some(redis) = redis("fleet::a_rotated_secret") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let old = Instance::new(fleet_builder(&mock, &redis)).await;
+    let new = Instance::new(
+        builder(&mock).fleet(
+            Fleet::new(url(&redis), OTHER_SECRET)
+                .previous_secret(SECRET)
+                .command_timeout(Duration::from_secs(2)),
+        ),
+    )
+    .await;
+    let t = token("fleet-rotation");
+    mock.register(&t, MockUser::new("amzn1.account.ROTATION"));
+    assert_eq!(old.status(&t).await, 200);
+    assert_eq!(new.status(&t).await, 200);
+    assert_eq!(
+        mock.calls_for(&t).tokeninfo,
+        1,
+        "the verdict under the previous secret was not read"
+    );
+    assert_eq!(new.logout(&t).await, 204);
+    let (old, new, t) = (&old, &new, &t);
+    within_patience(
+        "the old-secret instance refuses a logout made under the new one",
+        move || async move { old.status(t).await == 401 },
+    )
+    .await;
+
+    let u = token("fleet-rotation-2");
+    mock.register(&u, MockUser::new("amzn1.account.ROTATION2"));
+    assert_eq!(new.status(&u).await, 200);
+    assert_eq!(old.status(&u).await, 200);
+    assert_eq!(old.logout(&u).await, 204);
+    let u = &u;
+    within_patience(
+        "the new-secret instance refuses a logout made under the previous one",
+        move || async move { new.status(u).await == 401 },
+    )
+    .await;
+}
+
+/// `build()` checks the fleet settings; neither the secret nor the URL's password shows in
+/// `Debug` or in an error.
+#[tokio::test]
+async fn fleet_settings_are_checked_at_build_and_never_shown() {
+    let mock = MockAmazon::start().await.unwrap();
+    let short = builder(&mock)
+        .fleet(Fleet::new("redis://127.0.0.1:1", "too short"))
+        .build();
+    assert_eq!(
+        short.err(),
+        Some(tower_amazon_auth::BuildError::FleetSecretTooShort)
+    );
+    let prefix = builder(&mock)
+        .fleet(Fleet::new("redis://127.0.0.1:1", SECRET).key_prefix("has space"))
+        .build();
+    assert_eq!(prefix.err(), Some(tower_amazon_auth::BuildError::FleetKeyPrefix));
+    let bad_url = builder(&mock)
+        .fleet(Fleet::new("http://:hunter2@x", SECRET))
+        .build();
+    let error = bad_url.expect_err("refused");
+    assert!(!error.to_string().contains("hunter2"));
+    let fleet = Fleet::new("redis://:hunter2@127.0.0.1:1", SECRET);
+    let shown = format!("{fleet:?}");
+    assert!(!shown.contains("hunter2") && !shown.contains(SECRET), "{shown}");
+    let with_shared = AmazonAuthLayer::builder()
+        .shared_cache(builder(&mock).build().unwrap().cache().clone())
+        .fleet(fleet)
+        .build();
+    assert_eq!(
+        with_shared.err(),
+        Some(tower_amazon_auth::BuildError::SharedCacheWith("fleet"))
+    );
+    // Redis down at startup: the layer builds and serves via Amazon.
+    let down = builder(&mock)
+        .fleet(Fleet::new(format!("redis://127.0.0.1:{}", free_port()), SECRET))
+        .build()
+        .unwrap();
+    let t = token("fleet-down-at-startup");
+    mock.register(&t, MockUser::new("amzn1.account.STARTUP"));
+    let app = Router::new()
+        .route(
+            "/me",
+            get(|user: AmazonUser| async move { user.user_id().to_owned() }),
+        )
+        .layer(down.clone());
+    let base = serve_base_url(app).await.unwrap();
+    let response = client()
+        .get(format!("{base}/me"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        down.cache().revoke(&AccessToken::new(t)).await.err(),
+        Some(CacheError::Fleet)
+    );
+    let _ = MOCK_CLIENT_ID;
+}
