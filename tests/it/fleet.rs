@@ -790,3 +790,152 @@ async fn fleet_settings_are_checked_at_build_and_never_shown() {
     );
     let _ = MOCK_CLIENT_ID;
 }
+
+/// An `examples/server` process on the fleet: its address, once it listens and its subscriber
+/// is connected. Killed on drop.
+struct ServerProcess {
+    child: std::process::Child,
+    base: String,
+    logs: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl ServerProcess {
+    fn start(mock: &MockAmazon, redis: &External) -> Self {
+        use std::io::BufRead as _;
+        let binary = crate::examples::example_binaries()
+            .get("server")
+            .expect("the server example");
+        let mut child = std::process::Command::new(binary)
+            .env("AMAZON_CLIENT_ID", MOCK_CLIENT_ID)
+            .env("AMAZON_ENDPOINT", mock.base_url())
+            .env("REDIS_URL", url(redis))
+            .env("AMAZON_AUTH_CACHE_SECRET", SECRET)
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", "info,tower_amazon_auth=debug")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn the server example");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (ready, signals) = std::sync::mpsc::channel();
+        let all = logs.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("listening") {
+                    if let Some(addr) = line.split("addr=").nth(1) {
+                        let _ = ready.send(Some(addr.trim().to_owned()));
+                    }
+                }
+                if line.contains("fleet cache level: subscribed") {
+                    let _ = ready.send(None);
+                }
+                let mut all = all.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        let (mut addr, mut subscribed) = (None, false);
+        while addr.is_none() || !subscribed {
+            match signals.recv_timeout(PATIENCE) {
+                Ok(Some(listening)) => addr = Some(listening),
+                Ok(None) => subscribed = true,
+                Err(_) => panic!("the server example did not start: {}", logs.lock().unwrap()),
+            }
+        }
+        Self {
+            child,
+            base: format!("http://{}", addr.unwrap_or_default()),
+            logs,
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Case 7: three `examples/server` processes on one Redis and one `MockAmazon`: a token used
+/// on each costs one tokeninfo call; `POST /logout` on one, and the other two answer 401
+/// although Amazon still calls the token valid. The secret is never logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_example_servers_share_verdicts_and_logouts() {
+    let Some(redis) = redis("fleet::three_example_servers_share_verdicts_and_logouts") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let servers: Vec<ServerProcess> = (0..3).map(|_| ServerProcess::start(&mock, &redis)).collect();
+    let http = client();
+    let t = token("fleet-examples");
+    mock.register(
+        &t,
+        MockUser::new("amzn1.account.EXAMPLES").email("ex@example.com"),
+    );
+    for server in &servers {
+        let response = http
+            .get(format!("{}/me", server.base))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(
+        mock.calls_for(&t).tokeninfo,
+        1,
+        "one tokeninfo call for the fleet"
+    );
+    let logout = http
+        .post(format!("{}/logout", servers[0].base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    let (http, t) = (&http, &t);
+    for server in &servers[1..] {
+        within_patience(
+            "an example server refuses a token logged out on another",
+            move || async move {
+                let response = http
+                    .get(format!("{}/me", server.base))
+                    .bearer_auth(t)
+                    .send()
+                    .await
+                    .unwrap();
+                response.status() == 401
+            },
+        )
+        .await;
+    }
+    for server in &servers {
+        let logs = server.logs.lock().unwrap();
+        assert!(!logs.contains(SECRET), "the fleet secret was logged");
+        assert!(!logs.contains(t.as_str()), "a token was logged");
+    }
+
+    // REDIS_URL without the secret: a clear startup error.
+    let binary = crate::examples::example_binaries()
+        .get("server")
+        .expect("the server example");
+    let output = std::process::Command::new(binary)
+        .env("AMAZON_CLIENT_ID", MOCK_CLIENT_ID)
+        .env("AMAZON_ENDPOINT", mock.base_url())
+        .env("REDIS_URL", url(&redis))
+        .env_remove("AMAZON_AUTH_CACHE_SECRET")
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the server example");
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("AMAZON_AUTH_CACHE_SECRET is not"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
