@@ -315,7 +315,7 @@ impl IdentityCache {
                 }
                 Seat::Passenger(passenger) => {
                     // Bounded: a pilot kept alive but never polled must not hold anyone.
-                    let patience = inner.verifier.deadline + PASSENGER_MARGIN;
+                    let patience = inner.verifier.deadline + inner.fleet_wait() + PASSENGER_MARGIN;
                     match tokio::time::timeout(patience, passenger.arrive()).await {
                         Ok(Some(verdict)) => break (stamp, verdict, true),
                         // Its pilot went away before landing: board again.
@@ -406,8 +406,10 @@ impl IdentityCache {
     ///
     /// [`CacheError::TooManyRevocations`] when `max_revocations` are in force (the logout did
     /// not happen: answer it with a 5xx). With the fleet level, [`CacheError::Fleet`] when the
-    /// tombstone could not be written to Redis: the token is refused on this instance only
-    /// (answer 503, so the client tries again).
+    /// tombstone could not be written to Redis: the token is refused on this instance, and
+    /// the instance keeps trying to write the tombstone in the background (every second while
+    /// its subscriber is connected, until the token expires), but until then other instances
+    /// may still accept it: answer 503, so the client knows the logout is not complete.
     ///
     /// With the fleet level, the tombstone is also written to Redis for the token's remaining
     /// life (under the previous secret too, during a rotation), the token's verdicts there are
@@ -713,6 +715,16 @@ impl crate::fleet::subscriber::Local for Inner {
 }
 
 impl Inner {
+    /// How long a pilot may wait for another instance's verification before its own (see
+    /// [`Fleet::lock_wait`](crate::Fleet::lock_wait)): its passengers wait that much longer.
+    fn fleet_wait(&self) -> Duration {
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = &self.fleet {
+            return fleet.lock_wait();
+        }
+        Duration::ZERO
+    }
+
     /// Whether a verdict computed under `generation` may be stored for `key`: it is still the
     /// current generation, and the token is not revoked (a second line of defence: `resolve`
     /// checks the tombstone before boarding).

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -35,6 +35,11 @@ const POLL: Duration = Duration::from_millis(20);
 /// How much longer the fleet lock lives than the wait for it (so it outlives a verification
 /// that takes the whole deadline).
 const LOCK_MARGIN: Duration = Duration::from_secs(1);
+/// The longest a pilot waits for another instance's verification by default (or the
+/// verification deadline, when shorter): an Amazon round trip normally takes well under it.
+const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(2);
+/// Most revocations kept for a retry while Redis is away.
+const MAX_PENDING: usize = 10_000;
 /// Longest key prefix accepted.
 const MAX_PREFIX: usize = 64;
 
@@ -90,6 +95,9 @@ pub(crate) struct FleetLevel {
     /// Whether the subscriber is connected now.
     pub(crate) subscribed: AtomicBool,
     pub(crate) counters: Counters,
+    /// Revocations that could not be written to Redis, with when they end: retried by the
+    /// subscriber until they are written or end.
+    pending: Mutex<Vec<(TokenKey, Instant)>>,
     /// Dropped with the level: tells the subscriber to stop.
     stop: watch::Sender<()>,
 }
@@ -143,7 +151,9 @@ impl FleetLevel {
                 limit: "5 s",
             });
         }
-        let lock_wait = fleet.lock_wait.unwrap_or(verifier.deadline);
+        let lock_wait = fleet
+            .lock_wait
+            .unwrap_or(verifier.deadline.min(DEFAULT_LOCK_WAIT));
         if lock_wait > MAX_LOCK_WAIT {
             return Err(BuildError::TooLarge {
                 setting: "lock_wait",
@@ -206,6 +216,7 @@ impl FleetLevel {
             forget: scripts::forget(),
             subscribed: AtomicBool::new(false),
             counters: Counters::default(),
+            pending: Mutex::new(Vec::new()),
             stop: watch::channel(()).0,
         })
     }
@@ -213,6 +224,11 @@ impl FleetLevel {
     /// The local digest every instance with this secret uses.
     pub(crate) fn digest(&self) -> KeyedDigest {
         KeyedDigest::with_key(self.secrets[0].keys.digest)
+    }
+
+    /// How long a pilot waits for another instance's verification of the same token.
+    pub(crate) fn lock_wait(&self) -> Duration {
+        self.lock_wait
     }
 
     /// Ends when the level is dropped.
@@ -442,8 +458,62 @@ impl FleetLevel {
 
     /// `revoke` (with `revoked_for`) or `invalidate` (without), fleet-wide: writes the
     /// tombstones, deletes the verdicts and publishes, under every secret the token's key is
-    /// known for. `Err` when Redis could not be reached: the change is then local only.
+    /// known for. `Err` when Redis could not be reached: the change is then local only for
+    /// now; a revocation is kept and retried in the background (see
+    /// [`retry_pending`](Self::retry_pending)) until it is written or the token expires.
     pub(crate) async fn forget(
+        &self,
+        key: TokenKey,
+        token: Option<&str>,
+        revoked_for: Option<Duration>,
+    ) -> Result<(), ()> {
+        let written = self.write_forget(key, token, revoked_for).await;
+        if let (Err(()), Some(life)) = (written, revoked_for) {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            if pending.len() < MAX_PENDING {
+                pending.push((key, Instant::now() + life));
+            } else {
+                tracing::warn!(
+                    "fleet cache level: too many revocations waiting for Redis: one is local only"
+                );
+            }
+        }
+        written
+    }
+
+    /// Writes the revocations that could not be written before, while Redis answers.
+    pub(crate) async fn retry_pending(&self) {
+        let waiting = std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut left = Vec::new();
+        let mut reachable = true;
+        for (key, until) in waiting {
+            let now = Instant::now();
+            if until <= now {
+                continue;
+            }
+            if reachable && self.write_forget(key, None, Some(until - now)).await.is_ok() {
+                tracing::debug!("fleet cache level: a revocation written after Redis came back");
+                continue;
+            }
+            reachable = false;
+            left.push((key, until));
+        }
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(left);
+    }
+
+    /// Whether revocations wait for Redis.
+    pub(crate) fn has_pending(&self) -> bool {
+        !self
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
+    async fn write_forget(
         &self,
         key: TokenKey,
         token: Option<&str>,

@@ -149,8 +149,10 @@ impl Fleet {
     }
 
     /// Fleet single-flight: how long an instance waits for another instance that is verifying
-    /// the same token (it holds a short lock in Redis) before it verifies the token itself. At
-    /// most 5 min. Default: the verification [`deadline`](crate::AmazonAuthBuilder::deadline);
+    /// the same token (it holds a short lock in Redis, for this long plus 1 s) before it
+    /// verifies the token itself. A first request can so take this long plus the verification
+    /// [`deadline`](crate::AmazonAuthBuilder::deadline) at worst (when the instance holding the
+    /// lock died or Amazon is slow). At most 5 min. Default: 2 s, or the deadline when shorter;
     /// zero turns fleet single-flight off.
     pub fn lock_wait(mut self, wait: Duration) -> Self {
         self.lock_wait = Some(wait);

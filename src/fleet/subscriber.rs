@@ -2,7 +2,9 @@
 //! instances' messages to the local levels through [`Local`] (the same generation bump as a
 //! local `invalidate` or `revoke`). Each time it (re)subscribes it flushes the local verdicts
 //! (revocations stay), since messages published while it was away are lost. It reconnects with
-//! a capped back-off and ends when its cache is dropped.
+//! a capped back-off and ends when its cache is dropped. While connected, it also retries every
+//! second the revocations that could not be written to Redis (see
+//! [`FleetLevel::retry_pending`]).
 //!
 //! At its first subscription it checks Redis's `maxmemory-policy` and warns when Redis may
 //! evict keys under memory pressure: a tombstone evicted is a logout lost.
@@ -23,6 +25,8 @@ const FIRST_DELAY: Duration = Duration::from_millis(50);
 const MAX_DELAY: Duration = Duration::from_secs(1);
 /// Time allowed to connect and subscribe.
 const CONNECT: Duration = Duration::from_secs(2);
+/// How often revocations that could not be written to Redis are tried again.
+const RETRY: Duration = Duration::from_secs(1);
 
 /// The local levels of a cache, as the subscriber reaches them.
 pub(crate) trait Local: Send + Sync {
@@ -73,10 +77,18 @@ async fn run(fleet: Weak<FleetLevel>, local: Weak<dyn Local>, mut stop: tokio::s
                 }
                 drop((f, l));
                 let mut messages = pubsub.into_on_message();
+                let mut retry = tokio::time::interval(RETRY);
                 loop {
                     let message = tokio::select! {
                         _ = stop.changed() => return,
                         message = messages.next() => message,
+                        _ = retry.tick() => {
+                            let Some(f) = fleet.upgrade() else { return };
+                            if f.has_pending() {
+                                f.retry_pending().await;
+                            }
+                            continue;
+                        }
                     };
                     let Some(message) = message else { break };
                     let Some((f, l)) = both() else { return };

@@ -436,6 +436,13 @@ async fn redis_frozen_or_down_falls_back_to_amazon_and_recovers() {
         }
     })
     .await;
+    // The logout that failed while Redis was frozen is written once it is back.
+    let out = &out;
+    within_patience(
+        "a logout made while Redis was away reaches the fleet once it is back",
+        move || async move { b.status(out).await == 401 },
+    )
+    .await;
 }
 
 /// Case 5: two services with different client ids on one Redis never read each other's
