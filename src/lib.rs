@@ -67,6 +67,7 @@
 //! | `response` | [`ErrorResponder`], [`default_response`]: the one place an error response is written |
 //! | `stats` | the counters, [`StatsSnapshot`] |
 //! | `log_limit` | rate-limited warnings |
+//! | `metrics` | (feature `metrics`) the figures through the `metrics` facade |
 //! | `client/` | [`AmazonClient`]: the only code that speaks HTTP to Amazon; pure answer decoding; the grants |
 //! | `breaker` | honouring Amazon's back-off: no verification while it asked us to wait |
 //! | `verify` | the verification policy: tokeninfo ∥ profile, `aud`, how the two answers combine |
@@ -95,6 +96,8 @@ mod future;
 mod identity;
 mod layer;
 mod log_limit;
+#[cfg(feature = "metrics")]
+mod metrics;
 #[cfg(feature = "mock")]
 pub mod mock;
 mod response;

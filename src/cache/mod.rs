@@ -465,6 +465,29 @@ impl IdentityCache {
         snapshot
     }
 
+    /// (feature `metrics`) Publishes every counter of [`stats`](Self::stats) through the
+    /// `metrics` facade (absolute values; names in the `metrics` module docs:
+    /// `tower_amazon_auth_hits_total`, …). Call it where your exporter is scraped, or from a
+    /// periodic task; the latency histograms of Amazon and Redis calls are recorded as they
+    /// happen without it.
+    ///
+    /// ```no_run
+    /// # async fn demo(layer: tower_amazon_auth::AmazonAuthLayer) {
+    /// let cache = layer.cache().clone();
+    /// tokio::spawn(async move {
+    ///     let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+    ///     loop {
+    ///         every.tick().await;
+    ///         cache.export_metrics();
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn export_metrics(&self) {
+        crate::metrics::export(&self.stats());
+    }
+
     pub(crate) fn stats_handle(&self) -> &Stats {
         &self.inner.stats
     }

@@ -291,7 +291,18 @@ impl FleetLevel {
             return None;
         };
         let started = Instant::now();
-        let failure = match tokio::time::timeout(self.timeout, command).await {
+        let answered = tokio::time::timeout(self.timeout, command).await;
+        #[cfg(feature = "metrics")]
+        crate::metrics::redis_command(
+            what,
+            match &answered {
+                Ok(Ok(_)) => "ok",
+                Ok(Err(_)) => "error",
+                Err(_) => "timeout",
+            },
+            started.elapsed(),
+        );
+        let failure = match answered {
             Ok(Ok(value)) => {
                 admission.record(Outcome::Answered);
                 return Some(value);

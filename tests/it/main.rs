@@ -36,6 +36,8 @@ mod isolation;
 mod layout;
 #[cfg(feature = "mock")]
 mod memo;
+#[cfg(all(feature = "mock", feature = "axum", feature = "metrics"))]
+mod metrics;
 #[cfg(feature = "mock")]
 mod mock;
 mod properties;
