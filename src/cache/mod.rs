@@ -112,6 +112,19 @@ pub(crate) struct CachePolicy {
     pub(crate) stale_if_error: bool,
 }
 
+impl CachePolicy {
+    /// How long from `since` `identity` may be believed: until its token expires, less the
+    /// clock skew (before `max_ttl` bounds its freshness).
+    fn usable_for(&self, identity: &Identity, since: Instant) -> Duration {
+        match identity.token_expires() {
+            Some(expires) => expires.saturating_duration_since(since),
+            // Profile-only mode: Amazon gave no expiry; believe it for max_ttl.
+            None => self.max_ttl,
+        }
+        .saturating_sub(self.clock_skew)
+    }
+}
+
 /// What a flight lands with.
 type Verdict = Result<Entry, AuthError>;
 
@@ -530,12 +543,7 @@ impl IdentityCache {
         match outcome {
             Ok((mut identity, received)) => {
                 let policy = &inner.policy;
-                let usable_for = match identity.token_expires() {
-                    Some(expires) => expires.saturating_duration_since(received),
-                    // Profile-only mode: Amazon gave no expiry; believe it for max_ttl.
-                    None => policy.max_ttl,
-                }
-                .saturating_sub(policy.clock_skew);
+                let usable_for = policy.usable_for(&identity, received);
                 let fresh_until = received + usable_for.min(policy.max_ttl);
                 tracing::debug!(user_id = identity.user_id(), elapsed_us, "token verified");
                 identity.origin = Some((key, inner.this.clone() as Weak<dyn Origin>));
@@ -628,10 +636,7 @@ impl IdentityCache {
             }
             Lookup::Found(Decoded::Valid(mut identity), life) => {
                 let policy = &inner.policy;
-                let usable_for = identity
-                    .token_expires()
-                    .map_or(policy.max_ttl, |expires| expires.saturating_duration_since(now))
-                    .saturating_sub(policy.clock_skew);
+                let usable_for = policy.usable_for(&identity, now);
                 let fresh_until = now + life.min(usable_for).min(policy.max_ttl);
                 identity.origin = Some((key, inner.this.clone() as Weak<dyn Origin>));
                 let entry = Entry::Valid {

@@ -33,7 +33,14 @@
 //!   is ignored, a slow or absent Redis is skipped after [`command_timeout`](Fleet::command_timeout),
 //!   and after repeated failures not asked at all for a while (a breaker); requests then go to
 //!   Amazon directly. Only `revoke` and `invalidate` report it, since their fleet-wide effect
-//!   did not happen ([`CacheError::Fleet`](crate::CacheError::Fleet)).
+//!   did not happen ([`CacheError::Fleet`](crate::CacheError::Fleet)); a revocation is then
+//!   kept and written as soon as Redis answers again (tried every second while the subscriber
+//!   is connected), until the token expires.
+//! - **Fleet single-flight.** A miss that finds nothing in Redis takes a short lock there (its
+//!   name is a MAC like the verdict's) and verifies; the fill releases it. A miss that finds
+//!   the lock taken looks again every 20 ms for up to [`lock_wait`](Fleet::lock_wait), then
+//!   verifies itself: a lost or slow lock holder costs a duplicate verification, never an
+//!   error.
 //!
 //! | file | owns |
 //! | --- | --- |

@@ -946,3 +946,45 @@ async fn three_example_servers_share_verdicts_and_logouts() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// `invalidate` on A reaches B (which verifies again, and learns Amazon changed its mind); a
+/// definite rejection learned on A is remembered for B too, briefly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invalidations_and_rejections_travel_across_the_fleet() {
+    let Some(redis) = redis("fleet::invalidations_and_rejections_travel_across_the_fleet") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let fleet = instances(2, &mock, &redis).await;
+    let (a, b) = (&fleet[0], &fleet[1]);
+
+    let changed = token("fleet-changed");
+    mock.register(&changed, MockUser::new("amzn1.account.CHANGED"));
+    assert_eq!(a.status(&changed).await, 200);
+    assert_eq!(b.status(&changed).await, 200);
+    assert_eq!(b.status(&changed).await, 200);
+    mock.register(&changed, MockReply::invalid_token());
+    a.layer
+        .cache()
+        .invalidate(&AccessToken::new(changed.clone()))
+        .await
+        .unwrap();
+    let changed = &changed;
+    within_patience("B forgets a token invalidated on A", move || async move {
+        b.status(changed).await == 401
+    })
+    .await;
+
+    let bad = token("fleet-rejected");
+    mock.register(&bad, MockReply::invalid_token());
+    let hits = b.layer.stats().fleet_hits;
+    assert_eq!(a.status(&bad).await, 401);
+    // A holds the fleet lock until its rejection is written, so B waits for it.
+    assert_eq!(b.status(&bad).await, 401);
+    assert_eq!(
+        b.layer.stats().fleet_hits,
+        hits + 1,
+        "B did not read A's rejection"
+    );
+    assert_eq!(mock.calls_for(&bad).tokeninfo, 1);
+}
