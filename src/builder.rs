@@ -60,6 +60,34 @@ fn at_most<T: PartialOrd>(
     Ok(())
 }
 
+/// Checks the fleet level's settings: the secrets' length, the key prefix, the durations'
+/// limits (documented on each setter of [`Fleet`](crate::Fleet)).
+#[cfg(feature = "redis")]
+fn check_fleet(fleet: &crate::fleet::Fleet) -> Result<(), BuildError> {
+    use crate::fleet::FLEET_MIN_SECRET_LEN;
+    let short = |secret: &[u8]| secret.len() < FLEET_MIN_SECRET_LEN;
+    if short(&fleet.secret) || fleet.previous.as_deref().is_some_and(short) {
+        return Err(BuildError::FleetSecretTooShort);
+    }
+    let prefix_ok =
+        (1..=64).contains(&fleet.prefix.len()) && fleet.prefix.bytes().all(|b| b.is_ascii_graphic());
+    if !prefix_ok {
+        return Err(BuildError::FleetKeyPrefix);
+    }
+    if fleet.command_timeout < Duration::from_millis(1) {
+        return Err(BuildError::Zero("command_timeout"));
+    }
+    at_most(
+        "command_timeout",
+        fleet.command_timeout,
+        (Duration::from_secs(5), "5 s"),
+    )?;
+    if let Some(wait) = fleet.lock_wait {
+        at_most("lock_wait", wait, (Duration::from_secs(300), "5 min"))?;
+    }
+    at_most("backoff", fleet.backoff, (Duration::from_secs(300), "5 min"))
+}
+
 impl AmazonAuthLayer {
     /// A layer accepting tokens issued to `client_id`, verified in North America, with every
     /// other setting at its default.
@@ -563,10 +591,17 @@ impl AmazonAuthBuilder {
             stale_if_error: self.stale_if_error,
         };
         #[cfg(feature = "redis")]
-        let fleet = self
-            .fleet
-            .map(|fleet| crate::fleet::level::FleetLevel::new(fleet, &verifier, policy.capacity))
-            .transpose()?;
+        let fleet = match self.fleet {
+            Some(fleet) => {
+                check_fleet(&fleet)?;
+                Some(crate::fleet::level::FleetLevel::new(
+                    fleet,
+                    &verifier,
+                    policy.capacity,
+                )?)
+            }
+            None => None,
+        };
         #[cfg(not(feature = "redis"))]
         let fleet = None;
         IdentityCache::new(verifier, policy, fleet).map_err(|e| BuildError::Randomness(e.to_string()))

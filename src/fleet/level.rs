@@ -18,7 +18,7 @@ use super::record::{Decoded, Record};
 use super::scripts;
 use super::seal::Seal;
 use super::secret::Keys;
-use super::{Fleet, FLEET_MIN_SECRET_LEN};
+use super::Fleet;
 use crate::breaker::{Breaker, Outcome};
 use crate::cache::key::{KeyedDigest, TokenKey};
 use crate::error::BuildError;
@@ -26,10 +26,6 @@ use crate::log_limit::LogLimit;
 use crate::stats::StatsSnapshot;
 use crate::verify::Verifier;
 
-/// Longest command timeout accepted.
-const MAX_COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest fleet-lock wait accepted.
-const MAX_LOCK_WAIT: Duration = Duration::from_secs(300);
 /// How often a request waiting for another instance's verification looks again.
 const POLL: Duration = Duration::from_millis(20);
 /// How much longer the fleet lock lives than the wait for it (so it outlives a verification
@@ -40,8 +36,6 @@ const LOCK_MARGIN: Duration = Duration::from_secs(1);
 const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(2);
 /// Most revocations kept for a retry while Redis is away.
 const MAX_PENDING: usize = 10_000;
-/// Longest key prefix accepted.
-const MAX_PREFIX: usize = 64;
 
 /// One secret's keys, names and seal.
 pub(crate) struct Secret {
@@ -126,46 +120,14 @@ impl Counters {
 }
 
 impl FleetLevel {
-    /// Checks `fleet` and sets the level up for a cache with `verifier` (no connection is
-    /// opened: the first command, or the subscriber, connects).
+    /// Sets the level up for a cache with `verifier`, from settings the builder checked (no
+    /// connection is opened: the first command, or the subscriber, connects). Refuses only a
+    /// URL the client cannot parse, and a call outside a Tokio runtime.
     pub(crate) fn new(fleet: Fleet, verifier: &Verifier, capacity: u64) -> Result<Self, BuildError> {
-        if fleet.secret.len() < FLEET_MIN_SECRET_LEN
-            || fleet
-                .previous
-                .as_ref()
-                .is_some_and(|p| p.len() < FLEET_MIN_SECRET_LEN)
-        {
-            return Err(BuildError::FleetSecretTooShort);
-        }
-        let prefix_ok = (1..=MAX_PREFIX).contains(&fleet.prefix.len())
-            && fleet.prefix.bytes().all(|b| b.is_ascii_graphic());
-        if !prefix_ok {
-            return Err(BuildError::FleetKeyPrefix);
-        }
-        if fleet.command_timeout < Duration::from_millis(1) {
-            return Err(BuildError::Zero("command_timeout"));
-        }
-        if fleet.command_timeout > MAX_COMMAND_TIMEOUT {
-            return Err(BuildError::TooLarge {
-                setting: "command_timeout",
-                limit: "5 s",
-            });
-        }
+        // The settings were checked by the builder (`builder.rs`); what is left is the URL.
         let lock_wait = fleet
             .lock_wait
             .unwrap_or(verifier.deadline.min(DEFAULT_LOCK_WAIT));
-        if lock_wait > MAX_LOCK_WAIT {
-            return Err(BuildError::TooLarge {
-                setting: "lock_wait",
-                limit: "5 min",
-            });
-        }
-        if fleet.backoff > MAX_LOCK_WAIT {
-            return Err(BuildError::TooLarge {
-                setting: "backoff",
-                limit: "5 min",
-            });
-        }
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(BuildError::FleetOutsideRuntime);
         }

@@ -167,7 +167,8 @@ impl Fleet {
     }
 
     /// How long Redis is left alone after a run of failed commands (5 in a row): requests go
-    /// straight to Amazon, then one command probes Redis again. 1 s to 5 min. Default:
+    /// straight to Amazon, then one command probes Redis again. At most 5 min; below 1 s counts
+    /// as 1 s. Default:
     /// [`defaults::FLEET_BACKOFF`] (5 s).
     pub fn backoff(mut self, backoff: Duration) -> Self {
         self.backoff = backoff;

@@ -754,6 +754,39 @@ async fn fleet_settings_are_checked_at_build_and_never_shown() {
         .fleet(Fleet::new("redis://127.0.0.1:1", SECRET).key_prefix("has space"))
         .build();
     assert_eq!(prefix.err(), Some(tower_amazon_auth::BuildError::FleetKeyPrefix));
+    for (fleet, setting) in [
+        (
+            Fleet::new("redis://127.0.0.1:1", SECRET).command_timeout(Duration::MAX),
+            "command_timeout",
+        ),
+        (
+            Fleet::new("redis://127.0.0.1:1", SECRET).lock_wait(Duration::MAX),
+            "lock_wait",
+        ),
+        (
+            Fleet::new("redis://127.0.0.1:1", SECRET).backoff(Duration::MAX),
+            "backoff",
+        ),
+    ] {
+        match builder(&mock).fleet(fleet).build() {
+            Err(tower_amazon_auth::BuildError::TooLarge { setting: s, .. }) => assert_eq!(s, setting),
+            other => panic!("{setting}: {other:?}"),
+        }
+    }
+    let zero = builder(&mock)
+        .fleet(Fleet::new("redis://127.0.0.1:1", SECRET).command_timeout(Duration::ZERO))
+        .build();
+    assert_eq!(
+        zero.err(),
+        Some(tower_amazon_auth::BuildError::Zero("command_timeout"))
+    );
+    let previous = builder(&mock)
+        .fleet(Fleet::new("redis://127.0.0.1:1", SECRET).previous_secret("short"))
+        .build();
+    assert_eq!(
+        previous.err(),
+        Some(tower_amazon_auth::BuildError::FleetSecretTooShort)
+    );
     let bad_url = builder(&mock)
         .fleet(Fleet::new("http://:hunter2@x", SECRET))
         .build();
@@ -795,7 +828,6 @@ async fn fleet_settings_are_checked_at_build_and_never_shown() {
         down.cache().revoke(&AccessToken::new(t)).await.err(),
         Some(CacheError::Fleet)
     );
-    let _ = MOCK_CLIENT_ID;
 }
 
 /// An `examples/server` process on the fleet: its address, once it listens and its subscriber
@@ -987,4 +1019,18 @@ async fn invalidations_and_rejections_travel_across_the_fleet() {
         "B did not read A's rejection"
     );
     assert_eq!(mock.calls_for(&bad).tokeninfo, 1);
+}
+
+/// The fleet level's subscriber is a task: `build()` outside a Tokio runtime says so rather
+/// than panicking.
+#[test]
+fn a_fleet_layer_built_outside_a_runtime_is_an_error() {
+    let built = AmazonAuthLayer::builder()
+        .client_id(MOCK_CLIENT_ID)
+        .fleet(Fleet::new("redis://127.0.0.1:1", SECRET))
+        .build();
+    assert_eq!(
+        built.err(),
+        Some(tower_amazon_auth::BuildError::FleetOutsideRuntime)
+    );
 }
