@@ -21,6 +21,13 @@
 //!   read checks the tombstones before the verdict, so an instance that never got the message
 //!   still refuses the token at its next miss. A receiver installs the tombstone locally too, so
 //!   it keeps refusing the token if Redis goes away afterwards.
+//! - **Invalidations** are weaker than revocations, as locally: `invalidate` deletes the
+//!   token's verdicts in Redis and publishes; a receiver forgets the token and detaches its
+//!   flight, so a verification under way there writes nothing back. One narrow window remains:
+//!   a verification that lands on another instance while the message is still on its way
+//!   (typically well under a millisecond) can write its older verdict back to Redis, where it
+//!   lives until its own expiry (at most `max_ttl`). Use `revoke` when a token must not be
+//!   accepted again.
 //! - **Missed messages.** Pub/sub drops what is published while a subscriber is disconnected.
 //!   When the subscriber connects again, the instance forgets every cached verdict (its
 //!   revocations stay) and asks Redis, which holds the tombstones, at the next request. While it
