@@ -90,6 +90,11 @@ const STALE_RECHECK: Duration = Duration::from_secs(5);
 /// How much longer than a verification's deadline a request waits for another's.
 const PASSENGER_MARGIN: Duration = Duration::from_secs(1);
 
+/// The longest a revocation learned from the fleet is kept here (Redis's word is not trusted
+/// to overflow a deadline).
+#[cfg(feature = "redis")]
+const MAX_TOMBSTONE: Duration = Duration::from_secs(24 * 3600);
+
 /// How long a revocation lasts when the token's expiry is unknown (Amazon's tokens live an
 /// hour).
 const REVOKED_UNKNOWN_EXPIRY: Duration = Duration::from_secs(3600);
@@ -631,7 +636,7 @@ impl IdentityCache {
             Lookup::Miss | Lookup::Locked => None,
             Lookup::Revoked(left) => {
                 // Here too from now on, even if Redis goes away.
-                inner.install_tombstone(key, now + left);
+                inner.install_tombstone(key, left);
                 Some(Err(AuthError::InvalidToken(Rejection::Revoked)))
             }
             Lookup::Found(Decoded::Valid(mut identity), life) => {
@@ -713,10 +718,12 @@ impl Inner {
             .map_err(|()| CacheError::Fleet)
     }
 
-    /// A revocation another instance made (or found in Redis): refused here until `until`,
-    /// and forgotten. Beyond `max_revocations` only forgotten (the tombstone in Redis still
-    /// refuses it at the next miss).
-    fn install_tombstone(&self, key: TokenKey, until: Instant) {
+    /// A revocation another instance made (or found in Redis): refused here for `revoked_for`
+    /// (at most a day, whatever Redis says: no token lives longer), and forgotten. Beyond
+    /// `max_revocations` only forgotten (the tombstone in Redis still refuses it at the next
+    /// miss).
+    fn install_tombstone(&self, key: TokenKey, revoked_for: Duration) {
+        let until = Instant::now() + revoked_for.min(MAX_TOMBSTONE);
         let known = self.revoked.get(&key);
         if known.is_none_or(|known| known < until)
             && (known.is_some() || self.revoked.entry_count() < self.policy.max_revocations)
@@ -734,7 +741,7 @@ impl crate::fleet::subscriber::Local for Inner {
     }
 
     fn revoke(&self, key: TokenKey, revoked_for: Duration) {
-        self.install_tombstone(key, Instant::now() + revoked_for);
+        self.install_tombstone(key, revoked_for);
     }
 
     fn flush(&self) {

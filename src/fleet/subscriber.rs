@@ -141,6 +141,12 @@ fn apply(fleet: &FleetLevel, local: &dyn Local, bytes: &[u8]) {
     }
 }
 
+/// Whether Redis, with this `maxmemory-policy` and `maxmemory`, may evict keys (tombstones
+/// included) under memory pressure.
+fn may_evict(policy: &str, maxmemory: Option<&str>) -> bool {
+    policy != "noeviction" && maxmemory.is_some_and(|max| max != "0")
+}
+
 /// Warns when Redis may evict keys (tombstones included) under memory pressure.
 async fn check_policy(mut manager: redis::aio::ConnectionManager) {
     let asked = tokio::time::timeout(
@@ -163,12 +169,28 @@ async fn check_policy(mut manager: redis::aio::ConnectionManager) {
             .and_then(|pair| pair.get(1).cloned())
     };
     let policy = get("maxmemory-policy").unwrap_or_default();
-    let limited = get("maxmemory").is_some_and(|max| max != "0");
-    if policy != "noeviction" && limited {
+    if may_evict(&policy, get("maxmemory").as_deref()) {
         tracing::warn!(
             policy,
             "fleet cache level: Redis may evict keys under memory pressure, tombstones (logouts) \
              included; run it with maxmemory-policy noeviction"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_evicting_policy_with_a_memory_limit_is_unsafe() {
+        assert!(!may_evict("noeviction", Some("100mb")));
+        assert!(
+            !may_evict("allkeys-lru", Some("0")),
+            "no limit: nothing is evicted"
+        );
+        assert!(may_evict("allkeys-lru", Some("104857600")));
+        assert!(may_evict("volatile-ttl", Some("104857600")));
+        assert!(!may_evict("allkeys-lru", None));
     }
 }
