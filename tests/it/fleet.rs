@@ -1034,3 +1034,37 @@ fn a_fleet_layer_built_outside_a_runtime_is_an_error() {
         Some(tower_amazon_auth::BuildError::FleetOutsideRuntime)
     );
 }
+
+/// `rediss://` goes through rustls (no OpenSSL); a server that does not speak TLS (here the
+/// mock's HTTP port) is Redis trouble like any other: requests are verified with Amazon and a
+/// logout reports that it did not reach the fleet. (A TLS Redis is not started here: it would
+/// need a certificate the system trusts.)
+#[tokio::test]
+async fn a_rediss_url_uses_rustls_and_a_failed_handshake_is_redis_trouble() {
+    let mock = MockAmazon::start().await.unwrap();
+    let layer = builder(&mock)
+        .fleet(Fleet::new(format!("rediss://{}", mock.addr()), SECRET))
+        .build()
+        .unwrap();
+    let t = token("fleet-rediss");
+    mock.register(&t, MockUser::new("amzn1.account.TLS"));
+    let app = Router::new()
+        .route(
+            "/me",
+            get(|user: AmazonUser| async move { user.user_id().to_owned() }),
+        )
+        .layer(layer.clone());
+    let base = serve_base_url(app).await.unwrap();
+    let response = client()
+        .get(format!("{base}/me"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        layer.cache().revoke(&AccessToken::new(t)).await.err(),
+        Some(CacheError::Fleet)
+    );
+    assert!(layer.stats().fleet_errors > 0);
+}
