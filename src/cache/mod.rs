@@ -74,7 +74,7 @@ use self::memo::Memo;
 use crate::client::AmazonClient;
 use crate::error::{AuthError, CacheError, Rejection, Unavailable};
 #[cfg(feature = "redis")]
-use crate::fleet::level::{FleetLevel, Lookup};
+use crate::fleet::level::{FleetLevel, Lookup, Seen};
 #[cfg(feature = "redis")]
 use crate::fleet::record::{rejection_code, Decoded, Record};
 use crate::identity::{Identity, Origin};
@@ -535,9 +535,10 @@ impl IdentityCache {
             return Ok(entry);
         }
         #[cfg(feature = "redis")]
-        if let Some(verdict) = self.ask_fleet(key, generation, token).await {
-            return verdict;
-        }
+        let seen = match self.ask_fleet(key, generation, token).await {
+            Ok(verdict) => return verdict,
+            Err(seen) => seen,
+        };
         let started = Instant::now();
         // Over the in-flight limit is a failure like any other: shed at once, or stale-if-error.
         let outcome = match inner.limiter.try_acquire() {
@@ -569,7 +570,7 @@ impl IdentityCache {
                     inner.store.insert(key, entry.clone());
                 }
                 #[cfg(feature = "redis")]
-                inner.tell_fleet(key, storable.then_some(&entry));
+                inner.tell_fleet(key, storable.then_some(&entry), seen);
                 Ok(entry)
             }
             Err(error) if error.is_definite() => {
@@ -581,14 +582,14 @@ impl IdentityCache {
                 };
                 let _stored = inner.remember_rejection(key, generation, &entry);
                 #[cfg(feature = "redis")]
-                inner.tell_fleet(key, _stored.then_some(&entry));
+                inner.tell_fleet(key, _stored.then_some(&entry), seen);
                 Ok(entry)
             }
             Err(error) => {
                 inner.stats.record_error(&error);
                 // No verdict for the fleet: let another instance try.
                 #[cfg(feature = "redis")]
-                inner.tell_fleet(key, None);
+                inner.tell_fleet(key, None, seen);
                 // Stale-if-error: moka drops the entry at `until`, which never passes the
                 // token's expiry; check again anyway, the verification took time.
                 if let Some(Entry::Valid { identity, until, .. }) = stale {
@@ -625,19 +626,22 @@ impl IdentityCache {
 
 #[cfg(feature = "redis")]
 impl IdentityCache {
-    /// A pilot's look in Redis, before asking Amazon: `Some` verdict when Redis had one (or a
+    /// A pilot's look in Redis, before asking Amazon: `Ok` verdict when Redis had one (or a
     /// tombstone), stored locally as a fresh verification's would be, with the same checks
-    /// (`aud`, expiry: see [`Record::decode`]); `None` to ask Amazon.
-    async fn ask_fleet(&self, key: TokenKey, generation: u64, token: &AccessToken) -> Option<Verdict> {
+    /// (`aud`, expiry: see [`Record::decode`]); `Err` with the fleet generation seen, to ask
+    /// Amazon and write the verdict back under it.
+    async fn ask_fleet(&self, key: TokenKey, generation: u64, token: &AccessToken) -> Result<Verdict, Seen> {
         let inner = &*self.inner;
-        let fleet = inner.fleet.as_ref()?;
+        let Some(fleet) = inner.fleet.as_ref() else {
+            return Err(Seen::default());
+        };
         let now = Instant::now();
         match fleet.lookup(key, token.expose()).await {
-            Lookup::Miss | Lookup::Locked => None,
+            Lookup::Miss(seen) => Err(seen),
             Lookup::Revoked(left) => {
                 // Here too from now on, even if Redis goes away.
                 inner.install_tombstone(key, left);
-                Some(Err(AuthError::InvalidToken(Rejection::Revoked)))
+                Ok(Err(AuthError::InvalidToken(Rejection::Revoked)))
             }
             Lookup::Found(Decoded::Valid(mut identity), life) => {
                 let policy = &inner.policy;
@@ -657,7 +661,7 @@ impl IdentityCache {
                 if inner.storable(key, generation) {
                     inner.store.insert(key, entry.clone());
                 }
-                Some(Ok(entry))
+                Ok(Ok(entry))
             }
             Lookup::Found(Decoded::Rejected(error), life) => {
                 let entry = Entry::Rejected {
@@ -666,7 +670,7 @@ impl IdentityCache {
                     generation,
                 };
                 inner.remember_rejection(key, generation, &entry);
-                Some(Ok(entry))
+                Ok(Ok(entry))
             }
         }
     }
@@ -675,8 +679,9 @@ impl IdentityCache {
 #[cfg(feature = "redis")]
 impl Inner {
     /// Writes a verdict this instance got from Amazon (and stored) to Redis, in the
-    /// background; with `None`, only gives up the fleet lock.
-    fn tell_fleet(&self, key: TokenKey, entry: Option<&Entry>) {
+    /// background, unless the token's fleet generation moved since `seen`; with `None`, only
+    /// gives up the fleet lock.
+    fn tell_fleet(&self, key: TokenKey, entry: Option<&Entry>, seen: Seen) {
         let Some(fleet) = &self.fleet else { return };
         let now = Instant::now();
         let fill = match entry {
@@ -695,7 +700,7 @@ impl Inner {
         let fleet = fleet.clone();
         tokio::spawn(async move {
             match fill {
-                Some((record, life)) => fleet.fill(key, record, life).await,
+                Some((record, life)) => fleet.fill(key, record, life, seen).await,
                 None => fleet.release(key).await,
             }
         });

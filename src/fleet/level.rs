@@ -34,6 +34,8 @@ const LOCK_MARGIN: Duration = Duration::from_secs(1);
 /// The longest a pilot waits for another instance's verification by default (or the
 /// verification deadline, when shorter): an Amazon round trip normally takes well under it.
 const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(2);
+/// How much longer a bumped fleet generation is kept than a verification can take.
+const GENERATION_MARGIN: Duration = Duration::from_secs(5);
 /// Most revocations kept for a retry while Redis is away.
 const MAX_PENDING: usize = 10_000;
 
@@ -53,12 +55,15 @@ pub(crate) enum Lookup {
     Revoked(Duration),
     /// A verdict, good for this much longer.
     Found(Decoded, Duration),
-    /// Nothing; this instance holds the fleet lock: verify, then [`FleetLevel::fill`] (or
-    /// [`FleetLevel::release`]).
-    Locked,
-    /// Nothing (or Redis could not be asked): verify.
-    Miss,
+    /// Nothing usable (this instance may hold the fleet lock): verify, then
+    /// [`FleetLevel::fill`] with what was seen (or [`FleetLevel::release`]).
+    Miss(Seen),
 }
+
+/// The token's fleet generation a read saw, which a fill must present unchanged; `None` when
+/// Redis could not be read (nothing is then written back).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Seen(Option<Vec<u8>>);
 
 /// The fleet level of one cache.
 pub(crate) struct FleetLevel {
@@ -70,6 +75,9 @@ pub(crate) struct FleetLevel {
     pub(crate) channel: String,
     timeout: Duration,
     lock_wait: Duration,
+    /// How long a bumped fleet generation is kept: longer than any verification under way
+    /// when it was bumped can take to write back.
+    generation_life: Duration,
     /// Ours in the fleet lock, and the sender of our messages.
     pub(crate) instance: [u8; 8],
     lock_token: String,
@@ -164,6 +172,7 @@ impl FleetLevel {
             channel: channel(&fleet.prefix),
             timeout: fleet.command_timeout,
             lock_wait,
+            generation_life: lock_wait + verifier.deadline + fleet.command_timeout + GENERATION_MARGIN,
             lock_token: instance.iter().map(|b| format!("{b:02x}")).collect(),
             instance,
             breaker: Breaker::new(fleet.backoff, fleet.command_timeout),
@@ -296,6 +305,7 @@ impl FleetLevel {
             (self.lock_wait + LOCK_MARGIN).as_millis() as u64
         };
         let give_up = Instant::now() + self.lock_wait;
+        let generation = self.secrets[0].naming.generation(key);
         let mut waited = false;
         loop {
             let mut invocation = self.read.prepare_invoke();
@@ -307,6 +317,7 @@ impl FleetLevel {
             }
             invocation
                 .key(Self::lock_name(&keys).unwrap_or_default())
+                .key(&generation)
                 .arg(keys.len())
                 .arg(keys.len())
                 .arg(&self.lock_token)
@@ -318,19 +329,23 @@ impl FleetLevel {
                 })
                 .await
             else {
-                return Lookup::Miss;
+                return Lookup::Miss(Seen(None));
             };
             match self.answer(answer, &keys) {
-                Some(Answer::Busy) if Instant::now() + POLL < give_up => {
+                Some(Answer::Busy(_)) if Instant::now() + POLL < give_up => {
                     if !waited {
                         waited = true;
                         self.counters.lock_waits.fetch_add(1, Relaxed);
                     }
                     tokio::time::sleep(POLL).await;
                 }
-                Some(Answer::Busy) | None => {
+                Some(Answer::Busy(seen)) => {
                     self.counters.misses.fetch_add(1, Relaxed);
-                    return Lookup::Miss;
+                    return Lookup::Miss(seen);
+                }
+                None => {
+                    self.counters.misses.fetch_add(1, Relaxed);
+                    return Lookup::Miss(Seen(None));
                 }
                 Some(Answer::Done(lookup)) => {
                     match lookup {
@@ -353,19 +368,23 @@ impl FleetLevel {
             _ => None,
         };
         let millis = |n: i64| Duration::from_millis(n.max(0).unsigned_abs());
+        let seen = match items.get(1) {
+            Some(Value::BulkString(generation)) => Seen(Some(generation.clone())),
+            _ => return None,
+        };
         Some(match int(items.first())? {
             // A tombstone without expiry (written by hand): refuse for the longest a token
             // lives.
-            1 => Answer::Done(Lookup::Revoked(match int(items.get(1))? {
+            1 => Answer::Done(Lookup::Revoked(match int(items.get(2))? {
                 -1 => Duration::from_secs(3600),
                 n => millis(n),
             })),
             2 => {
-                let life = millis(int(items.get(1))?);
-                let Some(Value::BulkString(value)) = items.get(2) else {
+                let life = millis(int(items.get(2))?);
+                let Some(Value::BulkString(value)) = items.get(3) else {
                     return None;
                 };
-                let index = usize::try_from(int(items.get(3))?).ok()?.checked_sub(1)?;
+                let index = usize::try_from(int(items.get(4))?).ok()?.checked_sub(1)?;
                 let (secret, key) = keys.get(index)?;
                 let name = secret.naming.verdict(*key);
                 // Anything that does not open or decode is a miss, never an error.
@@ -375,18 +394,22 @@ impl FleetLevel {
                     .and_then(|bytes| Record::decode(&bytes, &self.client_ids, self.check_audience));
                 match decoded {
                     Some(decoded) => Answer::Done(Lookup::Found(decoded, life)),
-                    None => Answer::Done(Lookup::Miss),
+                    None => Answer::Done(Lookup::Miss(seen)),
                 }
             }
-            3 => Answer::Done(Lookup::Locked),
-            4 => Answer::Busy,
-            _ => Answer::Done(Lookup::Miss),
+            4 => Answer::Busy(seen),
+            _ => Answer::Done(Lookup::Miss(seen)),
         })
     }
 
-    /// Writes a verdict for `life`, unless the token is revoked in Redis; releases the fleet
-    /// lock. Failures are counted, never reported: the verdict stands locally.
-    pub(crate) async fn fill(&self, key: TokenKey, record: Record, life: Duration) {
+    /// Writes a verdict for `life`, unless the token is revoked in Redis or its fleet
+    /// generation moved since `seen` (an `invalidate` or `revoke` anywhere since the read that
+    /// preceded this verification); releases the fleet lock. Failures are counted, never
+    /// reported: the verdict stands locally.
+    pub(crate) async fn fill(&self, key: TokenKey, record: Record, life: Duration, seen: Seen) {
+        let Seen(Some(seen)) = seen else {
+            return self.release(key).await;
+        };
         let secret = &self.secrets[0];
         let name = secret.naming.verdict(key);
         let life_ms = life.as_millis() as u64;
@@ -404,10 +427,12 @@ impl FleetLevel {
         invocation
             .key(name)
             .key(Self::lock_name(&keys).unwrap_or_default())
+            .key(secret.naming.generation(key))
             .arg(keys.len())
             .arg(value)
             .arg(life_ms)
-            .arg(&self.lock_token);
+            .arg(&self.lock_token)
+            .arg(seen);
         let mut manager = self.manager.clone();
         self.run("fill", async {
             invocation.invoke_async::<Value>(&mut manager).await
@@ -505,11 +530,16 @@ impl FleetLevel {
             }
         }
         for (secret, key) in &keys {
+            invocation.key(secret.naming.generation(*key));
+        }
+        for (secret, key) in &keys {
             invocation.key(secret.naming.verdict(*key));
         }
         invocation
             .arg(if revoked_for.is_some() { keys.len() } else { 0 })
+            .arg(keys.len())
             .arg(life_ms)
+            .arg(self.generation_life.as_millis() as u64)
             .arg(&self.channel);
         for (secret, key) in &keys {
             let message = Message {
@@ -536,5 +566,5 @@ impl FleetLevel {
 enum Answer {
     Done(Lookup),
     /// Another instance is verifying the token.
-    Busy,
+    Busy(Seen),
 }

@@ -21,13 +21,12 @@
 //!   read checks the tombstones before the verdict, so an instance that never got the message
 //!   still refuses the token at its next miss. A receiver installs the tombstone locally too, so
 //!   it keeps refusing the token if Redis goes away afterwards.
-//! - **Invalidations** are weaker than revocations, as locally: `invalidate` deletes the
-//!   token's verdicts in Redis and publishes; a receiver forgets the token and detaches its
-//!   flight, so a verification under way there writes nothing back. One narrow window remains:
-//!   a verification that lands on another instance while the message is still on its way
-//!   (typically well under a millisecond) can write its older verdict back to Redis, where it
-//!   lives until its own expiry (at most `max_ttl`). Use `revoke` when a token must not be
-//!   accepted again.
+//! - **Generations in Redis too.** Each token has a fleet generation in Redis, bumped by
+//!   every `invalidate` and `revoke` (and kept for longer than a verification can take). A
+//!   miss's read returns it; the fill that follows the verification presents it, and the
+//!   script refuses the fill if it moved. So a verification that was under way anywhere when
+//!   the token was invalidated never writes its older verdict back, even on an instance that
+//!   has not received the message yet.
 //! - **Missed messages.** Pub/sub drops what is published while a subscriber is disconnected.
 //!   When the subscriber connects again, the instance forgets every cached verdict (its
 //!   revocations stay) and asks Redis, which holds the tombstones, at the next request. While it
@@ -53,7 +52,7 @@
 //! | --- | --- |
 //! | `mod.rs` | [`Fleet`]: the settings, validated at `build()` |
 //! | `secret` | the keys derived from the fleet secret (HKDF), current and previous |
-//! | `naming` | the names of the Redis keys and of the channel: MACs, never the token |
+//! | `naming` | the names of the Redis keys (verdicts, locks, tombstones, generations) and of the channel: MACs, never the token |
 //! | `seal` | the AEAD box around every value |
 //! | `record` | what a Redis value holds: a verdict, encoded and decoded |
 //! | `message` | the invalidation messages on the channel, authenticated |

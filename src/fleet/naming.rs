@@ -7,6 +7,7 @@
 //! | verdict | `{prefix}v:{hex(MAC(verdict key, fingerprint ‖ token key))}` | token, secret, config fingerprint |
 //! | fleet lock | `{prefix}l:{same MAC}` | as the verdict |
 //! | tombstone | `{prefix}t:{hex(MAC(tombstone key, token key))}` | token and secret only |
+//! | generation | `{prefix}g:{hex(MAC(tombstone key, "generation" ‖ token key))}` | token and secret only |
 //! | channel | `{prefix}events` | prefix |
 //!
 //! The config fingerprint covers the accepted client ids, the endpoints, the audience and
@@ -95,6 +96,17 @@ impl Naming {
     /// Where `key`'s revocation is kept.
     pub(crate) fn tombstone(&self, key: TokenKey) -> Vec<u8> {
         self.name("t:", &mac(&self.tombstone_key, &[&key.to_be_bytes()]))
+    }
+}
+
+impl Naming {
+    /// Where `key`'s fleet generation is counted: bumped by every `invalidate` and `revoke`, so
+    /// a fill computed before one of them is refused (the local generation rule, in Redis).
+    pub(crate) fn generation(&self, key: TokenKey) -> Vec<u8> {
+        self.name(
+            "g:",
+            &mac(&self.tombstone_key, &[b"generation", &key.to_be_bytes()]),
+        )
     }
 }
 

@@ -6,40 +6,45 @@
 use redis::Script;
 
 /// A miss's read: the tombstones first, then the verdicts (current secret first), then,
-/// when `ARGV[4]` > 0, the fleet lock of the verification.
+/// when `ARGV[4]` > 0, the fleet lock of the verification. Every answer also carries the
+/// token's fleet generation (empty when never bumped), which a fill must present unchanged.
 ///
-/// `KEYS`: `nt` tombstones, `nv` verdicts, the lock. `ARGV`: `nt`, `nv`, this instance's lock
-/// token, the lock's life in ms (0: do not lock).
+/// `KEYS`: `nt` tombstones, `nv` verdicts, the lock, the generation. `ARGV`: `nt`, `nv`, this
+/// instance's lock token, the lock's life in ms (0: do not lock).
 ///
-/// Returns `{1, pttl}` revoked (for `pttl` more ms), `{2, pttl, value, i}` a verdict under the
-/// `i`-th secret, `{3}` nothing and the lock is ours, `{4}` nothing and another instance holds
-/// the lock, `{0}` nothing (not locking).
+/// Returns `{1, gen, pttl}` revoked (for `pttl` more ms), `{2, gen, pttl, value, i}` a verdict
+/// under the `i`-th secret, `{3, gen}` nothing and the lock is ours, `{4, gen}` nothing and
+/// another instance holds the lock, `{0, gen}` nothing (not locking).
 pub(crate) fn read() -> Script {
     Script::new(
         r"
 local nt = tonumber(ARGV[1])
 local nv = tonumber(ARGV[2])
+local gen = redis.call('GET', KEYS[nt + nv + 2]) or ''
 for i = 1, nt do
   local left = redis.call('PTTL', KEYS[i])
-  if left ~= -2 then return {1, left} end
+  if left ~= -2 then return {1, gen, left} end
 end
 for i = nt + 1, nt + nv do
   local value = redis.call('GET', KEYS[i])
-  if value then return {2, redis.call('PTTL', KEYS[i]), value, i - nt} end
+  if value then return {2, gen, redis.call('PTTL', KEYS[i]), value, i - nt} end
 end
 if tonumber(ARGV[4]) > 0 then
-  if redis.call('SET', KEYS[nt + nv + 1], ARGV[3], 'NX', 'PX', ARGV[4]) then return {3} end
-  return {4}
+  if redis.call('SET', KEYS[nt + nv + 1], ARGV[3], 'NX', 'PX', ARGV[4]) then return {3, gen} end
+  return {4, gen}
 end
-return {0}
+return {0, gen}
 ",
     )
 }
 
-/// A fill: writes a verdict unless the token is revoked, and releases this instance's lock.
+/// A fill: writes a verdict unless the token is revoked, or was invalidated or revoked since
+/// the read that preceded its verification (its generation changed); releases this instance's
+/// lock.
 ///
-/// `KEYS`: `nt` tombstones, the verdict, the lock. `ARGV`: `nt`, the value, its life in ms,
-/// this instance's lock token. Returns 1 when written, 0 when a tombstone stood in the way.
+/// `KEYS`: `nt` tombstones, the verdict, the lock, the generation. `ARGV`: `nt`, the value,
+/// its life in ms, this instance's lock token, the generation the read saw. Returns 1 when
+/// written, 0 when a tombstone or a newer generation stood in the way.
 pub(crate) fn fill() -> Script {
     Script::new(
         r"
@@ -47,6 +52,11 @@ local nt = tonumber(ARGV[1])
 local lock = KEYS[nt + 2]
 local function release()
   if redis.call('GET', lock) == ARGV[4] then redis.call('DEL', lock) end
+end
+local gen = redis.call('GET', KEYS[nt + 3]) or ''
+if gen ~= ARGV[5] then
+  release()
+  return 0
 end
 for i = 1, nt do
   if redis.call('EXISTS', KEYS[i]) == 1 then
@@ -73,21 +83,27 @@ return 1
     )
 }
 
-/// `revoke` and `invalidate`: writes the tombstones (never shortening one), deletes the
+/// `revoke` and `invalidate`: writes the tombstones (never shortening one), bumps the
+/// generations (each kept for as long as a verification under way can take), deletes the
 /// verdicts, publishes the messages.
 ///
-/// `KEYS`: `nt` tombstones, then verdicts. `ARGV`: `nt`, the tombstones' life in ms, the
-/// channel, then the messages.
+/// `KEYS`: `nt` tombstones, `ng` generations, then verdicts. `ARGV`: `nt`, `ng`, the
+/// tombstones' life in ms, the generations' life in ms, the channel, then the messages.
 pub(crate) fn forget() -> Script {
     Script::new(
         r"
 local nt = tonumber(ARGV[1])
-local life = tonumber(ARGV[2])
+local ng = tonumber(ARGV[2])
+local life = tonumber(ARGV[3])
 for i = 1, nt do
   if redis.call('PTTL', KEYS[i]) < life then redis.call('SET', KEYS[i], '1', 'PX', life) end
 end
-for i = nt + 1, #KEYS do redis.call('DEL', KEYS[i]) end
-for i = 4, #ARGV do redis.call('PUBLISH', ARGV[3], ARGV[i]) end
+for i = nt + 1, nt + ng do
+  redis.call('INCR', KEYS[i])
+  redis.call('PEXPIRE', KEYS[i], ARGV[4])
+end
+for i = nt + ng + 1, #KEYS do redis.call('DEL', KEYS[i]) end
+for i = 6, #ARGV do redis.call('PUBLISH', ARGV[5], ARGV[i]) end
 return 1
 ",
     )

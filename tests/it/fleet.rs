@@ -1068,3 +1068,79 @@ async fn a_rediss_url_uses_rustls_and_a_failed_handshake_is_redis_trouble() {
     );
     assert!(layer.stats().fleet_errors > 0);
 }
+
+/// The fleet generation: an instance that missed an `invalidate` (its Redis user may not
+/// subscribe, so no message reaches it) and was verifying the token when it happened cannot
+/// write its older verdict back to Redis, where every other instance would read it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_verification_older_than_an_invalidation_is_not_written_back() {
+    let Some(redis) = redis("fleet::a_verification_older_than_an_invalidation_is_not_written_back") else {
+        return;
+    };
+    let mut admin = connection(&redis).await;
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "deaf",
+            "on",
+            ">deafpass",
+            "~*",
+            "resetchannels",
+            "+@all",
+        ])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let mock = MockAmazon::start().await.unwrap();
+    let deaf_url = format!("redis://deaf:deafpass@127.0.0.1:{}", redis.port);
+    let deaf_layer = builder(&mock)
+        .fleet(Fleet::new(deaf_url, SECRET).command_timeout(Duration::from_secs(2)))
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/me",
+            get(|user: AmazonUser| async move { user.user_id().to_owned() }),
+        )
+        .layer(deaf_layer.clone());
+    let deaf_base = serve_base_url(app).await.unwrap();
+    let others = instances(2, &mock, &redis).await;
+
+    let t = token("fleet-generation");
+    mock.register(
+        &t,
+        MockReply::user(MockUser::new("amzn1.account.OLD")).delayed(Duration::from_millis(500)),
+    );
+    let request = client().get(format!("{deaf_base}/me")).bearer_auth(&t);
+    let under_way = tokio::spawn(async move { request.send().await.unwrap().status().as_u16() });
+    let (m, tt) = (&mock, &t);
+    within_patience("the deaf instance's verification under way", move || async move {
+        m.calls_for(tt).tokeninfo == 1
+    })
+    .await;
+    // Amazon changes its mind; another instance is told and invalidates fleet-wide.
+    mock.register(&t, MockReply::invalid_token());
+    others[0]
+        .layer
+        .cache()
+        .invalidate(&AccessToken::new(t.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        under_way.await.unwrap(),
+        200,
+        "the request under way keeps its verdict"
+    );
+    assert!(
+        !deaf_layer.stats().fleet_subscribed,
+        "the deaf instance subscribed after all"
+    );
+    // Its fill is written in the background: give it time to land (or, rightly, not).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        others[1].status(&t).await,
+        401,
+        "a verdict older than the invalidation was written back to Redis and served"
+    );
+    assert_eq!(mock.calls_for(&t).tokeninfo, 2);
+}
