@@ -36,6 +36,12 @@ pub(crate) fn example_binaries() -> &'static HashMap<String, PathBuf> {
         if cfg!(feature = "redis") {
             features.push("redis");
         }
+        if cfg!(feature = "metrics") {
+            features.push("metrics");
+        }
+        if cfg!(feature = "fuzz") {
+            features.push("fuzz");
+        }
         let mut cargo = Command::new(env!("CARGO"));
         cargo.current_dir(env!("CARGO_MANIFEST_DIR")).args([
             "build",
