@@ -4,7 +4,8 @@
 //! stale identity, with stale-if-error). Then one probe verification goes through; its answer
 //! (any answer Amazon gives, a verdict included) closes the breaker, its failure opens it again.
 //!
-//! Cached identities never reach the breaker: only verifications do.
+//! Cached identities never reach the breaker: only verifications do. The fleet level (feature
+//! `redis`) keeps a breaker of its own in front of Redis.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -106,6 +107,12 @@ impl Breaker {
             probe,
             recorded: false,
         })
+    }
+
+    /// Whether it keeps calls out now (open, or waiting for a probe's answer).
+    #[cfg(feature = "redis")]
+    pub(crate) fn is_open(&self) -> bool {
+        !matches!(self.lock().state, State::Closed { .. })
     }
 
     fn record(&self, epoch: u64, outcome: Outcome) {

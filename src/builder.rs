@@ -60,6 +60,34 @@ fn at_most<T: PartialOrd>(
     Ok(())
 }
 
+/// Checks the fleet level's settings: the secrets' length, the key prefix, the durations'
+/// limits (documented on each setter of [`Fleet`](crate::Fleet)).
+#[cfg(feature = "redis")]
+fn check_fleet(fleet: &crate::fleet::Fleet) -> Result<(), BuildError> {
+    use crate::fleet::FLEET_MIN_SECRET_LEN;
+    let short = |secret: &[u8]| secret.len() < FLEET_MIN_SECRET_LEN;
+    if short(&fleet.secret) || fleet.previous.as_deref().is_some_and(short) {
+        return Err(BuildError::FleetSecretTooShort);
+    }
+    let prefix_ok =
+        (1..=64).contains(&fleet.prefix.len()) && fleet.prefix.bytes().all(|b| b.is_ascii_graphic());
+    if !prefix_ok {
+        return Err(BuildError::FleetKeyPrefix);
+    }
+    if fleet.command_timeout < Duration::from_millis(1) {
+        return Err(BuildError::Zero("command_timeout"));
+    }
+    at_most(
+        "command_timeout",
+        fleet.command_timeout,
+        (Duration::from_secs(5), "5 s"),
+    )?;
+    if let Some(wait) = fleet.lock_wait {
+        at_most("lock_wait", wait, (Duration::from_secs(300), "5 min"))?;
+    }
+    at_most("backoff", fleet.backoff, (Duration::from_secs(300), "5 min"))
+}
+
 impl AmazonAuthLayer {
     /// A layer accepting tokens issued to `client_id`, verified in North America, with every
     /// other setting at its default.
@@ -119,6 +147,7 @@ impl AmazonAuthLayer {
 /// | [`retry_after`](Self::retry_after) | [`defaults::RETRY_AFTER`] (5 s) | `Retry-After` on a 503 (Amazon's own, when longer, wins) |
 /// | [`error_responder`](Self::error_responder) | [`JsonErrors`] | shape of error responses (HTML, problem+json…) |
 /// | [`shared_cache`](Self::shared_cache) | a new cache per layer | share another layer's cache and verification settings |
+/// | `fleet` (feature `redis`) | off | a second cache level in Redis shared by the fleet, and fleet-wide logout |
 #[derive(Debug)]
 #[must_use]
 pub struct AmazonAuthBuilder {
@@ -147,6 +176,8 @@ pub struct AmazonAuthBuilder {
     shared_cache: Option<IdentityCache>,
     /// The cache and verification setters called, refused alongside a shared cache.
     cache_settings: Vec<&'static str>,
+    #[cfg(feature = "redis")]
+    fleet: Option<crate::fleet::Fleet>,
 }
 
 impl Default for AmazonAuthBuilder {
@@ -176,6 +207,8 @@ impl Default for AmazonAuthBuilder {
             responder: Responder(Arc::new(JsonErrors)),
             shared_cache: None,
             cache_settings: Vec::new(),
+            #[cfg(feature = "redis")]
+            fleet: None,
         }
     }
 }
@@ -440,6 +473,21 @@ impl AmazonAuthBuilder {
         self
     }
 
+    /// (feature `redis`) Adds the fleet level: a second cache level in Redis shared by every
+    /// instance given the same [`Fleet`](crate::Fleet) settings, so a token costs one
+    /// verification per fleet rather than per instance, and [`revoke`] logs a token out on
+    /// every instance. Checked at [`build`](Self::build), which must then run inside a Tokio
+    /// runtime; no connection is opened there, and a Redis that is down (at startup or later)
+    /// only sends requests to Amazon directly. See [`Fleet`](crate::Fleet). Default: off.
+    ///
+    /// [`revoke`]: crate::IdentityCache::revoke
+    #[cfg(feature = "redis")]
+    pub fn fleet(mut self, fleet: crate::fleet::Fleet) -> Self {
+        self.cache_settings.push("fleet");
+        self.fleet = Some(fleet);
+        self
+    }
+
     /// Checks the configuration and builds the layer.
     pub fn build(self) -> Result<AmazonAuthLayer, BuildError> {
         let realm_ok = self
@@ -542,6 +590,20 @@ impl AmazonAuthBuilder {
             max_in_flight: self.max_in_flight,
             stale_if_error: self.stale_if_error,
         };
-        IdentityCache::new(verifier, policy).map_err(|e| BuildError::Randomness(e.to_string()))
+        #[cfg(feature = "redis")]
+        let fleet = match self.fleet {
+            Some(fleet) => {
+                check_fleet(&fleet)?;
+                Some(crate::fleet::level::FleetLevel::new(
+                    fleet,
+                    &verifier,
+                    policy.capacity,
+                )?)
+            }
+            None => None,
+        };
+        #[cfg(not(feature = "redis"))]
+        let fleet = None;
+        IdentityCache::new(verifier, policy, fleet).map_err(|e| BuildError::Randomness(e.to_string()))
     }
 }

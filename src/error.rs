@@ -354,6 +354,21 @@ pub enum BuildError {
     /// The operating system's random number generator failed.
     #[error("no system randomness for the cache key: {0}")]
     Randomness(String),
+    /// (fleet level) A fleet secret (current or previous) is shorter than 32 bytes.
+    #[error("the fleet secret must be at least 32 bytes")]
+    FleetSecretTooShort,
+    /// (fleet level) The Redis URL is not one the client understands (`redis://`, `rediss://`,
+    /// `redis+unix://`). The URL itself is not repeated, as it may hold a password.
+    #[error("the Redis URL of the fleet level is invalid")]
+    FleetUrl,
+    /// (fleet level) The key prefix is empty, longer than 64 bytes, or holds characters other
+    /// than printable ASCII without spaces.
+    #[error("the fleet key prefix must be 1 to 64 printable ASCII characters without spaces")]
+    FleetKeyPrefix,
+    /// (fleet level) `build()` ran outside a Tokio runtime: the fleet level's subscriber is a
+    /// task.
+    #[error("a layer with the fleet level must be built inside a Tokio runtime")]
+    FleetOutsideRuntime,
 }
 
 /// The text named no [`Region`](crate::Region).
@@ -375,4 +390,9 @@ pub enum CacheError {
     /// (each until its token expires): this one was not recorded, so the logout did not happen.
     #[error("too many revocations in force: this one was not recorded")]
     TooManyRevocations,
+    /// (fleet level) Redis could not be reached (down, slow, refusing, or left alone by the
+    /// breaker after repeated failures): the revocation or invalidation was applied on this
+    /// instance only. For a logout, answer 503 and let the client try again.
+    #[error("the fleet cache level (Redis) is unavailable: applied on this instance only")]
+    Fleet,
 }

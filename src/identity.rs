@@ -191,6 +191,67 @@ impl Identity {
     }
 }
 
+/// An [`Identity`] as the fleet level keeps it in Redis (inside an AEAD box, never in clear):
+/// its fields, and its expiry on the wall clock (the monotonic one means nothing to another
+/// process).
+#[cfg(feature = "redis")]
+#[derive(Serialize, Deserialize)]
+pub(crate) struct IdentityRecord {
+    user_id: Box<str>,
+    email: Option<Box<str>>,
+    name: Option<Box<str>>,
+    postal_code: Option<Box<str>>,
+    pub(crate) aud: Box<str>,
+    app_id: Option<Box<str>>,
+    /// Milliseconds since the Unix epoch; `None` in profile-only mode.
+    expires_ms: Option<u64>,
+}
+
+#[cfg(feature = "redis")]
+impl Identity {
+    /// This identity as the fleet level stores it.
+    pub(crate) fn record(&self) -> IdentityRecord {
+        IdentityRecord {
+            user_id: Box::from(self.user_id()),
+            email: self.email().map(Box::from),
+            name: self.name().map(Box::from),
+            postal_code: self.postal_code().map(Box::from),
+            aud: Box::from(&*self.aud),
+            app_id: self.app_id().map(Box::from),
+            expires_ms: self.expires.map(|(wall, _)| {
+                let since = wall.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            }),
+        }
+    }
+
+    /// The identity a record stands for, its audience being `aud` (the caller matched the
+    /// record's against its own client ids); `None` when the token has expired by now.
+    pub(crate) fn from_record(record: IdentityRecord, aud: Arc<str>) -> Option<Self> {
+        let expires = match record.expires_ms {
+            None => None,
+            Some(ms) => {
+                let wall = SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(ms))?;
+                let remaining = wall.duration_since(SystemTime::now()).ok()?;
+                Some((wall, Instant::now().checked_add(remaining)?))
+            }
+        };
+        let text = |value: Option<Box<str>>| value.map(String::from);
+        Some(Self {
+            fields: Fields::new([
+                Some(String::from(record.user_id)),
+                text(record.email),
+                text(record.name),
+                text(record.postal_code),
+                text(record.app_id),
+            ]),
+            aud,
+            expires,
+            origin: None,
+        })
+    }
+}
+
 /// The authenticated Amazon user, inserted as a request extension by the layer.
 ///
 /// Cheap to clone (one reference count). It never holds the token.

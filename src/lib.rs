@@ -71,10 +71,12 @@
 //! | `response` | [`ErrorResponder`], [`default_response`]: the one place an error response is written |
 //! | `stats` | the counters, [`StatsSnapshot`] |
 //! | `log_limit` | rate-limited warnings |
+//! | `metrics` | (feature `metrics`) the figures through the `metrics` facade |
 //! | `client/` | [`AmazonClient`]: the only code that speaks HTTP to Amazon; pure answer decoding; the grants |
 //! | `breaker` | honouring Amazon's back-off: no verification while it asked us to wait |
 //! | `verify` | the verification policy: tokeninfo ∥ profile, `aud`, how the two answers combine |
-//! | `cache/` | [`IdentityCache`]: the levels (per-thread memo, `moka` store), coalescing, expiry |
+//! | `fleet/` | (feature `redis`) `Fleet`: the second cache level in Redis, fleet-wide logout |
+//! | `cache/` | [`IdentityCache`]: the levels (per-thread memo, `moka` store, the fleet level), coalescing, expiry |
 //! | `future` | [`ResponseFuture`], [`AuthBody`] |
 //! | `service` | [`AmazonAuth`]: decide, admit, refuse |
 //! | `layer` | [`AmazonAuthLayer`] |
@@ -93,11 +95,15 @@ mod client;
 pub mod defaults;
 mod endpoint;
 mod error;
+#[cfg(feature = "redis")]
+mod fleet;
 pub mod forward_auth;
 mod future;
 mod identity;
 mod layer;
 mod log_limit;
+#[cfg(feature = "metrics")]
+mod metrics;
 #[cfg(feature = "mock")]
 pub mod mock;
 mod response;
@@ -116,6 +122,8 @@ pub use endpoint::{Endpoints, Region, APPSTORE_BASE_URL};
 pub use error::{
     AmazonError, AuthError, BuildError, CacheError, Malformed, Rejection, Unavailable, UnknownRegion,
 };
+#[cfg(feature = "redis")]
+pub use fleet::{Fleet, FLEET_MIN_SECRET_LEN};
 pub use forward_auth::ForwardAuth;
 pub use future::{AuthBody, ResponseFuture};
 pub use identity::{AmazonUser, Profile, TokenInfo};

@@ -88,6 +88,8 @@ impl Stats {
             revoked: self.revoked.load(Relaxed),
             missing_token: self.missing.load(Relaxed),
             malformed: self.malformed.load(Relaxed),
+            // The fleet level fills its own (see `IdentityCache::stats`).
+            ..StatsSnapshot::default()
         }
     }
 }
@@ -128,4 +130,21 @@ pub struct StatsSnapshot {
     pub missing_token: u64,
     /// Requests refused as malformed or carrying a refresh token, before any upstream call.
     pub malformed: u64,
+    /// (fleet level) Misses answered from Redis (a verdict another instance wrote).
+    pub fleet_hits: u64,
+    /// (fleet level) Misses Redis had nothing for (or could not answer).
+    pub fleet_misses: u64,
+    /// (fleet level) Redis commands that failed or timed out, or were not sent because the
+    /// breaker was open.
+    pub fleet_errors: u64,
+    /// (fleet level) Messages from other instances applied (invalidations and revocations).
+    pub fleet_invalidations_received: u64,
+    /// (fleet level) Misses that waited for another instance's verification of the same token.
+    pub fleet_lock_waits: u64,
+    /// (fleet level) Times the subscriber (re)subscribed, each flushing the local verdicts.
+    pub fleet_subscriptions: u64,
+    /// (fleet level) Whether the subscriber is connected now.
+    pub fleet_subscribed: bool,
+    /// (fleet level) Whether the breaker keeps Redis out of requests now.
+    pub fleet_breaker_open: bool,
 }

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use tokio::net::TcpListener;
 use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockScope, MockUser, MOCK_CLIENT_ID};
-use tower_amazon_auth::AmazonAuthLayer;
+use tower_amazon_auth::{AmazonAuthBuilder, AmazonAuthLayer};
 use tracing_subscriber::EnvFilter;
 
 /// Where tokens are verified when `AMAZON_CLIENT_ID` is set without `AMAZON_ENDPOINT`.
@@ -25,6 +25,10 @@ const DEFAULT_ENDPOINT: &str = "https://api.amazon.com";
 /// Guessing a client id would either refuse every token or, worse, trust someone else's app.
 const CLIENT_ID_REQUIRED: &str = "AMAZON_ENDPOINT is set but AMAZON_CLIENT_ID is not: \
     set AMAZON_CLIENT_ID to your security profile's client id (several separated by commas)";
+
+/// `REDIS_URL` without the fleet secret: a fleet whose instances cannot agree on anything.
+const SECRET_REQUIRED: &str = "REDIS_URL is set but AMAZON_AUTH_CACHE_SECRET is not: set it to \
+    a secret of at least 32 bytes, the same on every instance (e.g. `openssl rand -hex 32`)";
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`), in colour only on a terminal.
 pub(crate) fn init_tracing() {
@@ -114,12 +118,39 @@ pub(crate) async fn auth_from_env() -> Result<(AmazonAuthLayer, Option<Demo>), B
         }
     };
     tracing::info!(?client_ids, %endpoint, "verifying tokens");
-    let auth = AmazonAuthLayer::builder()
+    let builder = AmazonAuthLayer::builder()
         .client_ids(client_ids)
-        .base_url(&endpoint)
+        .base_url(&endpoint);
+    let auth = with_fleet(builder)?
         .build()
-        .map_err(|error| format!("AMAZON_CLIENT_ID / AMAZON_ENDPOINT: {error}"))?;
+        .map_err(|error| format!("AMAZON_CLIENT_ID / AMAZON_ENDPOINT / REDIS_URL: {error}"))?;
     Ok((auth, demo))
+}
+
+/// The fleet level when `REDIS_URL` is set, with the secret from `AMAZON_AUTH_CACHE_SECRET`.
+/// Neither the URL (it may hold a password) nor the secret is logged.
+fn with_fleet(builder: AmazonAuthBuilder) -> Result<AmazonAuthBuilder, Box<dyn Error>> {
+    let Some(url) = env("REDIS_URL") else {
+        return Ok(builder);
+    };
+    #[cfg(feature = "redis")]
+    {
+        let secret = env("AMAZON_AUTH_CACHE_SECRET").ok_or(SECRET_REQUIRED)?;
+        if secret.len() < tower_amazon_auth::FLEET_MIN_SECRET_LEN {
+            return Err("AMAZON_AUTH_CACHE_SECRET must be at least 32 bytes".into());
+        }
+        tracing::info!("fleet cache level on: Redis from REDIS_URL");
+        Ok(builder.fleet(tower_amazon_auth::Fleet::new(url, secret)))
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = (url, builder, SECRET_REQUIRED);
+        Err(
+            "REDIS_URL is set but this example was built without the `redis` feature: \
+             build it with --features redis (or --all-features)"
+                .into(),
+        )
+    }
 }
 
 /// Listens on `LISTEN_ADDR`, or on `default` when it is unset, and logs where. Returns the

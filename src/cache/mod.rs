@@ -33,6 +33,16 @@
 //! Generations are striped (see [`generation`]), so outdating one token also makes a few
 //! unrelated tokens verify again; it never makes anyone serve a wrong verdict.
 //!
+//! # The fleet level (feature `redis`)
+//!
+//! With [`Fleet`](crate::Fleet) settings, a miss asks Redis (after the local levels, before
+//! Amazon, from the flight's pilot only) and a verdict from Amazon is written there; `revoke`
+//! and `invalidate` are applied locally first, then in Redis and published to the other
+//! instances, which apply them through [`Inner::forget`] and a local tombstone, the same
+//! generation bump as here. So every rule above holds on every instance for a message it has
+//! received, and a miss anywhere sees a tombstone written anywhere. What a subscriber that was
+//! disconnected may still serve, and for how long, is set out in `src/fleet/mod.rs`.
+//!
 //! | file | owns |
 //! | --- | --- |
 //! | `mod.rs` | the levels and how a verdict moves between them; expiry, revocation, stale-if-error |
@@ -41,8 +51,11 @@
 //! | [`entry`] | what a store remembers about a token, and when `moka` drops it |
 //! | [`memo`] | each thread's memory of the identities it served last |
 //! | [`flight`] | the verifications under way, one per token and generation |
+//! | `fleet_level` | (feature `redis`) how these levels meet the fleet level in Redis |
 
 pub(crate) mod entry;
+#[cfg(feature = "redis")]
+mod fleet_level;
 pub(crate) mod flight;
 pub(crate) mod generation;
 pub(crate) mod key;
@@ -63,6 +76,8 @@ use self::key::{KeyedDigest, TokenKey};
 use self::memo::Memo;
 use crate::client::AmazonClient;
 use crate::error::{AuthError, CacheError, Rejection, Unavailable};
+#[cfg(feature = "redis")]
+use crate::fleet::level::FleetLevel;
 use crate::identity::{Identity, Origin};
 use crate::log_limit::LogLimit;
 use crate::stats::{Stats, StatsSnapshot};
@@ -75,6 +90,11 @@ const STALE_RECHECK: Duration = Duration::from_secs(5);
 
 /// How much longer than a verification's deadline a request waits for another's.
 const PASSENGER_MARGIN: Duration = Duration::from_secs(1);
+
+/// The longest a revocation learned from the fleet is kept here (Redis's word is not trusted
+/// to overflow a deadline).
+#[cfg(feature = "redis")]
+const MAX_TOMBSTONE: Duration = Duration::from_secs(24 * 3600);
 
 /// How long a revocation lasts when the token's expiry is unknown (Amazon's tokens live an
 /// hour).
@@ -98,8 +118,28 @@ pub(crate) struct CachePolicy {
     pub(crate) stale_if_error: bool,
 }
 
+impl CachePolicy {
+    /// How long from `since` `identity` may be believed: until its token expires, less the
+    /// clock skew (before `max_ttl` bounds its freshness).
+    fn usable_for(&self, identity: &Identity, since: Instant) -> Duration {
+        match identity.token_expires() {
+            Some(expires) => expires.saturating_duration_since(since),
+            // Profile-only mode: Amazon gave no expiry; believe it for max_ttl.
+            None => self.max_ttl,
+        }
+        .saturating_sub(self.clock_skew)
+    }
+}
+
 /// What a flight lands with.
 type Verdict = Result<Entry, AuthError>;
+
+/// The fleet level a cache may have (none without the `redis` feature).
+#[cfg(feature = "redis")]
+pub(crate) type Fleet = FleetLevel;
+/// The fleet level a cache may have (none without the `redis` feature).
+#[cfg(not(feature = "redis"))]
+pub(crate) type Fleet = std::convert::Infallible;
 
 /// The identity cache and the verification behind it. Cheap to clone; clones share the cache,
 /// so several layers (or routers) can share one: see
@@ -136,6 +176,9 @@ struct Inner {
     warn_stale: LogLimit,
     /// This cache, for the identities it stores (see [`Origin`]).
     this: Weak<Inner>,
+    /// The second level in Redis, shared by the fleet.
+    #[cfg(feature = "redis")]
+    fleet: Option<Arc<FleetLevel>>,
 }
 
 impl std::fmt::Debug for IdentityCache {
@@ -160,8 +203,22 @@ impl moka::Expiry<TokenKey, Instant> for RevokedExpiry {
 }
 
 impl IdentityCache {
-    pub(crate) fn new(verifier: Verifier, policy: CachePolicy) -> Result<Self, getrandom::Error> {
-        let digest = KeyedDigest::random()?;
+    pub(crate) fn new(
+        verifier: Verifier,
+        policy: CachePolicy,
+        fleet: Option<Fleet>,
+    ) -> Result<Self, getrandom::Error> {
+        // With the fleet level, every instance names a token the same way.
+        #[cfg(feature = "redis")]
+        let (digest, fleet) = match fleet {
+            Some(fleet) => (fleet.digest(), Some(Arc::new(fleet))),
+            None => (KeyedDigest::random()?, None),
+        };
+        #[cfg(not(feature = "redis"))]
+        let digest = match fleet {
+            Some(never) => match never {},
+            None => KeyedDigest::random()?,
+        };
         let entries = |capacity| {
             moka::sync::Cache::builder()
                 .max_capacity(capacity)
@@ -190,7 +247,14 @@ impl IdentityCache {
             warn_unverified: LogLimit::default(),
             warn_stale: LogLimit::default(),
             this: this.clone(),
+            #[cfg(feature = "redis")]
+            fleet,
         });
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = &inner.fleet {
+            let local = Arc::downgrade(&inner) as Weak<dyn crate::fleet::subscriber::Local>;
+            crate::fleet::subscriber::spawn(fleet, local);
+        }
         Ok(Self { inner })
     }
 
@@ -271,7 +335,7 @@ impl IdentityCache {
                 }
                 Seat::Passenger(passenger) => {
                     // Bounded: a pilot kept alive but never polled must not hold anyone.
-                    let patience = inner.verifier.deadline + PASSENGER_MARGIN;
+                    let patience = inner.verifier.deadline + inner.fleet_wait() + PASSENGER_MARGIN;
                     match tokio::time::timeout(patience, passenger.arrive()).await {
                         Ok(Some(verdict)) => break (stamp, verdict, true),
                         // Its pilot went away before landing: board again.
@@ -320,10 +384,13 @@ impl IdentityCache {
     /// Amazon keeps calling the token valid until it expires. Use [`revoke`](Self::revoke) for
     /// that.
     ///
+    /// With the fleet level, the token's verdict is also deleted from Redis and every instance
+    /// is told to forget it.
+    ///
     /// # Errors
     ///
-    /// None today; a fleet-wide cache level will report when it could not publish the
-    /// invalidation.
+    /// [`CacheError::Fleet`] when the fleet level could not reach Redis: the token was
+    /// forgotten on this instance only.
     ///
     /// ```
     /// # async fn demo(layer: tower_amazon_auth::AmazonAuthLayer) -> Result<(), tower_amazon_auth::CacheError> {
@@ -332,7 +399,15 @@ impl IdentityCache {
     /// # Ok(()) }
     /// ```
     pub async fn invalidate(&self, token: &AccessToken) -> Result<(), CacheError> {
-        self.inner.forget(self.key(token.expose().as_bytes()));
+        let key = self.key(token.expose().as_bytes());
+        self.inner.forget(key);
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = &self.inner.fleet {
+            fleet
+                .forget(key, Some(token.expose()), None)
+                .await
+                .map_err(|()| CacheError::Fleet)?;
+        }
         Ok(())
     }
 
@@ -350,8 +425,16 @@ impl IdentityCache {
     /// # Errors
     ///
     /// [`CacheError::TooManyRevocations`] when `max_revocations` are in force (the logout did
-    /// not happen: answer it with a 5xx). A fleet-wide cache level will also report when it
-    /// could not write the revocation.
+    /// not happen: answer it with a 5xx). With the fleet level, [`CacheError::Fleet`] when the
+    /// tombstone could not be written to Redis: the token is refused on this instance, and
+    /// the instance keeps trying to write the tombstone in the background (every second while
+    /// its subscriber is connected, until the token expires), but until then other instances
+    /// may still accept it: answer 503, so the client knows the logout is not complete.
+    ///
+    /// With the fleet level, the tombstone is also written to Redis for the token's remaining
+    /// life (under the previous secret too, during a rotation), the token's verdicts there are
+    /// deleted, and every instance is told: each refuses the token from its next request on, or,
+    /// if it missed the message, from its next miss, which reads the tombstone.
     ///
     /// ```
     /// # async fn demo(layer: tower_amazon_auth::AmazonAuthLayer) -> Result<(), tower_amazon_auth::CacheError> {
@@ -360,20 +443,21 @@ impl IdentityCache {
     /// # Ok(()) }
     /// ```
     pub async fn revoke(&self, token: &AccessToken) -> Result<(), CacheError> {
-        self.inner.revoke_key(self.key(token.expose().as_bytes()))
+        let key = self.key(token.expose().as_bytes());
+        let _until = self.inner.revoke_key(key)?;
+        #[cfg(feature = "redis")]
+        self.inner.revoke_fleet(key, Some(token.expose()), _until).await?;
+        Ok(())
     }
 
-    /// Forgets every cached verdict (revocations stay).
+    /// Forgets every cached verdict (revocations stay), on this instance: with the fleet
+    /// level, Redis and the other instances keep theirs.
     ///
     /// # Errors
     ///
-    /// None today, as for [`invalidate`](Self::invalidate).
+    /// None today.
     pub async fn invalidate_all(&self) -> Result<(), CacheError> {
-        let inner = &*self.inner;
-        inner.generations.bump_all();
-        inner.store.invalidate_all();
-        inner.rejected.invalidate_all();
-        inner.flights.forget_all();
+        self.inner.flush();
         Ok(())
     }
 
@@ -390,7 +474,38 @@ impl IdentityCache {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> StatsSnapshot {
-        self.inner.stats.snapshot()
+        #[allow(unused_mut)]
+        let mut snapshot = self.inner.stats.snapshot();
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = &self.inner.fleet {
+            fleet.counters.fill(&mut snapshot);
+            snapshot.fleet_subscribed = fleet.subscribed.load(Relaxed);
+            snapshot.fleet_breaker_open = fleet.breaker_open();
+        }
+        snapshot
+    }
+
+    /// (feature `metrics`) Publishes every counter of [`stats`](Self::stats) through the
+    /// `metrics` facade (absolute values; names in the `metrics` module docs:
+    /// `tower_amazon_auth_hits_total`, …). Call it where your exporter is scraped, or from a
+    /// periodic task; the latency histograms of Amazon and Redis calls are recorded as they
+    /// happen without it.
+    ///
+    /// ```no_run
+    /// # async fn demo(layer: tower_amazon_auth::AmazonAuthLayer) {
+    /// let cache = layer.cache().clone();
+    /// tokio::spawn(async move {
+    ///     let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+    ///     loop {
+    ///         every.tick().await;
+    ///         cache.export_metrics();
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn export_metrics(&self) {
+        crate::metrics::export(&self.stats());
     }
 
     pub(crate) fn stats_handle(&self) -> &Stats {
@@ -421,6 +536,11 @@ impl IdentityCache {
         if let Some(entry) = inner.rejected.get(&key).filter(|e| e.generation() == generation) {
             return Ok(entry);
         }
+        #[cfg(feature = "redis")]
+        let seen = match self.ask_fleet(key, generation, token).await {
+            Ok(verdict) => return verdict,
+            Err(seen) => seen,
+        };
         let started = Instant::now();
         // Over the in-flight limit is a failure like any other: shed at once, or stale-if-error.
         let outcome = match inner.limiter.try_acquire() {
@@ -431,12 +551,7 @@ impl IdentityCache {
         match outcome {
             Ok((mut identity, received)) => {
                 let policy = &inner.policy;
-                let usable_for = match identity.token_expires() {
-                    Some(expires) => expires.saturating_duration_since(received),
-                    // Profile-only mode: Amazon gave no expiry; believe it for max_ttl.
-                    None => policy.max_ttl,
-                }
-                .saturating_sub(policy.clock_skew);
+                let usable_for = policy.usable_for(&identity, received);
                 let fresh_until = received + usable_for.min(policy.max_ttl);
                 tracing::debug!(user_id = identity.user_id(), elapsed_us, "token verified");
                 identity.origin = Some((key, inner.this.clone() as Weak<dyn Origin>));
@@ -452,9 +567,12 @@ impl IdentityCache {
                 };
                 // Stamped with `generation`: if an invalidation bumps it after this check,
                 // readers ignore the entry.
-                if inner.storable(key, generation) {
+                let storable = inner.storable(key, generation);
+                if storable {
                     inner.store.insert(key, entry.clone());
                 }
+                #[cfg(feature = "redis")]
+                inner.tell_fleet(key, storable.then_some(&entry), seen);
                 Ok(entry)
             }
             Err(error) if error.is_definite() => {
@@ -464,17 +582,16 @@ impl IdentityCache {
                     until: Instant::now() + inner.policy.negative_ttl,
                     generation,
                 };
-                if inner.generations.current(key) == generation {
-                    inner.store.invalidate(&key);
-                    inner.rejected.insert(key, entry.clone());
-                    // A thread may still remember the token as valid, if the store dropped it to
-                    // make room before this verification: from now on, none does.
-                    inner.memo.forget(key);
-                }
+                let _stored = inner.remember_rejection(key, generation, &entry);
+                #[cfg(feature = "redis")]
+                inner.tell_fleet(key, _stored.then_some(&entry), seen);
                 Ok(entry)
             }
             Err(error) => {
                 inner.stats.record_error(&error);
+                // No verdict for the fleet: let another instance try.
+                #[cfg(feature = "redis")]
+                inner.tell_fleet(key, None, seen);
                 // Stale-if-error: moka drops the entry at `until`, which never passes the
                 // token's expiry; check again anyway, the verification took time.
                 if let Some(Entry::Valid { identity, until, .. }) = stale {
@@ -510,6 +627,16 @@ impl IdentityCache {
 }
 
 impl Inner {
+    /// How long a pilot may wait for another instance's verification before its own (see
+    /// [`Fleet::lock_wait`](crate::Fleet::lock_wait)): its passengers wait that much longer.
+    fn fleet_wait(&self) -> Duration {
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = &self.fleet {
+            return fleet.lock_wait();
+        }
+        Duration::ZERO
+    }
+
     /// Whether a verdict computed under `generation` may be stored for `key`: it is still the
     /// current generation, and the token is not revoked (a second line of defence: `resolve`
     /// checks the tombstone before boarding).
@@ -528,6 +655,28 @@ impl Inner {
         AuthError::InvalidToken(Rejection::Revoked)
     }
 
+    /// Remembers a definite rejection computed under `generation`, if that is still current;
+    /// whether it did.
+    fn remember_rejection(&self, key: TokenKey, generation: u64, entry: &Entry) -> bool {
+        if self.generations.current(key) != generation {
+            return false;
+        }
+        self.store.invalidate(&key);
+        self.rejected.insert(key, entry.clone());
+        // A thread may still remember the token as valid, if the store dropped it to make room
+        // before this verification: from now on, none does.
+        self.memo.forget(key);
+        true
+    }
+
+    /// Outdates every token on every level, then clears them (revocations stay).
+    fn flush(&self) {
+        self.generations.bump_all();
+        self.store.invalidate_all();
+        self.rejected.invalidate_all();
+        self.flights.forget_all();
+    }
+
     /// Outdates `key` on every level, then clears them.
     fn forget(&self, key: TokenKey) {
         self.generations.bump(key);
@@ -537,8 +686,8 @@ impl Inner {
     }
 
     /// Writes `key`'s tombstone, then forgets it everywhere; refuses when `max_revocations` are
-    /// in force.
-    fn revoke_key(&self, key: TokenKey) -> Result<(), CacheError> {
+    /// in force. Returns until when the token is revoked.
+    fn revoke_key(&self, key: TokenKey) -> Result<Instant, CacheError> {
         let now = Instant::now();
         let expires = match self.store.get(&key) {
             Some(Entry::Valid { identity, .. }) => identity.token_expires(),
@@ -562,13 +711,18 @@ impl Inner {
         self.revoked.insert(key, until);
         self.stats.revocations.fetch_add(1, Relaxed);
         self.forget(key);
-        Ok(())
+        Ok(until)
     }
 }
 
 impl Origin for Inner {
     fn revoke(&self, key: TokenKey) -> BoxFuture<'_, Result<(), CacheError>> {
-        Box::pin(std::future::ready(self.revoke_key(key)))
+        Box::pin(async move {
+            let _until = self.revoke_key(key)?;
+            #[cfg(feature = "redis")]
+            self.revoke_fleet(key, None, _until).await?;
+            Ok(())
+        })
     }
 }
 

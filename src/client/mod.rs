@@ -171,7 +171,12 @@ impl AmazonClient {
         request: reqwest::RequestBuilder,
     ) -> Result<(T, Instant), AmazonError> {
         let started = Instant::now();
-        let response = request.send().await.map_err(transport_error)?;
+        let sent = request.send().await;
+        #[cfg(feature = "metrics")]
+        if sent.is_err() {
+            crate::metrics::amazon_call(endpoint, "error", started.elapsed());
+        }
+        let response = sent.map_err(transport_error)?;
         let received = Instant::now();
         let status = response.status();
         let request_id = response
@@ -185,6 +190,8 @@ impl AmazonClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
         let body = read_bounded(response).await;
+        #[cfg(feature = "metrics")]
+        crate::metrics::amazon_call(endpoint, status.as_str(), started.elapsed());
         tracing::debug!(
             endpoint,
             status = status.as_u16(),

@@ -21,7 +21,7 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// `cargo test` builds examples too, but `cargo test --test it` does not, and a binary
 /// left over from an earlier build may be stale: asking cargo (with this test's features and
 /// profile) is a no-op when it is fresh, and the JSON messages say where the binaries are.
-fn example_binaries() -> &'static HashMap<String, PathBuf> {
+pub(crate) fn example_binaries() -> &'static HashMap<String, PathBuf> {
     static BINARIES: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
     BINARIES.get_or_init(|| {
         // The features this test was built with (keep in step with Cargo.toml's [features]), so
@@ -32,6 +32,15 @@ fn example_binaries() -> &'static HashMap<String, PathBuf> {
         }
         if cfg!(feature = "mock") {
             features.push("mock");
+        }
+        if cfg!(feature = "redis") {
+            features.push("redis");
+        }
+        if cfg!(feature = "metrics") {
+            features.push("metrics");
+        }
+        if cfg!(feature = "fuzz") {
+            features.push("fuzz");
         }
         let mut cargo = Command::new(env!("CARGO"));
         cargo.current_dir(env!("CARGO_MANIFEST_DIR")).args([
@@ -106,6 +115,7 @@ impl Running {
         let mut child = Command::new(binary)
             .env_remove("AMAZON_CLIENT_ID")
             .env_remove("AMAZON_ENDPOINT")
+            .env_remove("REDIS_URL")
             .env("LISTEN_ADDR", "127.0.0.1:0")
             // Everything every crate logs, so "no token in the logs" means something.
             .env("RUST_LOG", "trace")

@@ -27,6 +27,8 @@ mod exchange;
 mod external;
 #[cfg(all(feature = "mock", feature = "axum"))]
 mod faults;
+#[cfg(all(feature = "mock", feature = "axum", feature = "redis"))]
+mod fleet;
 #[cfg(all(feature = "mock", feature = "axum"))]
 mod forward_auth;
 #[cfg(all(feature = "mock", feature = "axum"))]
@@ -36,6 +38,8 @@ mod isolation;
 mod layout;
 #[cfg(feature = "mock")]
 mod memo;
+#[cfg(all(feature = "mock", feature = "axum", feature = "metrics"))]
+mod metrics;
 #[cfg(feature = "mock")]
 mod mock;
 mod properties;

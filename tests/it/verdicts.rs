@@ -53,10 +53,12 @@ fn reply(answer: Answer, user: &MockUser) -> MockReply {
 async fn row(tokeninfo: Answer, profile: Answer) -> Vec<u16> {
     let mock = MockAmazon::start().await.unwrap();
     // No retries: a retried 503 would only make the row slower. The deadline ends the rows
-    // where an endpoint never answers, so it must leave the other endpoint's answer ample
-    // time even on a loaded machine: the table sends 900 first requests (1 800 upstream calls,
-    // each on a new connection) at once, and with 2 s, CI saw whole rows time out before the
-    // answer that should have decided them arrived.
+    // where an endpoint never answers, so it must leave ample time on a loaded machine (the
+    // whole suite on two busy cores): for the other endpoint's answer, which decides the row
+    // (the table sends 900 first requests, 1 800 upstream calls, at once), and for the row's 50
+    // requests to arrive, since each verification of such a row is a failure for the breaker
+    // and five of them open it, after which a request gets a 503 (back-off) whatever the
+    // answers. With 2 s, CI saw whole rows answered 503.
     let layer = builder(&mock)
         .retries(0)
         .deadline(Duration::from_secs(8))

@@ -1,0 +1,149 @@
+//! (feature `redis`) Where the cache's local levels meet the fleet level: a pilot's look in
+//! Redis before Amazon, the write-back of a verdict, the fleet half of a revocation, and the
+//! [`Local`] side the subscriber applies other instances' messages through. The rules are
+//! those of `mod.rs` and `src/fleet/mod.rs`.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use super::entry::Entry;
+use super::key::TokenKey;
+use super::{IdentityCache, Inner, Verdict, MAX_TOMBSTONE};
+use crate::error::{AuthError, CacheError, Rejection};
+use crate::fleet::level::{Lookup, Seen};
+use crate::fleet::record::{rejection_code, Decoded, Record};
+use crate::fleet::subscriber::Local;
+use crate::identity::Origin;
+use crate::token::AccessToken;
+
+impl IdentityCache {
+    /// A pilot's look in Redis, before asking Amazon: `Ok` verdict when Redis had one (or a
+    /// tombstone), stored locally as a fresh verification's would be, with the same checks
+    /// (`aud`, expiry: see [`Record::decode`]); `Err` with the fleet generation seen, to ask
+    /// Amazon and write the verdict back under it.
+    pub(super) async fn ask_fleet(
+        &self,
+        key: TokenKey,
+        generation: u64,
+        token: &AccessToken,
+    ) -> Result<Verdict, Seen> {
+        let inner = &*self.inner;
+        let Some(fleet) = inner.fleet.as_ref() else {
+            return Err(Seen::default());
+        };
+        let now = Instant::now();
+        match fleet.lookup(key, token.expose()).await {
+            Lookup::Miss(seen) => Err(seen),
+            Lookup::Revoked(left) => {
+                // Here too from now on, even if Redis goes away.
+                inner.install_tombstone(key, left);
+                Ok(Err(AuthError::InvalidToken(Rejection::Revoked)))
+            }
+            Lookup::Found(Decoded::Valid(mut identity), life) => {
+                let policy = &inner.policy;
+                let usable_for = policy.usable_for(&identity, now);
+                let fresh_until = now + life.min(usable_for).min(policy.max_ttl);
+                identity.origin = Some((key, inner.this.clone() as Weak<dyn Origin>));
+                let entry = Entry::Valid {
+                    fresh_until,
+                    until: if policy.stale_if_error {
+                        now + usable_for
+                    } else {
+                        fresh_until
+                    },
+                    identity: Arc::new(identity),
+                    generation,
+                };
+                if inner.storable(key, generation) {
+                    inner.store.insert(key, entry.clone());
+                }
+                Ok(Ok(entry))
+            }
+            Lookup::Found(Decoded::Rejected(error), life) => {
+                let entry = Entry::Rejected {
+                    error,
+                    until: now + life.min(inner.policy.negative_ttl),
+                    generation,
+                };
+                inner.remember_rejection(key, generation, &entry);
+                Ok(Ok(entry))
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Writes a verdict this instance got from Amazon (and stored) to Redis, in the
+    /// background, unless the token's fleet generation moved since `seen`; with `None`, only
+    /// gives up the fleet lock.
+    pub(super) fn tell_fleet(&self, key: TokenKey, entry: Option<&Entry>, seen: Seen) {
+        let Some(fleet) = &self.fleet else { return };
+        let now = Instant::now();
+        let fill = match entry {
+            Some(Entry::Valid {
+                identity,
+                fresh_until,
+                ..
+            }) => Some((
+                Record::Valid(identity.record()),
+                fresh_until.saturating_duration_since(now),
+            )),
+            Some(Entry::Rejected { error, until, .. }) => rejection_code(error)
+                .map(|code| (Record::Rejected(code), until.saturating_duration_since(now))),
+            None => None,
+        };
+        let fleet = fleet.clone();
+        tokio::spawn(async move {
+            match fill {
+                Some((record, life)) => fleet.fill(key, record, life, seen).await,
+                None => fleet.release(key).await,
+            }
+        });
+    }
+
+    /// The fleet half of a revocation: the tombstone in Redis until `until`, published.
+    pub(super) async fn revoke_fleet(
+        &self,
+        key: TokenKey,
+        token: Option<&str>,
+        until: Instant,
+    ) -> Result<(), CacheError> {
+        let Some(fleet) = &self.fleet else {
+            return Ok(());
+        };
+        let life = until.saturating_duration_since(Instant::now());
+        fleet
+            .forget(key, token, Some(life))
+            .await
+            .map_err(|()| CacheError::Fleet)
+    }
+
+    /// A revocation another instance made (or found in Redis): refused here for `revoked_for`
+    /// (at most a day, whatever Redis says: no token lives longer), and forgotten. Beyond
+    /// `max_revocations` only forgotten (the tombstone in Redis still refuses it at the next
+    /// miss).
+    fn install_tombstone(&self, key: TokenKey, revoked_for: Duration) {
+        let until = Instant::now() + revoked_for.min(MAX_TOMBSTONE);
+        let known = self.revoked.get(&key);
+        if known.is_none_or(|known| known < until)
+            && (known.is_some() || self.revoked.entry_count() < self.policy.max_revocations)
+        {
+            self.revoked.insert(key, until);
+        }
+        self.forget(key);
+    }
+}
+
+impl Local for Inner {
+    fn forget(&self, key: TokenKey) {
+        Inner::forget(self, key);
+    }
+
+    fn revoke(&self, key: TokenKey, revoked_for: Duration) {
+        self.install_tombstone(key, revoked_for);
+    }
+
+    fn flush(&self) {
+        Inner::flush(self);
+    }
+}

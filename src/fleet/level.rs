@@ -1,0 +1,570 @@
+//! [`FleetLevel`]: the second cache level in Redis. What a miss reads (tombstones, then the
+//! verdict, then the fleet lock), what a verification writes back, and what `revoke` and
+//! `invalidate` write and publish; every command within the command timeout and behind a
+//! [`Breaker`], so a slow or absent Redis only ever means "ask Amazon".
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Script, Value};
+use tokio::sync::watch;
+
+use super::message::{Event, Message};
+use super::naming::{channel, fingerprint, Naming};
+use super::record::{Decoded, Record};
+use super::scripts;
+use super::seal::Seal;
+use super::secret::Keys;
+use super::Fleet;
+use crate::breaker::{Breaker, Outcome};
+use crate::cache::key::{KeyedDigest, TokenKey};
+use crate::error::BuildError;
+use crate::log_limit::LogLimit;
+use crate::stats::StatsSnapshot;
+use crate::verify::Verifier;
+
+/// How often a request waiting for another instance's verification looks again.
+const POLL: Duration = Duration::from_millis(20);
+/// How much longer the fleet lock lives than the wait for it (so it outlives a verification
+/// that takes the whole deadline).
+const LOCK_MARGIN: Duration = Duration::from_secs(1);
+/// The longest a pilot waits for another instance's verification by default (or the
+/// verification deadline, when shorter): an Amazon round trip normally takes well under it.
+const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(2);
+/// How much longer a bumped fleet generation is kept than a verification can take.
+const GENERATION_MARGIN: Duration = Duration::from_secs(5);
+/// Most revocations kept for a retry while Redis is away.
+const MAX_PENDING: usize = 10_000;
+
+/// One secret's keys, names and seal.
+pub(crate) struct Secret {
+    pub(crate) keys: Keys,
+    naming: Naming,
+    seal: Seal,
+    /// The local digest under this secret (for the previous one: to name a token as the
+    /// instances still on it do).
+    digest: KeyedDigest,
+}
+
+/// What a miss found in Redis.
+pub(crate) enum Lookup {
+    /// The token is revoked, for this much longer.
+    Revoked(Duration),
+    /// A verdict, good for this much longer.
+    Found(Decoded, Duration),
+    /// Nothing usable (this instance may hold the fleet lock): verify, then
+    /// [`FleetLevel::fill`] with what was seen (or [`FleetLevel::release`]).
+    Miss(Seen),
+}
+
+/// The token's fleet generation a read saw, which a fill must present unchanged; `None` when
+/// Redis could not be read (nothing is then written back).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Seen(Option<Vec<u8>>);
+
+/// The fleet level of one cache.
+pub(crate) struct FleetLevel {
+    manager: ConnectionManager,
+    /// For the subscriber's own connection.
+    pub(crate) client: redis::Client,
+    /// The current secret first, then the previous one.
+    pub(crate) secrets: Vec<Secret>,
+    pub(crate) channel: String,
+    timeout: Duration,
+    lock_wait: Duration,
+    /// How long a bumped fleet generation is kept: longer than any verification under way
+    /// when it was bumped can take to write back.
+    generation_life: Duration,
+    /// Ours in the fleet lock, and the sender of our messages.
+    pub(crate) instance: [u8; 8],
+    lock_token: String,
+    breaker: Breaker,
+    warn: LogLimit,
+    /// With a previous secret: the token's key under it, by its current key, and back (filled
+    /// on misses, where the token is known), so a revocation made by key reaches instances
+    /// still on the previous secret, and their messages reach this one.
+    previous_of: Option<moka::sync::Cache<TokenKey, TokenKey>>,
+    current_of: Option<moka::sync::Cache<TokenKey, TokenKey>>,
+    client_ids: Box<[Arc<str>]>,
+    check_audience: bool,
+    read: Script,
+    fill: Script,
+    release: Script,
+    forget: Script,
+    /// Whether the subscriber is connected now.
+    pub(crate) subscribed: AtomicBool,
+    pub(crate) counters: Counters,
+    /// Revocations that could not be written to Redis, with when they end: retried by the
+    /// subscriber until they are written or end.
+    pending: Mutex<Vec<(TokenKey, Instant)>>,
+    /// Dropped with the level: tells the subscriber to stop.
+    stop: watch::Sender<()>,
+}
+
+/// The fleet level's counters (added to the cache's [`StatsSnapshot`](crate::StatsSnapshot)).
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) received: AtomicU64,
+    pub(crate) lock_waits: AtomicU64,
+    pub(crate) resubscriptions: AtomicU64,
+}
+
+impl Counters {
+    /// Copies the counters into `snapshot`.
+    pub(crate) fn fill(&self, snapshot: &mut StatsSnapshot) {
+        snapshot.fleet_hits = self.hits.load(Relaxed);
+        snapshot.fleet_misses = self.misses.load(Relaxed);
+        snapshot.fleet_errors = self.errors.load(Relaxed);
+        snapshot.fleet_invalidations_received = self.received.load(Relaxed);
+        snapshot.fleet_lock_waits = self.lock_waits.load(Relaxed);
+        snapshot.fleet_subscriptions = self.resubscriptions.load(Relaxed);
+    }
+}
+
+impl FleetLevel {
+    /// Sets the level up for a cache with `verifier`, from settings the builder checked (no
+    /// connection is opened: the first command, or the subscriber, connects). Refuses only a
+    /// URL the client cannot parse, and a call outside a Tokio runtime.
+    pub(crate) fn new(fleet: Fleet, verifier: &Verifier, capacity: u64) -> Result<Self, BuildError> {
+        // The settings were checked by the builder (`builder.rs`); what is left is the URL.
+        let lock_wait = fleet
+            .lock_wait
+            .unwrap_or(verifier.deadline.min(DEFAULT_LOCK_WAIT));
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(BuildError::FleetOutsideRuntime);
+        }
+        // The parse error may quote the URL, password included: say nothing of it.
+        let client = redis::Client::open(fleet.url.as_str()).map_err(|_| BuildError::FleetUrl)?;
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(fleet.command_timeout))
+            .set_connection_timeout(Some(fleet.command_timeout.max(Duration::from_secs(1))))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(Duration::from_secs(1));
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(|_| BuildError::FleetUrl)?;
+        let fingerprint = fingerprint(verifier);
+        let secret = |bytes: &[u8]| {
+            let keys = Keys::derive(bytes);
+            Secret {
+                naming: Naming::new(&fleet.prefix, &keys, fingerprint),
+                seal: Seal::new(&keys.seal),
+                digest: KeyedDigest::with_key(keys.digest),
+                keys,
+            }
+        };
+        let mut secrets = vec![secret(&fleet.secret)];
+        secrets.extend(fleet.previous.as_deref().map(secret));
+        let map = || moka::sync::Cache::builder().max_capacity(capacity).build();
+        let rotating = secrets.len() > 1;
+        let mut instance = [0; 8];
+        getrandom::fill(&mut instance).map_err(|e| BuildError::Randomness(e.to_string()))?;
+        Ok(Self {
+            manager,
+            client,
+            secrets,
+            channel: channel(&fleet.prefix),
+            timeout: fleet.command_timeout,
+            lock_wait,
+            generation_life: lock_wait + verifier.deadline + fleet.command_timeout + GENERATION_MARGIN,
+            lock_token: instance.iter().map(|b| format!("{b:02x}")).collect(),
+            instance,
+            breaker: Breaker::new(fleet.backoff, fleet.command_timeout),
+            warn: LogLimit::default(),
+            previous_of: rotating.then(map),
+            current_of: rotating.then(map),
+            client_ids: verifier.client_ids.clone(),
+            check_audience: verifier.check_audience,
+            read: scripts::read(),
+            fill: scripts::fill(),
+            release: scripts::release(),
+            forget: scripts::forget(),
+            subscribed: AtomicBool::new(false),
+            counters: Counters::default(),
+            pending: Mutex::new(Vec::new()),
+            stop: watch::channel(()).0,
+        })
+    }
+
+    /// The local digest every instance with this secret uses.
+    pub(crate) fn digest(&self) -> KeyedDigest {
+        KeyedDigest::with_key(self.secrets[0].keys.digest)
+    }
+
+    /// How long a pilot waits for another instance's verification of the same token.
+    pub(crate) fn lock_wait(&self) -> Duration {
+        self.lock_wait
+    }
+
+    /// Ends when the level is dropped.
+    pub(crate) fn stopped(&self) -> watch::Receiver<()> {
+        self.stop.subscribe()
+    }
+
+    /// Whether the breaker keeps Redis out of requests now.
+    pub(crate) fn breaker_open(&self) -> bool {
+        self.breaker.is_open()
+    }
+
+    /// The manager, for the subscriber's one-off commands.
+    pub(crate) fn manager(&self) -> ConnectionManager {
+        self.manager.clone()
+    }
+
+    /// The token's key under each secret known for it: the current one (`key`), and under the
+    /// previous secret, computed from `token` when given (and remembered), or remembered.
+    fn keys(&self, key: TokenKey, token: Option<&str>) -> Vec<(&Secret, TokenKey)> {
+        let mut keys = vec![(&self.secrets[0], key)];
+        if let (Some(previous), Some(previous_of), Some(current_of)) =
+            (self.secrets.get(1), &self.previous_of, &self.current_of)
+        {
+            let old = match token {
+                Some(token) => {
+                    let old = previous.digest.key(token.as_bytes());
+                    previous_of.insert(key, old);
+                    current_of.insert(old, key);
+                    Some(old)
+                }
+                None => previous_of.get(&key),
+            };
+            keys.extend(old.map(|old| (previous, old)));
+        }
+        keys
+    }
+
+    /// The name of the fleet lock of a token known by `keys`: under the oldest secret known
+    /// for it, so that during a rotation the instances still on the previous secret and those
+    /// already given the new one share it.
+    fn lock_name(keys: &[(&Secret, TokenKey)]) -> Option<Vec<u8>> {
+        keys.last().map(|(secret, key)| secret.naming.lock(*key))
+    }
+
+    /// The current key of a token named `old` under the previous secret, if known.
+    pub(crate) fn current_of(&self, old: TokenKey) -> Option<TokenKey> {
+        self.current_of.as_ref()?.get(&old)
+    }
+
+    /// Runs one command within the timeout, behind the breaker. `None` when it was not run or
+    /// failed (counted, and warned about at most every few seconds).
+    async fn run<T>(
+        &self,
+        what: &'static str,
+        command: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Option<T> {
+        let Ok(admission) = self.breaker.admit() else {
+            self.counters.errors.fetch_add(1, Relaxed);
+            return None;
+        };
+        let started = Instant::now();
+        let answered = tokio::time::timeout(self.timeout, command).await;
+        #[cfg(feature = "metrics")]
+        crate::metrics::redis_command(
+            what,
+            match &answered {
+                Ok(Ok(_)) => "ok",
+                Ok(Err(_)) => "error",
+                Err(_) => "timeout",
+            },
+            started.elapsed(),
+        );
+        let failure = match answered {
+            Ok(Ok(value)) => {
+                admission.record(Outcome::Answered);
+                return Some(value);
+            }
+            Ok(Err(error)) => format!("{:?}", error.kind()),
+            Err(_) => "timed out".to_owned(),
+        };
+        admission.record(Outcome::Failed);
+        self.counters.errors.fetch_add(1, Relaxed);
+        if let Some(suppressed) = self.warn.admit() {
+            tracing::warn!(
+                command = what,
+                failure,
+                elapsed_us = started.elapsed().as_micros() as u64,
+                suppressed,
+                "Redis (fleet cache level) failed: going on without it"
+            );
+        }
+        None
+    }
+
+    /// A miss's read: the tombstones, then the verdict, then the fleet lock. While another
+    /// instance holds the lock, looks again every few milliseconds for up to `lock_wait`.
+    pub(crate) async fn lookup(&self, key: TokenKey, token: &str) -> Lookup {
+        let keys = self.keys(key, Some(token));
+        let lock_ms = if self.lock_wait.is_zero() {
+            0
+        } else {
+            (self.lock_wait + LOCK_MARGIN).as_millis() as u64
+        };
+        let give_up = Instant::now() + self.lock_wait;
+        let generation = self.secrets[0].naming.generation(key);
+        let mut waited = false;
+        loop {
+            let mut invocation = self.read.prepare_invoke();
+            for (secret, key) in &keys {
+                invocation.key(secret.naming.tombstone(*key));
+            }
+            for (secret, key) in &keys {
+                invocation.key(secret.naming.verdict(*key));
+            }
+            invocation
+                .key(Self::lock_name(&keys).unwrap_or_default())
+                .key(&generation)
+                .arg(keys.len())
+                .arg(keys.len())
+                .arg(&self.lock_token)
+                .arg(lock_ms);
+            let mut manager = self.manager.clone();
+            let Some(answer) = self
+                .run("read", async {
+                    invocation.invoke_async::<Value>(&mut manager).await
+                })
+                .await
+            else {
+                return Lookup::Miss(Seen(None));
+            };
+            match self.answer(answer, &keys) {
+                Some(Answer::Busy(_)) if Instant::now() + POLL < give_up => {
+                    if !waited {
+                        waited = true;
+                        self.counters.lock_waits.fetch_add(1, Relaxed);
+                    }
+                    tokio::time::sleep(POLL).await;
+                }
+                Some(Answer::Busy(seen)) => {
+                    self.counters.misses.fetch_add(1, Relaxed);
+                    return Lookup::Miss(seen);
+                }
+                None => {
+                    self.counters.misses.fetch_add(1, Relaxed);
+                    return Lookup::Miss(Seen(None));
+                }
+                Some(Answer::Done(lookup)) => {
+                    match lookup {
+                        Lookup::Found(..) => self.counters.hits.fetch_add(1, Relaxed),
+                        _ => self.counters.misses.fetch_add(1, Relaxed),
+                    };
+                    return lookup;
+                }
+            }
+        }
+    }
+
+    /// What the read script answered.
+    fn answer(&self, answer: Value, keys: &[(&Secret, TokenKey)]) -> Option<Answer> {
+        let Value::Array(items) = answer else {
+            return None;
+        };
+        let int = |value: Option<&Value>| match value {
+            Some(Value::Int(n)) => Some(*n),
+            _ => None,
+        };
+        let millis = |n: i64| Duration::from_millis(n.max(0).unsigned_abs());
+        let seen = match items.get(1) {
+            Some(Value::BulkString(generation)) => Seen(Some(generation.clone())),
+            _ => return None,
+        };
+        Some(match int(items.first())? {
+            // A tombstone without expiry (written by hand): refuse for the longest a token
+            // lives.
+            1 => Answer::Done(Lookup::Revoked(match int(items.get(2))? {
+                -1 => Duration::from_secs(3600),
+                n => millis(n),
+            })),
+            2 => {
+                let life = millis(int(items.get(2))?);
+                let Some(Value::BulkString(value)) = items.get(3) else {
+                    return None;
+                };
+                let index = usize::try_from(int(items.get(4))?).ok()?.checked_sub(1)?;
+                let (secret, key) = keys.get(index)?;
+                let name = secret.naming.verdict(*key);
+                // Anything that does not open or decode is a miss, never an error.
+                let decoded = secret
+                    .seal
+                    .open(&name, value)
+                    .and_then(|bytes| Record::decode(&bytes, &self.client_ids, self.check_audience));
+                match decoded {
+                    Some(decoded) => Answer::Done(Lookup::Found(decoded, life)),
+                    None => Answer::Done(Lookup::Miss(seen)),
+                }
+            }
+            4 => Answer::Busy(seen),
+            _ => Answer::Done(Lookup::Miss(seen)),
+        })
+    }
+
+    /// Writes a verdict for `life`, unless the token is revoked in Redis or its fleet
+    /// generation moved since `seen` (an `invalidate` or `revoke` anywhere since the read that
+    /// preceded this verification); releases the fleet lock. Failures are counted, never
+    /// reported: the verdict stands locally.
+    pub(crate) async fn fill(&self, key: TokenKey, record: Record, life: Duration, seen: Seen) {
+        let Seen(Some(seen)) = seen else {
+            return self.release(key).await;
+        };
+        let secret = &self.secrets[0];
+        let name = secret.naming.verdict(key);
+        let life_ms = life.as_millis() as u64;
+        let Some(value) = record.encode().and_then(|bytes| secret.seal.seal(&name, &bytes)) else {
+            return self.release(key).await;
+        };
+        if life_ms == 0 {
+            return self.release(key).await;
+        }
+        let keys = self.keys(key, None);
+        let mut invocation = self.fill.prepare_invoke();
+        for (secret, key) in &keys {
+            invocation.key(secret.naming.tombstone(*key));
+        }
+        invocation
+            .key(name)
+            .key(Self::lock_name(&keys).unwrap_or_default())
+            .key(secret.naming.generation(key))
+            .arg(keys.len())
+            .arg(value)
+            .arg(life_ms)
+            .arg(&self.lock_token)
+            .arg(seen);
+        let mut manager = self.manager.clone();
+        self.run("fill", async {
+            invocation.invoke_async::<Value>(&mut manager).await
+        })
+        .await;
+    }
+
+    /// Releases the fleet lock of `key`'s verification, if this instance holds it.
+    pub(crate) async fn release(&self, key: TokenKey) {
+        let keys = self.keys(key, None);
+        let mut invocation = self.release.prepare_invoke();
+        invocation
+            .key(Self::lock_name(&keys).unwrap_or_default())
+            .arg(&self.lock_token);
+        let mut manager = self.manager.clone();
+        self.run("release", async {
+            invocation.invoke_async::<Value>(&mut manager).await
+        })
+        .await;
+    }
+
+    /// `revoke` (with `revoked_for`) or `invalidate` (without), fleet-wide: writes the
+    /// tombstones, deletes the verdicts and publishes, under every secret the token's key is
+    /// known for. `Err` when Redis could not be reached: the change is then local only for
+    /// now; a revocation is kept and retried in the background (see
+    /// [`retry_pending`](Self::retry_pending)) until it is written or the token expires.
+    pub(crate) async fn forget(
+        &self,
+        key: TokenKey,
+        token: Option<&str>,
+        revoked_for: Option<Duration>,
+    ) -> Result<(), ()> {
+        let written = self.write_forget(key, token, revoked_for).await;
+        if let (Err(()), Some(life)) = (written, revoked_for) {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            if pending.len() < MAX_PENDING {
+                pending.push((key, Instant::now() + life));
+            } else {
+                tracing::warn!(
+                    "fleet cache level: too many revocations waiting for Redis: one is local only"
+                );
+            }
+        }
+        written
+    }
+
+    /// Writes the revocations that could not be written before, while Redis answers.
+    pub(crate) async fn retry_pending(&self) {
+        let waiting = std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut left = Vec::new();
+        let mut reachable = true;
+        for (key, until) in waiting {
+            let now = Instant::now();
+            if until <= now {
+                continue;
+            }
+            if reachable && self.write_forget(key, None, Some(until - now)).await.is_ok() {
+                tracing::debug!("fleet cache level: a revocation written after Redis came back");
+                continue;
+            }
+            reachable = false;
+            left.push((key, until));
+        }
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(left);
+    }
+
+    /// Whether revocations wait for Redis.
+    pub(crate) fn has_pending(&self) -> bool {
+        !self
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
+    async fn write_forget(
+        &self,
+        key: TokenKey,
+        token: Option<&str>,
+        revoked_for: Option<Duration>,
+    ) -> Result<(), ()> {
+        let keys = self.keys(key, token);
+        let life_ms = revoked_for.map_or(0, |life| (life.as_millis() as u64).max(1));
+        let event = match revoked_for {
+            Some(_) => Event::Revoke(life_ms),
+            None => Event::Forget,
+        };
+        let mut invocation = self.forget.prepare_invoke();
+        if revoked_for.is_some() {
+            for (secret, key) in &keys {
+                invocation.key(secret.naming.tombstone(*key));
+            }
+        }
+        for (secret, key) in &keys {
+            invocation.key(secret.naming.generation(*key));
+        }
+        for (secret, key) in &keys {
+            invocation.key(secret.naming.verdict(*key));
+        }
+        invocation
+            .arg(if revoked_for.is_some() { keys.len() } else { 0 })
+            .arg(keys.len())
+            .arg(life_ms)
+            .arg(self.generation_life.as_millis() as u64)
+            .arg(&self.channel);
+        for (secret, key) in &keys {
+            let message = Message {
+                key: *key,
+                event,
+                sender: self.instance,
+            };
+            invocation.arg(message.encode(&secret.keys));
+        }
+        let mut manager = self.manager.clone();
+        match self
+            .run("forget", async {
+                invocation.invoke_async::<Value>(&mut manager).await
+            })
+            .await
+        {
+            Some(_) => Ok(()),
+            None => Err(()),
+        }
+    }
+}
+
+/// A read, as the lookup loop sees it.
+enum Answer {
+    Done(Lookup),
+    /// Another instance is verifying the token.
+    Busy(Seen),
+}

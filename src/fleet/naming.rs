@@ -1,0 +1,133 @@
+//! [`Naming`]: the names of everything the fleet level keeps in Redis, for one secret. Never the
+//! token: a token is known by its local key (a keyed digest under a key derived from the
+//! secret), and Redis names are MACs of that.
+//!
+//! | what | name | depends on |
+//! | --- | --- | --- |
+//! | verdict | `{prefix}v:{hex(MAC(verdict key, fingerprint ‖ token key))}` | token, secret, config fingerprint |
+//! | fleet lock | `{prefix}l:{same MAC}` | as the verdict |
+//! | tombstone | `{prefix}t:{hex(MAC(tombstone key, token key))}` | token and secret only |
+//! | generation | `{prefix}g:{hex(MAC(tombstone key, "generation" ‖ token key))}` | token and secret only |
+//! | channel | `{prefix}events` | prefix |
+//!
+//! The config fingerprint covers the accepted client ids, the endpoints, the audience and
+//! profile settings and the format version of a value, so two services on one Redis never
+//! read each other's verdicts, and a deploy that changes any of them starts afresh. A tombstone
+//! does not depend on it, so a rolling deploy that changes client ids or the format cannot lose
+//! a logout.
+
+use sha2::{Digest, Sha256};
+
+use super::record::FORMAT_VERSION;
+use super::secret::{mac, Keys};
+use crate::cache::key::TokenKey;
+use crate::verify::Verifier;
+
+/// Bytes of a MAC kept in a name (128 bits).
+const NAME_BYTES: usize = 16;
+
+/// The config fingerprint of a verifier: what makes a verdict valid for this service only.
+pub(crate) fn fingerprint(verifier: &Verifier) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        // Length-prefixed, so no two lists of fields hash alike.
+        hash.update((bytes.len() as u64).to_be_bytes());
+        hash.update(bytes);
+    };
+    field(&[FORMAT_VERSION]);
+    field(&[
+        u8::from(verifier.check_audience),
+        u8::from(verifier.fetch_profile),
+    ]);
+    let endpoints = verifier.client.endpoints();
+    field(endpoints.tokeninfo_url().unwrap_or("").as_bytes());
+    field(endpoints.profile_url().as_bytes());
+    let mut ids: Vec<&str> = verifier.client_ids.iter().map(|id| &**id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        field(id.as_bytes());
+    }
+    hash.finalize().into()
+}
+
+/// Names under one secret.
+pub(crate) struct Naming {
+    prefix: String,
+    verdict_key: [u8; 32],
+    tombstone_key: [u8; 32],
+    fingerprint: [u8; 32],
+}
+
+impl Naming {
+    pub(crate) fn new(prefix: &str, keys: &Keys, fingerprint: [u8; 32]) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            verdict_key: keys.verdict,
+            tombstone_key: keys.tombstone,
+            fingerprint,
+        }
+    }
+
+    fn name(&self, kind: &str, mac: &[u8; 32]) -> Vec<u8> {
+        let mut name = Vec::with_capacity(self.prefix.len() + kind.len() + 2 * NAME_BYTES);
+        name.extend_from_slice(self.prefix.as_bytes());
+        name.extend_from_slice(kind.as_bytes());
+        for byte in &mac[..NAME_BYTES] {
+            name.extend_from_slice(format!("{byte:02x}").as_bytes());
+        }
+        name
+    }
+
+    fn verdict_mac(&self, key: TokenKey) -> [u8; 32] {
+        mac(&self.verdict_key, &[&self.fingerprint, &key.to_be_bytes()])
+    }
+
+    /// Where the verdict about `key` is kept.
+    pub(crate) fn verdict(&self, key: TokenKey) -> Vec<u8> {
+        self.name("v:", &self.verdict_mac(key))
+    }
+
+    /// The fleet lock of `key`'s verification.
+    pub(crate) fn lock(&self, key: TokenKey) -> Vec<u8> {
+        self.name("l:", &self.verdict_mac(key))
+    }
+
+    /// Where `key`'s revocation is kept.
+    pub(crate) fn tombstone(&self, key: TokenKey) -> Vec<u8> {
+        self.name("t:", &mac(&self.tombstone_key, &[&key.to_be_bytes()]))
+    }
+}
+
+impl Naming {
+    /// Where `key`'s fleet generation is counted: bumped by every `invalidate` and `revoke`, so
+    /// a fill computed before one of them is refused (the local generation rule, in Redis).
+    pub(crate) fn generation(&self, key: TokenKey) -> Vec<u8> {
+        self.name(
+            "g:",
+            &mac(&self.tombstone_key, &[b"generation", &key.to_be_bytes()]),
+        )
+    }
+}
+
+/// The pub/sub channel of a prefix.
+pub(crate) fn channel(prefix: &str) -> String {
+    format!("{prefix}events")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_depend_on_the_fingerprint_and_tombstones_do_not() {
+        let keys = Keys::derive(&[7; 32]);
+        let a = Naming::new("p:", &keys, [1; 32]);
+        let b = Naming::new("p:", &keys, [2; 32]);
+        assert_ne!(a.verdict(42), b.verdict(42));
+        assert_eq!(a.tombstone(42), b.tombstone(42));
+        assert_ne!(a.verdict(42), a.verdict(43));
+        assert!(a.verdict(42).starts_with(b"p:v:"));
+        assert_eq!(a.verdict(42).len(), 4 + 32);
+    }
+}

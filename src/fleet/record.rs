@@ -1,0 +1,87 @@
+//! [`Record`]: what a verdict in Redis holds once opened: a verified identity, or a definite
+//! rejection. Encoded as a version byte and JSON; a record of another version, or one that
+//! does not decode, is a miss.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AuthError, Rejection};
+use crate::identity::{Identity, IdentityRecord};
+
+/// The format version of a value; part of the config fingerprint too, so a deploy that
+/// changes the format reads nothing written in the old one.
+pub(crate) const FORMAT_VERSION: u8 = 1;
+
+/// A verdict as Redis keeps it.
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Record {
+    /// Verified.
+    Valid(IdentityRecord),
+    /// A definite rejection, by its code (see [`rejection_code`]).
+    Rejected(u8),
+}
+
+/// The code of a definite rejection, `None` for anything else (never written).
+pub(crate) fn rejection_code(error: &AuthError) -> Option<u8> {
+    Some(match error {
+        AuthError::InvalidToken(Rejection::Invalid) => 1,
+        AuthError::InvalidToken(Rejection::Expired) => 2,
+        AuthError::InvalidToken(Rejection::WrongAudience) => 3,
+        AuthError::InvalidToken(Rejection::Inconsistent) => 4,
+        AuthError::InsufficientScope => 5,
+        _ => return None,
+    })
+}
+
+/// The rejection a code stands for.
+fn rejection(code: u8) -> Option<AuthError> {
+    Some(match code {
+        1 => AuthError::InvalidToken(Rejection::Invalid),
+        2 => AuthError::InvalidToken(Rejection::Expired),
+        3 => AuthError::InvalidToken(Rejection::WrongAudience),
+        4 => AuthError::InvalidToken(Rejection::Inconsistent),
+        5 => AuthError::InsufficientScope,
+        _ => return None,
+    })
+}
+
+/// What a record means to a service with these accepted client ids.
+pub(crate) enum Decoded {
+    /// The identity (its token not yet expired, its `aud` one of ours).
+    Valid(Identity),
+    /// A definite rejection.
+    Rejected(AuthError),
+}
+
+impl Record {
+    /// The bytes to seal.
+    pub(crate) fn encode(&self) -> Option<Vec<u8>> {
+        let mut out = vec![FORMAT_VERSION];
+        serde_json::to_writer(&mut out, self).ok()?;
+        Some(out)
+    }
+
+    /// What `bytes` (opened) mean here, checked as a fresh verdict would be: `None` (a miss)
+    /// for another version, bytes that do not decode, an identity whose `aud` is not one of
+    /// `client_ids` (with the audience check on; empty with it off), or an expired token.
+    pub(crate) fn decode(bytes: &[u8], client_ids: &[Arc<str>], check_audience: bool) -> Option<Decoded> {
+        let (&version, json) = bytes.split_first()?;
+        if version != FORMAT_VERSION {
+            return None;
+        }
+        match serde_json::from_slice(json).ok()? {
+            Self::Rejected(code) => rejection(code).map(Decoded::Rejected),
+            Self::Valid(record) => {
+                let aud = if check_audience {
+                    client_ids.iter().find(|id| ***id == *record.aud)?.clone()
+                } else if record.aud.is_empty() {
+                    Arc::from("")
+                } else {
+                    return None;
+                };
+                Identity::from_record(record, aud).map(Decoded::Valid)
+            }
+        }
+    }
+}

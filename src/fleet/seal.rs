@@ -1,0 +1,85 @@
+//! [`Seal`]: the AEAD box around every value the fleet level writes to Redis.
+//! XChaCha20-Poly1305 with a random 192-bit nonce per value (random nonces of that size never
+//! repeat in practice, unlike a 96-bit GCM nonce), the Redis key the value is written under
+//! bound as associated data, so a value copied under another key does not open.
+//!
+//! Layout: `nonce (24 bytes) ‖ ciphertext ‖ tag (16 bytes)`. Anything that does not open is
+//! `None`: a miss, never an error.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+
+/// Bytes of a nonce.
+const NONCE: usize = 24;
+
+/// Seals and opens values under one secret's key.
+pub(crate) struct Seal(XChaCha20Poly1305);
+
+impl Seal {
+    pub(crate) fn new(key: &[u8; 32]) -> Self {
+        Self(XChaCha20Poly1305::new(key.into()))
+    }
+
+    /// `plaintext` sealed for the Redis key `name`; `None` only if the system has no
+    /// randomness for a nonce (the value is then not written).
+    pub(crate) fn seal(&self, name: &[u8], plaintext: &[u8]) -> Option<Vec<u8>> {
+        let mut nonce = [0; NONCE];
+        getrandom::fill(&mut nonce).ok()?;
+        let sealed = self
+            .0
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: name,
+                },
+            )
+            .ok()?;
+        let mut out = Vec::with_capacity(NONCE + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Some(out)
+    }
+
+    /// What `value` holds, if it was sealed under this key for the Redis key `name`.
+    pub(crate) fn open(&self, name: &[u8], value: &[u8]) -> Option<Vec<u8>> {
+        if value.len() < NONCE {
+            return None;
+        }
+        let (nonce, sealed) = value.split_at(NONCE);
+        self.0
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: name,
+                },
+            )
+            .ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_only_under_its_key_and_name_and_unaltered() {
+        let seal = Seal::new(&[3; 32]);
+        let value = seal.seal(b"k1", b"hello").unwrap();
+        assert_eq!(seal.open(b"k1", &value).as_deref(), Some(&b"hello"[..]));
+        assert_eq!(seal.open(b"k2", &value), None, "moved to another key");
+        assert_eq!(Seal::new(&[4; 32]).open(b"k1", &value), None, "another secret");
+        for bit in 0..value.len() * 8 {
+            let mut flipped = value.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(seal.open(b"k1", &flipped), None, "bit {bit} flipped");
+        }
+        assert_eq!(seal.open(b"k1", &value[..10]), None);
+        assert_ne!(
+            seal.seal(b"k1", b"hello").unwrap(),
+            value,
+            "a fresh nonce each time"
+        );
+    }
+}

@@ -1,0 +1,80 @@
+//! [`Keys`]: everything derived from one fleet secret with HKDF-SHA256, each key for one
+//! purpose (the local digest, verdict names, tombstone names, the AEAD, message MACs, and a
+//! short id that tells which secret a message was made under). The secret itself is dropped
+//! once the keys are derived; no key is ever shown by `Debug`.
+
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// HMAC-SHA256.
+pub(crate) type HmacSha256 = Hmac<Sha256>;
+
+/// Salt of the derivation: names this crate and the version of its layout.
+const SALT: &[u8] = b"tower-amazon-auth fleet v1";
+
+/// The keys of one fleet secret.
+pub(crate) struct Keys {
+    /// Keys the local 128-bit digest of a token (SipHash), so every instance names a token
+    /// the same way.
+    pub(crate) digest: [u8; 16],
+    /// MACs a token's name and the config fingerprint into a verdict's key.
+    pub(crate) verdict: [u8; 32],
+    /// MACs a token's name into its tombstone's key.
+    pub(crate) tombstone: [u8; 32],
+    /// The XChaCha20-Poly1305 key of every value.
+    pub(crate) seal: [u8; 32],
+    /// MACs the messages on the channel.
+    pub(crate) message: [u8; 32],
+    /// Tells messages made under this secret from others (public: derived one-way).
+    pub(crate) id: [u8; 8],
+}
+
+impl Keys {
+    /// The keys of `secret`.
+    pub(crate) fn derive(secret: &[u8]) -> Self {
+        let hkdf = Hkdf::<Sha256>::new(Some(SALT), secret);
+        fn expand<const N: usize>(hkdf: &Hkdf<Sha256>, info: &[u8]) -> [u8; N] {
+            let mut out = [0; N];
+            // Never fails: N is far below 255 × 32 bytes.
+            let _ = hkdf.expand(info, &mut out);
+            out
+        }
+        Self {
+            digest: expand(&hkdf, b"local digest"),
+            verdict: expand(&hkdf, b"verdict key"),
+            tombstone: expand(&hkdf, b"tombstone key"),
+            seal: expand(&hkdf, b"value seal"),
+            message: expand(&hkdf, b"message mac"),
+            id: expand(&hkdf, b"secret id"),
+        }
+    }
+}
+
+/// HMAC-SHA256 of the concatenation of `parts` under `key`.
+pub(crate) fn mac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+    // HMAC takes a key of any length.
+    let Ok(mut mac) = HmacSha256::new_from_slice(key) else {
+        return [0; 32];
+    };
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_purpose_has_its_own_key_and_each_secret_its_own_keys() {
+        let a = Keys::derive(&[1; 32]);
+        let b = Keys::derive(&[2; 32]);
+        assert_ne!(a.verdict, a.tombstone);
+        assert_ne!(a.seal, a.message);
+        assert_ne!(a.id, b.id);
+        assert_ne!(a.digest, b.digest);
+        assert_eq!(Keys::derive(&[1; 32]).seal, a.seal, "deterministic");
+    }
+}

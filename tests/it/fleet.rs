@@ -1,0 +1,1146 @@
+//! The fleet level (feature `redis`) on a real `redis-server` the tests start themselves: one
+//! verification per token across instances, fleet-wide logout (also through a subscriber that
+//! missed the message), Redis down or frozen, two services on one Redis, and nothing readable
+//! at rest. Each "instance" is a layer with its own local cache, served on 127.0.0.1.
+//!
+//! Where something must propagate, the tests poll for it (up to 10 s) and print what they saw;
+//! no assertion is about time.
+
+use std::collections::HashSet;
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine as _;
+use http::StatusCode;
+use tower_amazon_auth::mock::{MockAmazon, MockReply, MockUser, MOCK_CLIENT_ID};
+use tower_amazon_auth::{AccessToken, AmazonAuthBuilder, AmazonAuthLayer, AmazonUser, CacheError, Fleet};
+
+use crate::common::{builder, client, serve_base_url, token};
+use crate::external::{free_port, require, External};
+
+/// The fleet secret of these tests (32 bytes).
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+/// Another fleet's secret.
+const OTHER_SECRET: &str = "fedcba9876543210fedcba9876543210";
+/// How long a test waits for something to propagate.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A `redis-server` on a free port, or `None` (skipped) when it is not installed.
+fn redis(test: &str) -> Option<External> {
+    let binary = require("redis-server", "redis-server", test)?;
+    Some(start_redis(&binary, free_port()))
+}
+
+fn start_redis(binary: &std::path::Path, port: u16) -> External {
+    External::start(
+        "redis",
+        binary,
+        port,
+        |_| Ok(()),
+        |dir| {
+            vec![
+                "--port".to_owned(),
+                port.to_string(),
+                "--bind".to_owned(),
+                "127.0.0.1".to_owned(),
+                "--save".to_owned(),
+                String::new(),
+                "--appendonly".to_owned(),
+                "no".to_owned(),
+                "--dir".to_owned(),
+                dir.display().to_string(),
+            ]
+        },
+    )
+    .expect("redis-server starts")
+}
+
+fn url(redis: &External) -> String {
+    format!("redis://127.0.0.1:{}", redis.port)
+}
+
+/// A connection of the test's own, to look at and tamper with what is in Redis.
+async fn connection(redis: &External) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url(redis))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// One instance: a layer with its own local cache, `/me` and `POST /logout` behind it.
+struct Instance {
+    layer: AmazonAuthLayer,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Instance {
+    async fn new(builder: AmazonAuthBuilder) -> Self {
+        let layer = builder.build().unwrap();
+        let app = Router::new()
+            .route(
+                "/me",
+                get(|user: AmazonUser| async move { user.user_id().to_owned() }),
+            )
+            .route(
+                "/logout",
+                post(|user: AmazonUser| async move {
+                    match user.revoke().await {
+                        Ok(()) => StatusCode::NO_CONTENT,
+                        Err(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    }
+                }),
+            )
+            .layer(layer.clone());
+        let base = serve_base_url(app).await.unwrap();
+        let instance = Self {
+            layer,
+            base,
+            http: client(),
+        };
+        instance.wait_subscribed().await;
+        instance
+    }
+
+    /// Waits until the subscriber is connected (its first subscription flushes the local
+    /// cache, which would make a test's count of upstream calls depend on timing).
+    async fn wait_subscribed(&self) {
+        let deadline = Instant::now() + PATIENCE;
+        while !self.layer.stats().fleet_subscribed {
+            assert!(Instant::now() < deadline, "the subscriber never connected");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn me(&self, token: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("{}/me", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    async fn status(&self, token: &str) -> u16 {
+        self.me(token).await.0
+    }
+
+    async fn logout(&self, token: &str) -> u16 {
+        self.http
+            .post(format!("{}/logout", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}
+
+/// An instance's settings. The command timeout is generous: these tests share two cores with
+/// the whole suite, and a Redis read that timed out would (correctly) send a request to Amazon
+/// and spoil a count of upstream calls. The fallback test sets the default timeout.
+fn fleet_builder(mock: &MockAmazon, redis: &External) -> AmazonAuthBuilder {
+    builder(mock).fleet(settings(redis))
+}
+
+fn settings(redis: &External) -> Fleet {
+    Fleet::new(url(redis), SECRET)
+        .backoff(Duration::from_secs(1))
+        .command_timeout(Duration::from_secs(2))
+}
+
+async fn instances(n: usize, mock: &MockAmazon, redis: &External) -> Vec<Instance> {
+    let mut all = Vec::new();
+    for _ in 0..n {
+        all.push(Instance::new(fleet_builder(mock, redis)).await);
+    }
+    all
+}
+
+/// Polls `check` until it is true or [`PATIENCE`] has passed; returns how long it took.
+async fn within_patience<F, Fut>(what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            let took = started.elapsed();
+            let _ = writeln!(std::io::stderr(), "fleet: {what} after {took:?}");
+            return took;
+        }
+        assert!(started.elapsed() < PATIENCE, "{what}: not within {PATIENCE:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Case 1: a token used on four instances in turn costs one tokeninfo and one profile call;
+/// so do 200 simultaneous first requests spread over the four.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_instances_verify_a_token_once() {
+    let Some(redis) = redis("fleet::four_instances_verify_a_token_once") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let fleet = instances(4, &mock, &redis).await;
+
+    let one = token("fleet-turns");
+    mock.register(&one, MockUser::new("amzn1.account.TURNS"));
+    for instance in &fleet {
+        assert_eq!(instance.me(&one).await, (200, "amzn1.account.TURNS".to_owned()));
+    }
+    let calls = mock.calls_for(&one);
+    assert_eq!(
+        (calls.tokeninfo, calls.profile),
+        (1, 1),
+        "one verification per fleet"
+    );
+    let hits: u64 = fleet.iter().map(|i| i.layer.stats().fleet_hits).sum();
+    assert_eq!(hits, 3, "the three others were answered by Redis");
+
+    let burst = token("fleet-burst");
+    mock.register(
+        &burst,
+        MockReply::user(MockUser::new("amzn1.account.BURST")).delayed(Duration::from_millis(200)),
+    );
+    let mut requests = Vec::new();
+    for n in 0..200 {
+        let request = fleet[n % 4]
+            .http
+            .get(format!("{}/me", fleet[n % 4].base))
+            .bearer_auth(&burst);
+        requests.push(tokio::spawn(async move {
+            request.send().await.unwrap().status().as_u16()
+        }));
+    }
+    for request in requests {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    let calls = mock.calls_for(&burst);
+    let stats: Vec<_> = fleet.iter().map(|i| i.layer.stats()).collect();
+    assert!(
+        calls.tokeninfo <= 1 && calls.profile <= 1,
+        "200 simultaneous first requests over 4 instances cost {calls:?}; {stats:#?}"
+    );
+    let waits: u64 = fleet.iter().map(|i| i.layer.stats().fleet_lock_waits).sum();
+    let _ = writeln!(
+        std::io::stderr(),
+        "fleet: burst of 200 over 4: {calls:?}, {waits} lock waits"
+    );
+}
+
+/// Case 2: `revoke` on A (Amazon still calls the token valid): B–D, with the token hot in
+/// their local caches and memos, refuse it; a verification in flight on B cannot bring it
+/// back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_logout_on_one_instance_is_refused_by_every_other() {
+    let Some(redis) = redis("fleet::a_logout_on_one_instance_is_refused_by_every_other") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let fleet = instances(4, &mock, &redis).await;
+
+    let hot = token("fleet-hot");
+    mock.register(&hot, MockUser::new("amzn1.account.HOT"));
+    for instance in &fleet {
+        // Twice: the second is a memo hit.
+        assert_eq!(instance.status(&hot).await, 200);
+        assert_eq!(instance.status(&hot).await, 200);
+    }
+    assert_eq!(fleet[0].logout(&hot).await, 204);
+    assert_eq!(fleet[0].status(&hot).await, 401);
+    let hot = &hot;
+    for instance in &fleet[1..] {
+        within_patience("a hot token refused on another instance", move || async move {
+            instance.status(hot).await == 401
+        })
+        .await;
+    }
+    assert_eq!(mock.calls_for(hot).tokeninfo, 1, "Amazon was asked again");
+
+    // B is verifying the token when A revokes it.
+    let flying = token("fleet-flying");
+    mock.register(
+        &flying,
+        MockReply::user(MockUser::new("amzn1.account.FLYING")).delayed(Duration::from_millis(500)),
+    );
+    let b = fleet[1]
+        .http
+        .get(format!("{}/me", fleet[1].base))
+        .bearer_auth(&flying);
+    let under_way = tokio::spawn(async move { b.send().await.unwrap().status().as_u16() });
+    let (m, f) = (&mock, &flying);
+    within_patience("B's verification under way", move || async move {
+        m.calls_for(f).tokeninfo == 1
+    })
+    .await;
+    fleet[0]
+        .layer
+        .cache()
+        .revoke(&AccessToken::new(flying.clone()))
+        .await
+        .unwrap();
+    let first = under_way.await.unwrap();
+    let _ = writeln!(std::io::stderr(), "fleet: the request under way got {first}");
+    for instance in &fleet {
+        assert_eq!(
+            instance.status(&flying).await,
+            401,
+            "a verification in flight brought a revoked token back"
+        );
+    }
+    assert_eq!(mock.calls_for(&flying).tokeninfo, 1);
+}
+
+/// Case 3: B's subscriber connection is killed and a logout happens while it is away: once B
+/// has subscribed again, it refuses the token, although it never got the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_logout_missed_while_disconnected_is_applied_after_reconnect() {
+    let Some(redis) = redis("fleet::a_logout_missed_while_disconnected_is_applied_after_reconnect") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let fleet = instances(2, &mock, &redis).await;
+    let (a, b) = (&fleet[0], &fleet[1]);
+    let mut admin = connection(&redis).await;
+    let mut missed = 0;
+    for attempt in 0..5 {
+        let hot = token(&format!("fleet-gap-{attempt}"));
+        mock.register(&hot, MockUser::new("amzn1.account.GAP"));
+        assert_eq!(a.status(&hot).await, 200);
+        assert_eq!(b.status(&hot).await, 200);
+        assert_eq!(b.status(&hot).await, 200);
+        let before = b.layer.stats();
+        let _: redis::Value = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        a.layer
+            .cache()
+            .revoke(&AccessToken::new(hot.clone()))
+            .await
+            .unwrap();
+        within_patience("B subscribed again", move || async move {
+            b.layer.stats().fleet_subscriptions > before.fleet_subscriptions
+                && b.layer.stats().fleet_subscribed
+        })
+        .await;
+        let got_message = b.layer.stats().fleet_invalidations_received > before.fleet_invalidations_received;
+        if !got_message {
+            missed += 1;
+        }
+        let hot = &hot;
+        within_patience("B refuses the token after reconnecting", move || async move {
+            b.status(hot).await == 401
+        })
+        .await;
+        if missed > 0 {
+            break;
+        }
+    }
+    assert!(missed > 0, "the logout never fell in the subscriber's gap");
+}
+
+/// Case 4: Redis frozen (SIGSTOP), then stopped: requests are answered via Amazon, a logout
+/// says it could not be made fleet-wide (503); once Redis is back, the second level is used
+/// again without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_frozen_or_down_falls_back_to_amazon_and_recovers() {
+    let Some(binary) = require("redis-server", "redis-server", "fleet::redis_frozen_or_down") else {
+        return;
+    };
+    let port = free_port();
+    let redis = start_redis(&binary, port);
+    let mock = MockAmazon::start().await.unwrap();
+    let mut fleet = Vec::new();
+    for _ in 0..2 {
+        let fast = Fleet::new(url(&redis), SECRET).backoff(Duration::from_secs(1));
+        fleet.push(Instance::new(builder(&mock).fleet(fast)).await);
+    }
+    let (a, b) = (&fleet[0], &fleet[1]);
+
+    redis.signal("STOP").unwrap();
+    for n in 0..10 {
+        let frozen = token(&format!("fleet-frozen-{n}"));
+        mock.register(&frozen, MockUser::new("amzn1.account.FROZEN"));
+        let started = Instant::now();
+        assert_eq!(
+            a.status(&frozen).await,
+            200,
+            "Redis frozen: not answered via Amazon"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "fleet: Redis frozen, request {n} took {:?}",
+            started.elapsed()
+        );
+    }
+    let unknown = token("fleet-frozen-unknown");
+    mock.register(&unknown, MockReply::invalid_token());
+    assert_eq!(
+        a.status(&unknown).await,
+        401,
+        "Redis trouble accepted a token Amazon refuses"
+    );
+    let out = token("fleet-frozen-logout");
+    mock.register(&out, MockUser::new("amzn1.account.OUT"));
+    assert_eq!(a.status(&out).await, 200);
+    assert_eq!(
+        a.logout(&out).await,
+        503,
+        "a logout that did not reach the fleet said 204"
+    );
+    assert_eq!(
+        a.status(&out).await,
+        401,
+        "the failed fleet logout still holds here"
+    );
+    assert!(a.layer.stats().fleet_errors > 0);
+    redis.signal("CONT").unwrap();
+
+    drop(redis);
+    for n in 0..5 {
+        let down = token(&format!("fleet-down-{n}"));
+        mock.register(&down, MockUser::new("amzn1.account.DOWN"));
+        let started = Instant::now();
+        assert_eq!(a.status(&down).await, 200, "Redis down: not answered via Amazon");
+        let _ = writeln!(
+            std::io::stderr(),
+            "fleet: Redis down, request {n} took {:?}",
+            started.elapsed()
+        );
+    }
+
+    let _redis = start_redis(&binary, port);
+    let mock = &mock;
+    let mut n = 0;
+    within_patience("the second level used again after Redis came back", || {
+        n += 1;
+        let back = token(&format!("fleet-back-{n}"));
+        mock.register(&back, MockUser::new("amzn1.account.BACK"));
+        async move {
+            a.status(&back).await == 200
+                && b.status(&back).await == 200
+                && mock.calls_for(&back).tokeninfo == 1
+        }
+    })
+    .await;
+    // The logout that failed while Redis was frozen is written once it is back.
+    let out = &out;
+    within_patience(
+        "a logout made while Redis was away reaches the fleet once it is back",
+        move || async move { b.status(out).await == 401 },
+    )
+    .await;
+}
+
+/// Case 5: two services with different client ids on one Redis never read each other's
+/// verdicts; a value copied under another token's key, or tampered with, is a miss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_services_share_nothing_and_moved_or_altered_values_are_misses() {
+    let Some(redis) = redis("fleet::two_services_share_nothing") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let api = Instance::new(fleet_builder(&mock, &redis)).await;
+    // Another service: it accepts the mock's client id too, and one more.
+    let admin =
+        Instance::new(fleet_builder(&mock, &redis).client_id("amzn1.application-oa2-client.ADMINONLY")).await;
+    let shared = token("fleet-two-services");
+    mock.register(&shared, MockUser::new("amzn1.account.SHARED"));
+    assert_eq!(api.status(&shared).await, 200);
+    assert_eq!(admin.status(&shared).await, 200);
+    assert_eq!(mock.calls_for(&shared).tokeninfo, 2, "a verdict crossed services");
+    assert_eq!(admin.layer.stats().fleet_hits, 0);
+
+    let mut redis_conn = connection(&redis).await;
+    let verdicts = |conn: &mut redis::aio::MultiplexedConnection| {
+        let mut conn = conn.clone();
+        async move {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg("taa:v:*")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            keys.into_iter().collect::<HashSet<_>>()
+        }
+    };
+    // Learn which verdict key is whose, once the two services' fills have landed.
+    let before = within_key(&mut redis_conn, &HashSet::new(), 2, &verdicts).await;
+    let first = token("fleet-moved-from");
+    mock.register(&first, MockUser::new("amzn1.account.FROM"));
+    assert_eq!(api.status(&first).await, 200);
+    let from_key = one(within_key(&mut redis_conn, &before, 1, &verdicts).await);
+    let before = verdicts(&mut redis_conn).await;
+    let second = token("fleet-moved-to");
+    mock.register(&second, MockUser::new("amzn1.account.TO"));
+    assert_eq!(api.status(&second).await, 200);
+    let to_key = one(within_key(&mut redis_conn, &before, 1, &verdicts).await);
+
+    // First's identity copied under second's key.
+    let value: Vec<u8> = redis::cmd("GET")
+        .arg(&from_key)
+        .query_async(&mut redis_conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&to_key)
+        .arg(&value)
+        .query_async(&mut redis_conn)
+        .await
+        .unwrap();
+    let fresh = Instance::new(fleet_builder(&mock, &redis)).await;
+    assert_eq!(
+        fresh.me(&second).await,
+        (200, "amzn1.account.TO".to_owned()),
+        "a value moved under another key was served"
+    );
+    assert_eq!(
+        mock.calls_for(&second).tokeninfo,
+        2,
+        "the moved value was not a miss"
+    );
+
+    // First's own value, one bit flipped.
+    let mut tampered = value.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let _: () = redis::cmd("SET")
+        .arg(&from_key)
+        .arg(&tampered)
+        .query_async(&mut redis_conn)
+        .await
+        .unwrap();
+    assert_eq!(fresh.me(&first).await, (200, "amzn1.account.FROM".to_owned()));
+    assert_eq!(
+        mock.calls_for(&first).tokeninfo,
+        2,
+        "a tampered value was not a miss"
+    );
+    assert_eq!(fresh.layer.stats().fleet_hits, 0);
+}
+
+/// The `count` verdict keys that appeared since `before` (fills are written in the
+/// background), once there are that many.
+async fn within_key<F, Fut>(
+    conn: &mut redis::aio::MultiplexedConnection,
+    before: &HashSet<String>,
+    count: usize,
+    verdicts: &F,
+) -> HashSet<String>
+where
+    F: Fn(&mut redis::aio::MultiplexedConnection) -> Fut,
+    Fut: std::future::Future<Output = HashSet<String>>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let now = verdicts(conn).await;
+        let new: HashSet<_> = now.difference(before).cloned().collect();
+        if new.len() == count {
+            return new;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not {count} new verdict keys in Redis: {new:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn one(keys: HashSet<String>) -> String {
+    keys.into_iter().next().expect("one key")
+}
+
+/// Every way `secret` could be written in a dump: in clear, hex, base64 (three alignments).
+fn encodings(secret: &str) -> Vec<Vec<u8>> {
+    let bytes = secret.as_bytes();
+    let mut out = vec![bytes.to_vec()];
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    out.push(hex.clone().into_bytes());
+    out.push(hex.to_uppercase().into_bytes());
+    for skip in 0..3 {
+        for engine in [
+            &base64::engine::general_purpose::STANDARD_NO_PAD,
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ] {
+            let encoded = engine.encode(&bytes[skip..]);
+            // The middle of the encoding does not depend on what came before.
+            let middle = &encoded[2..encoded.len().saturating_sub(2)];
+            out.push(middle.as_bytes().to_vec());
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.len() <= haystack.len() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Case 6: a dump of every key and value in Redis holds no token, user id, e-mail or name in
+/// any reversible encoding; a value written under another secret, or with a bit flipped, is a
+/// miss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nothing_in_redis_reveals_a_token_or_a_user() {
+    let Some(redis) = redis("fleet::nothing_in_redis_reveals_a_token_or_a_user") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let fleet = instances(2, &mock, &redis).await;
+    let mut secrets = Vec::new();
+    for n in 0..3 {
+        let t = token(&format!("fleet-dump-{n}"));
+        let user_id = format!("amzn1.account.DUMPUSER{n}");
+        let email = format!("dump.user{n}@example.com");
+        let name = format!("Dumpy McDumpface {n}");
+        mock.register(&t, MockUser::new(&user_id).email(&email).name(&name));
+        assert_eq!(fleet[0].status(&t).await, 200);
+        assert_eq!(fleet[1].status(&t).await, 200);
+        secrets.extend([t, user_id, email, name]);
+    }
+    // A rejection and a revocation too.
+    let rejected = token("fleet-dump-rejected");
+    mock.register(&rejected, MockReply::invalid_token());
+    assert_eq!(fleet[0].status(&rejected).await, 401);
+    assert_eq!(fleet[0].logout(&secrets[0]).await, 204);
+    secrets.push(rejected);
+    secrets.push(SECRET.to_owned());
+
+    let mut conn = connection(&redis).await;
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query_async(&mut conn).await.unwrap();
+    assert!(
+        keys.len() >= 4,
+        "expected verdicts and a tombstone, found {} keys",
+        keys.len()
+    );
+    let mut dump = Vec::new();
+    for key in &keys {
+        let value: Vec<u8> = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        dump.extend_from_slice(key);
+        dump.push(b'\n');
+        dump.extend_from_slice(&value);
+        dump.push(b'\n');
+    }
+    for secret in &secrets {
+        for encoding in encodings(secret) {
+            assert!(
+                !contains(&dump, &encoding),
+                "the Redis dump reveals {secret:?} (as {:?})",
+                String::from_utf8_lossy(&encoding)
+            );
+        }
+    }
+
+    // Another fleet's instance (another secret) names the token otherwise and cannot open
+    // this fleet's value even when it is put under its own name.
+    let t = &secrets[4];
+    let other = Instance::new(builder(&mock).fleet(Fleet::new(url(&redis), OTHER_SECRET))).await;
+    let before: HashSet<Vec<u8>> = keys.iter().cloned().collect();
+    assert_eq!(other.status(t).await, 200);
+    assert_eq!(
+        mock.calls_for(t).tokeninfo,
+        2,
+        "another secret read this fleet's verdict"
+    );
+    let deadline = Instant::now() + PATIENCE;
+    let other_key = loop {
+        let now: Vec<Vec<u8>> = redis::cmd("KEYS")
+            .arg("taa:v:*")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if let Some(key) = now.into_iter().find(|k| !before.contains(k)) {
+            break key;
+        }
+        assert!(Instant::now() < deadline, "the other fleet wrote no verdict");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let ours = keys
+        .iter()
+        .find(|k| k.starts_with(b"taa:v:"))
+        .expect("a verdict of ours");
+    let value: Vec<u8> = redis::cmd("GET").arg(ours).query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&other_key)
+        .arg(&value)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let other_fresh = Instance::new(builder(&mock).fleet(Fleet::new(url(&redis), OTHER_SECRET))).await;
+    assert_eq!(other_fresh.status(t).await, 200);
+    assert_eq!(
+        mock.calls_for(t).tokeninfo,
+        3,
+        "a value sealed under another secret was not a miss"
+    );
+    assert_eq!(other_fresh.layer.stats().fleet_hits, 0);
+}
+
+/// Secret rotation: an instance given a new secret and the previous one reads what the
+/// instances still on the previous secret wrote, and a logout on either side holds on the
+/// other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rotated_secret_keeps_verdicts_and_logouts_of_the_previous_one() {
+    let Some(redis) = redis("fleet::a_rotated_secret") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let old = Instance::new(fleet_builder(&mock, &redis)).await;
+    let new = Instance::new(
+        builder(&mock).fleet(
+            Fleet::new(url(&redis), OTHER_SECRET)
+                .previous_secret(SECRET)
+                .command_timeout(Duration::from_secs(2)),
+        ),
+    )
+    .await;
+    let t = token("fleet-rotation");
+    mock.register(&t, MockUser::new("amzn1.account.ROTATION"));
+    assert_eq!(old.status(&t).await, 200);
+    assert_eq!(new.status(&t).await, 200);
+    assert_eq!(
+        mock.calls_for(&t).tokeninfo,
+        1,
+        "the verdict under the previous secret was not read"
+    );
+    assert_eq!(new.logout(&t).await, 204);
+    let (old, new, t) = (&old, &new, &t);
+    within_patience(
+        "the old-secret instance refuses a logout made under the new one",
+        move || async move { old.status(t).await == 401 },
+    )
+    .await;
+
+    let u = token("fleet-rotation-2");
+    mock.register(&u, MockUser::new("amzn1.account.ROTATION2"));
+    assert_eq!(new.status(&u).await, 200);
+    assert_eq!(old.status(&u).await, 200);
+    assert_eq!(old.logout(&u).await, 204);
+    let u = &u;
+    within_patience(
+        "the new-secret instance refuses a logout made under the previous one",
+        move || async move { new.status(u).await == 401 },
+    )
+    .await;
+}
+
+/// `build()` checks the fleet settings; neither the secret nor the URL's password shows in
+/// `Debug` or in an error.
+#[tokio::test]
+async fn fleet_settings_are_checked_at_build_and_never_shown() {
+    let mock = MockAmazon::start().await.unwrap();
+    let short = builder(&mock)
+        .fleet(Fleet::new("redis://127.0.0.1:1", "too short"))
+        .build();
+    assert_eq!(
+        short.err(),
+        Some(tower_amazon_auth::BuildError::FleetSecretTooShort)
+    );
+    let prefix = builder(&mock)
+        .fleet(Fleet::new("redis://127.0.0.1:1", SECRET).key_prefix("has space"))
+        .build();
+    assert_eq!(prefix.err(), Some(tower_amazon_auth::BuildError::FleetKeyPrefix));
+    for (fleet, setting) in [
+        (
+            Fleet::new("redis://127.0.0.1:1", SECRET).command_timeout(Duration::MAX),
+            "command_timeout",
+        ),
+        (
+            Fleet::new("redis://127.0.0.1:1", SECRET).lock_wait(Duration::MAX),
+            "lock_wait",
+        ),
+        (
+            Fleet::new("redis://127.0.0.1:1", SECRET).backoff(Duration::MAX),
+            "backoff",
+        ),
+    ] {
+        match builder(&mock).fleet(fleet).build() {
+            Err(tower_amazon_auth::BuildError::TooLarge { setting: s, .. }) => assert_eq!(s, setting),
+            other => panic!("{setting}: {other:?}"),
+        }
+    }
+    let zero = builder(&mock)
+        .fleet(Fleet::new("redis://127.0.0.1:1", SECRET).command_timeout(Duration::ZERO))
+        .build();
+    assert_eq!(
+        zero.err(),
+        Some(tower_amazon_auth::BuildError::Zero("command_timeout"))
+    );
+    let previous = builder(&mock)
+        .fleet(Fleet::new("redis://127.0.0.1:1", SECRET).previous_secret("short"))
+        .build();
+    assert_eq!(
+        previous.err(),
+        Some(tower_amazon_auth::BuildError::FleetSecretTooShort)
+    );
+    let bad_url = builder(&mock)
+        .fleet(Fleet::new("http://:hunter2@x", SECRET))
+        .build();
+    let error = bad_url.expect_err("refused");
+    assert!(!error.to_string().contains("hunter2"));
+    let fleet = Fleet::new("redis://:hunter2@127.0.0.1:1", SECRET);
+    let shown = format!("{fleet:?}");
+    assert!(!shown.contains("hunter2") && !shown.contains(SECRET), "{shown}");
+    let with_shared = AmazonAuthLayer::builder()
+        .shared_cache(builder(&mock).build().unwrap().cache().clone())
+        .fleet(fleet)
+        .build();
+    assert_eq!(
+        with_shared.err(),
+        Some(tower_amazon_auth::BuildError::SharedCacheWith("fleet"))
+    );
+    // Redis down at startup: the layer builds and serves via Amazon.
+    let down = builder(&mock)
+        .fleet(Fleet::new(format!("redis://127.0.0.1:{}", free_port()), SECRET))
+        .build()
+        .unwrap();
+    let t = token("fleet-down-at-startup");
+    mock.register(&t, MockUser::new("amzn1.account.STARTUP"));
+    let app = Router::new()
+        .route(
+            "/me",
+            get(|user: AmazonUser| async move { user.user_id().to_owned() }),
+        )
+        .layer(down.clone());
+    let base = serve_base_url(app).await.unwrap();
+    let response = client()
+        .get(format!("{base}/me"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        down.cache().revoke(&AccessToken::new(t)).await.err(),
+        Some(CacheError::Fleet)
+    );
+}
+
+/// An `examples/server` process on the fleet: its address, once it listens and its subscriber
+/// is connected. Killed on drop.
+struct ServerProcess {
+    child: std::process::Child,
+    base: String,
+    logs: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl ServerProcess {
+    fn start(mock: &MockAmazon, redis: &External) -> Self {
+        use std::io::BufRead as _;
+        let binary = crate::examples::example_binaries()
+            .get("server")
+            .expect("the server example");
+        let mut child = std::process::Command::new(binary)
+            .env("AMAZON_CLIENT_ID", MOCK_CLIENT_ID)
+            .env("AMAZON_ENDPOINT", mock.base_url())
+            .env("REDIS_URL", url(redis))
+            .env("AMAZON_AUTH_CACHE_SECRET", SECRET)
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", "info,tower_amazon_auth=debug")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn the server example");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (ready, signals) = std::sync::mpsc::channel();
+        let all = logs.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("listening") {
+                    if let Some(addr) = line.split("addr=").nth(1) {
+                        let _ = ready.send(Some(addr.trim().to_owned()));
+                    }
+                }
+                if line.contains("fleet cache level: subscribed") {
+                    let _ = ready.send(None);
+                }
+                let mut all = all.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        let (mut addr, mut subscribed) = (None, false);
+        while addr.is_none() || !subscribed {
+            match signals.recv_timeout(PATIENCE) {
+                Ok(Some(listening)) => addr = Some(listening),
+                Ok(None) => subscribed = true,
+                Err(_) => panic!("the server example did not start: {}", logs.lock().unwrap()),
+            }
+        }
+        Self {
+            child,
+            base: format!("http://{}", addr.unwrap_or_default()),
+            logs,
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Case 7: three `examples/server` processes on one Redis and one `MockAmazon`: a token used
+/// on each costs one tokeninfo call; `POST /logout` on one, and the other two answer 401
+/// although Amazon still calls the token valid. The secret is never logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_example_servers_share_verdicts_and_logouts() {
+    let Some(redis) = redis("fleet::three_example_servers_share_verdicts_and_logouts") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let servers: Vec<ServerProcess> = (0..3).map(|_| ServerProcess::start(&mock, &redis)).collect();
+    let http = client();
+    let t = token("fleet-examples");
+    mock.register(
+        &t,
+        MockUser::new("amzn1.account.EXAMPLES").email("ex@example.com"),
+    );
+    for server in &servers {
+        let response = http
+            .get(format!("{}/me", server.base))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(
+        mock.calls_for(&t).tokeninfo,
+        1,
+        "one tokeninfo call for the fleet"
+    );
+    let logout = http
+        .post(format!("{}/logout", servers[0].base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    let (http, t) = (&http, &t);
+    for server in &servers[1..] {
+        within_patience(
+            "an example server refuses a token logged out on another",
+            move || async move {
+                let response = http
+                    .get(format!("{}/me", server.base))
+                    .bearer_auth(t)
+                    .send()
+                    .await
+                    .unwrap();
+                response.status() == 401
+            },
+        )
+        .await;
+    }
+    for server in &servers {
+        let logs = server.logs.lock().unwrap();
+        assert!(!logs.contains(SECRET), "the fleet secret was logged");
+        assert!(!logs.contains(t.as_str()), "a token was logged");
+    }
+
+    // REDIS_URL without the secret: a clear startup error.
+    let binary = crate::examples::example_binaries()
+        .get("server")
+        .expect("the server example");
+    let output = std::process::Command::new(binary)
+        .env("AMAZON_CLIENT_ID", MOCK_CLIENT_ID)
+        .env("AMAZON_ENDPOINT", mock.base_url())
+        .env("REDIS_URL", url(&redis))
+        .env_remove("AMAZON_AUTH_CACHE_SECRET")
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the server example");
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("AMAZON_AUTH_CACHE_SECRET is not"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `invalidate` on A reaches B (which verifies again, and learns Amazon changed its mind); a
+/// definite rejection learned on A is remembered for B too, briefly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invalidations_and_rejections_travel_across_the_fleet() {
+    let Some(redis) = redis("fleet::invalidations_and_rejections_travel_across_the_fleet") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let fleet = instances(2, &mock, &redis).await;
+    let (a, b) = (&fleet[0], &fleet[1]);
+
+    let changed = token("fleet-changed");
+    mock.register(&changed, MockUser::new("amzn1.account.CHANGED"));
+    assert_eq!(a.status(&changed).await, 200);
+    assert_eq!(b.status(&changed).await, 200);
+    assert_eq!(b.status(&changed).await, 200);
+    mock.register(&changed, MockReply::invalid_token());
+    a.layer
+        .cache()
+        .invalidate(&AccessToken::new(changed.clone()))
+        .await
+        .unwrap();
+    let changed = &changed;
+    within_patience("B forgets a token invalidated on A", move || async move {
+        b.status(changed).await == 401
+    })
+    .await;
+
+    let bad = token("fleet-rejected");
+    mock.register(&bad, MockReply::invalid_token());
+    let hits = b.layer.stats().fleet_hits;
+    assert_eq!(a.status(&bad).await, 401);
+    // A holds the fleet lock until its rejection is written, so B waits for it.
+    assert_eq!(b.status(&bad).await, 401);
+    assert_eq!(
+        b.layer.stats().fleet_hits,
+        hits + 1,
+        "B did not read A's rejection"
+    );
+    assert_eq!(mock.calls_for(&bad).tokeninfo, 1);
+}
+
+/// The fleet level's subscriber is a task: `build()` outside a Tokio runtime says so rather
+/// than panicking.
+#[test]
+fn a_fleet_layer_built_outside_a_runtime_is_an_error() {
+    let built = AmazonAuthLayer::builder()
+        .client_id(MOCK_CLIENT_ID)
+        .fleet(Fleet::new("redis://127.0.0.1:1", SECRET))
+        .build();
+    assert_eq!(
+        built.err(),
+        Some(tower_amazon_auth::BuildError::FleetOutsideRuntime)
+    );
+}
+
+/// `rediss://` goes through rustls (no OpenSSL); a server that does not speak TLS (here the
+/// mock's HTTP port) is Redis trouble like any other: requests are verified with Amazon and a
+/// logout reports that it did not reach the fleet. (A TLS Redis is not started here: it would
+/// need a certificate the system trusts.)
+#[tokio::test]
+async fn a_rediss_url_uses_rustls_and_a_failed_handshake_is_redis_trouble() {
+    let mock = MockAmazon::start().await.unwrap();
+    let layer = builder(&mock)
+        .fleet(Fleet::new(format!("rediss://{}", mock.addr()), SECRET))
+        .build()
+        .unwrap();
+    let t = token("fleet-rediss");
+    mock.register(&t, MockUser::new("amzn1.account.TLS"));
+    let app = Router::new()
+        .route(
+            "/me",
+            get(|user: AmazonUser| async move { user.user_id().to_owned() }),
+        )
+        .layer(layer.clone());
+    let base = serve_base_url(app).await.unwrap();
+    let response = client()
+        .get(format!("{base}/me"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        layer.cache().revoke(&AccessToken::new(t)).await.err(),
+        Some(CacheError::Fleet)
+    );
+    assert!(layer.stats().fleet_errors > 0);
+}
+
+/// The fleet generation: an instance that missed an `invalidate` (its Redis user may not
+/// subscribe, so no message reaches it) and was verifying the token when it happened cannot
+/// write its older verdict back to Redis, where every other instance would read it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_verification_older_than_an_invalidation_is_not_written_back() {
+    let Some(redis) = redis("fleet::a_verification_older_than_an_invalidation_is_not_written_back") else {
+        return;
+    };
+    let mut admin = connection(&redis).await;
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "deaf",
+            "on",
+            ">deafpass",
+            "~*",
+            "resetchannels",
+            "+@all",
+        ])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let mock = MockAmazon::start().await.unwrap();
+    let deaf_url = format!("redis://deaf:deafpass@127.0.0.1:{}", redis.port);
+    let deaf_layer = builder(&mock)
+        .fleet(Fleet::new(deaf_url, SECRET).command_timeout(Duration::from_secs(2)))
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/me",
+            get(|user: AmazonUser| async move { user.user_id().to_owned() }),
+        )
+        .layer(deaf_layer.clone());
+    let deaf_base = serve_base_url(app).await.unwrap();
+    let others = instances(2, &mock, &redis).await;
+
+    let t = token("fleet-generation");
+    mock.register(
+        &t,
+        MockReply::user(MockUser::new("amzn1.account.OLD")).delayed(Duration::from_millis(500)),
+    );
+    let request = client().get(format!("{deaf_base}/me")).bearer_auth(&t);
+    let under_way = tokio::spawn(async move { request.send().await.unwrap().status().as_u16() });
+    let (m, tt) = (&mock, &t);
+    within_patience("the deaf instance's verification under way", move || async move {
+        m.calls_for(tt).tokeninfo == 1
+    })
+    .await;
+    // Amazon changes its mind; another instance is told and invalidates fleet-wide.
+    mock.register(&t, MockReply::invalid_token());
+    others[0]
+        .layer
+        .cache()
+        .invalidate(&AccessToken::new(t.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        under_way.await.unwrap(),
+        200,
+        "the request under way keeps its verdict"
+    );
+    assert!(
+        !deaf_layer.stats().fleet_subscribed,
+        "the deaf instance subscribed after all"
+    );
+    // Its fill is written in the background: give it time to land (or, rightly, not).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        others[1].status(&t).await,
+        401,
+        "a verdict older than the invalidation was written back to Redis and served"
+    );
+    assert_eq!(mock.calls_for(&t).tokeninfo, 2);
+}
