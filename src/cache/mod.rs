@@ -627,12 +627,13 @@ impl IdentityCache {
 }
 
 impl Inner {
-    /// How long a pilot may wait for another instance's verification before its own (see
-    /// [`Fleet::lock_wait`](crate::Fleet::lock_wait)): its passengers wait that much longer.
+    /// How much longer than a verification a pilot may take with the fleet level: the wait for
+    /// another instance's verification (see [`Fleet::lock_wait`](crate::Fleet::lock_wait)) and
+    /// its own Redis commands. Its passengers wait that much longer.
     fn fleet_wait(&self) -> Duration {
         #[cfg(feature = "redis")]
         if let Some(fleet) = &self.fleet {
-            return fleet.lock_wait();
+            return fleet.lock_wait() + fleet.command_time();
         }
         Duration::ZERO
     }

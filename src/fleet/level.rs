@@ -202,6 +202,12 @@ impl FleetLevel {
         self.lock_wait
     }
 
+    /// The most a pilot's Redis commands add to a verification besides the lock wait: its
+    /// read before Amazon and its write after, each bounded by the command timeout.
+    pub(crate) fn command_time(&self) -> Duration {
+        self.timeout * 2
+    }
+
     /// Ends when the level is dropped.
     pub(crate) fn stopped(&self) -> watch::Receiver<()> {
         self.stop.subscribe()

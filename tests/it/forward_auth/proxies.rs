@@ -255,6 +255,28 @@ async fn client_identity_headers_never_reach_the_backend(rig: Rig) {
     for name in ["x-auth-request-email", "x-auth-request-name"] {
         assert!(uid_only.header(name).unwrap_or("").is_empty(), "{name}");
     }
+    // Underscored look-alikes, which CGI, PHP-FPM, WSGI and Rack backends read as the real
+    // names: the proxy drops them (nginx by default, the Caddy snippet explicitly).
+    let authorization = Rig::bearer(&rig.users().good);
+    let look_alikes = [
+        ("x_auth_request_user", "amzn1.account.FORGED"),
+        ("x-auth_request-email", "forged@example.com"),
+        ("x_auth-request_name", "Forged"),
+        ("authorization", authorization.as_str()),
+    ];
+    let response = rig.get("/app", &look_alikes).await;
+    assert_eq!(response.status(), 200, "{}", rig.proxy.logs());
+    let seen = rig.backend.last();
+    let underscored: Vec<_> = seen
+        .headers
+        .keys()
+        .filter(|name| name.as_str().contains('_'))
+        .collect();
+    assert!(
+        underscored.is_empty(),
+        "underscored headers reached the backend: {underscored:?}"
+    );
+    assert_eq!(seen.header("x-auth-request-user"), Some(GOOD_USER));
 }
 
 /// 4. `POST` with a 1 MB body: the backend gets the whole body; the auth server never waits
