@@ -552,6 +552,7 @@ impl FleetLevel {
                 key: *key,
                 event,
                 sender: self.instance,
+                first: self.secrets[0].keys.id,
             };
             invocation.arg(message.encode(&secret.keys));
         }

@@ -3,15 +3,18 @@
 //! id it carries, authenticated with that secret's message key: a message from a fleet with
 //! another secret on the same Redis, or a forged one, is dropped.
 //!
-//! Each message names the instance that sent it, which ignores its own.
+//! Each message names the instance that sent it, which ignores its own, and the secret of its
+//! sender's first copy: during a rotation an instance publishes each message once under every
+//! secret it holds, and a receiver that holds the first copy's secret as its own current one
+//! ignores the other copies (it cannot always map their keys, and would have to flush).
 //!
-//! Layout (57 bytes): `kind (1) ‖ secret id (8) ‖ sender (8) ‖ token key (16, big-endian) ‖
-//! revoked for, ms (8, big-endian) ‖ MAC (16)`.
+//! Layout (65 bytes): `kind (1) ‖ secret id (8) ‖ first copy's secret id (8) ‖ sender (8) ‖
+//! token key (16, big-endian) ‖ revoked for, ms (8, big-endian) ‖ MAC (16)`.
 
 use super::secret::{mac, Keys};
 use crate::cache::key::TokenKey;
 
-const LEN: usize = 1 + 8 + 8 + 16 + 8;
+const LEN: usize = 1 + 8 + 8 + 8 + 16 + 8;
 const MAC_LEN: usize = 16;
 
 /// What a message asks.
@@ -31,6 +34,9 @@ pub(crate) struct Message {
     pub(crate) event: Event,
     /// The instance that sent it (random per instance).
     pub(crate) sender: [u8; 8],
+    /// The id of the secret the sender's first copy of this message is under (its current
+    /// secret); the message's own when it is that copy.
+    pub(crate) first: [u8; 8],
 }
 
 impl Message {
@@ -43,6 +49,7 @@ impl Message {
         let mut out = Vec::with_capacity(LEN + MAC_LEN);
         out.push(kind);
         out.extend_from_slice(&keys.id);
+        out.extend_from_slice(&self.first);
         out.extend_from_slice(&self.sender);
         out.extend_from_slice(&self.key.to_be_bytes());
         out.extend_from_slice(&ms.to_be_bytes());
@@ -75,15 +82,21 @@ impl Message {
         if differs != 0 {
             return None;
         }
-        let sender = body[9..17].try_into().ok()?;
-        let key = TokenKey::from_be_bytes(body[17..33].try_into().ok()?);
-        let ms = u64::from_be_bytes(body[33..41].try_into().ok()?);
+        let first = body[9..17].try_into().ok()?;
+        let sender = body[17..25].try_into().ok()?;
+        let key = TokenKey::from_be_bytes(body[25..41].try_into().ok()?);
+        let ms = u64::from_be_bytes(body[41..49].try_into().ok()?);
         let event = match body[0] {
             1 => Event::Forget,
             2 => Event::Revoke(ms),
             _ => return None,
         };
-        Some(Self { key, event, sender })
+        Some(Self {
+            key,
+            event,
+            sender,
+            first,
+        })
     }
 }
 
@@ -98,6 +111,7 @@ mod tests {
             key: 0x0123_4567_89ab_cdef_0011_2233_4455_6677,
             event: Event::Revoke(1234),
             sender: [5; 8],
+            first: keys.id,
         };
         let bytes = message.encode(&keys);
         assert_eq!(Message::decode(&bytes, &keys), Some(message));

@@ -738,6 +738,56 @@ async fn a_rotated_secret_keeps_verdicts_and_logouts_of_the_previous_one() {
     .await;
 }
 
+/// During a rotation, between two instances that both hold the new and the previous secret: a
+/// logout on one reaches the other through its copy under the current secret, and the copy
+/// under the previous secret, whose key the receiver cannot map (it never saw the token), does
+/// not make it flush its whole cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_logout_between_rotating_instances_does_not_flush_their_caches() {
+    let Some(redis) = redis("fleet::a_logout_between_rotating_instances") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let rotating = || {
+        builder(&mock).fleet(
+            Fleet::new(url(&redis), OTHER_SECRET)
+                .previous_secret(SECRET)
+                .command_timeout(Duration::from_secs(2)),
+        )
+    };
+    let a = Instance::new(rotating()).await;
+    let b = Instance::new(rotating()).await;
+    let hot = token("fleet-rotating-hot");
+    mock.register(&hot, MockUser::new("amzn1.account.HOT"));
+    assert_eq!(b.status(&hot).await, 200);
+    let misses = b.layer.stats().misses;
+
+    let out = token("fleet-rotating-out");
+    mock.register(&out, MockUser::new("amzn1.account.OUT"));
+    assert_eq!(a.status(&out).await, 200);
+    assert_eq!(a.logout(&out).await, 204);
+    // Messages arrive in the order they were published: once `b` has received the one after,
+    // it has handled both copies of the logout.
+    let after = token("fleet-rotating-after");
+    a.layer
+        .cache()
+        .invalidate(&tower_amazon_auth::AccessToken::new(after))
+        .await
+        .unwrap();
+    let b = &b;
+    within_patience("b receives the logout and the invalidation", move || async move {
+        b.layer.stats().fleet_invalidations_received >= 2
+    })
+    .await;
+    assert_eq!(b.status(&hot).await, 200);
+    assert_eq!(
+        b.layer.stats().misses,
+        misses,
+        "the copy under the previous secret flushed b's cache"
+    );
+    assert_eq!(b.status(&out).await, 401, "b accepts a token logged out on a");
+}
+
 /// `build()` checks the fleet settings; neither the secret nor the URL's password shows in
 /// `Debug` or in an error.
 #[tokio::test]
