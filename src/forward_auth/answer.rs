@@ -3,7 +3,7 @@
 //! `Cache-Control: no-store`.
 
 use bytes::Bytes;
-use http::header::CACHE_CONTROL;
+use http::header::{CACHE_CONTROL, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
@@ -25,15 +25,25 @@ pub(crate) fn allow(user: &AmazonUser) -> Response<Full<Bytes>> {
     response
 }
 
-/// The layer's response to `error` (challenge, `Retry-After`, body from its responder), with a
-/// malformed request's `400` answered `401`: nginx makes a 500 of any status but 2xx, 401 and
-/// 403. The challenge still says `error="invalid_request"`.
+/// The layer's response to `error` (challenge, `Retry-After`, body from its responder), held to
+/// the forward-auth contract whatever a custom responder answered: the status is the error's
+/// own, with a malformed request's `400` answered `401` (nginx makes a 500 of any status but
+/// 2xx, 401 and 403; the challenge still says `error="invalid_request"`), and the challenge and
+/// `Retry-After` are added where the responder left them out.
 pub(crate) fn deny(settings: &Settings, error: &AuthError) -> Response<Full<Bytes>> {
     let mut response = settings.respond(error);
-    if response.status() == StatusCode::BAD_REQUEST {
-        *response.status_mut() = StatusCode::UNAUTHORIZED;
+    *response.status_mut() = match error.status() {
+        StatusCode::BAD_REQUEST => StatusCode::UNAUTHORIZED,
+        status => status,
+    };
+    let headers = response.headers_mut();
+    if let Some(challenge) = error.challenge(&settings.realm) {
+        headers.entry(WWW_AUTHENTICATE).or_insert(challenge);
     }
-    response.headers_mut().insert(CACHE_CONTROL, NO_STORE);
+    if let Some(seconds) = error.retry_after(settings.retry_after) {
+        headers.entry(RETRY_AFTER).or_insert(HeaderValue::from(seconds));
+    }
+    headers.insert(CACHE_CONTROL, NO_STORE);
     response
 }
 

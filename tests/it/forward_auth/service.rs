@@ -366,3 +366,40 @@ fn debug_shows_no_state_worth_hiding() {
     let text = format!("{:?}", layer.forward_auth());
     assert!(text.starts_with("ForwardAuth"), "{text}");
 }
+
+/// A custom error responder shapes the body, but the contract a proxy acts on holds: the
+/// status, the challenge and `Retry-After` are the forward-auth ones, whatever it answered.
+#[tokio::test]
+async fn a_custom_responder_cannot_break_the_contract() {
+    let server = AuthServer::start(|b| {
+        b.error_responder(
+            |_: &tower_amazon_auth::AuthError, _: tower_amazon_auth::ErrorContext<'_>| {
+                let mut response =
+                    http::Response::new(http_body_util::Full::new(Bytes::from_static(b"nope")));
+                *response.status_mut() = http::StatusCode::IM_A_TEAPOT;
+                response
+            },
+        )
+    })
+    .await;
+    let response = verify(&server, "/verify", &[]).await;
+    assert_refused(&response, 401, None);
+    let response = verify(&server, "/verify", &[("authorization", "Bearer Atzr|refresh")]).await;
+    assert_refused(&response, 401, Some("invalid_token"));
+    let response = verify(&server, "/verify", &[("authorization", "Bearer Atza|bad\"quote")]).await;
+    assert_refused(&response, 401, Some("invalid_request"));
+    assert_eq!(
+        response.text().await.unwrap(),
+        "nope",
+        "the responder's body is kept"
+    );
+    let failing = verify(
+        &server,
+        "/verify",
+        &[("authorization", &bearer(&server.users.amazon_fails))],
+    )
+    .await;
+    assert_eq!(failing.status(), 503);
+    assert_eq!(header(&failing, "retry-after"), Some("5"));
+    assert_eq!(header(&failing, "cache-control"), Some("no-store"));
+}
