@@ -134,8 +134,8 @@ pub struct StatsSnapshot {
     pub fleet_hits: u64,
     /// (fleet level) Misses Redis had nothing for (or could not answer).
     pub fleet_misses: u64,
-    /// (fleet level) Redis commands that failed or timed out, or were not sent because the
-    /// breaker was open.
+    /// (fleet level) Redis commands that failed or timed out (the ones not sent while the
+    /// breaker is open are not counted: `fleet_breaker_open` tells that).
     pub fleet_errors: u64,
     /// (fleet level) Messages from other instances applied (invalidations and revocations).
     pub fleet_invalidations_received: u64,

@@ -263,8 +263,8 @@ impl FleetLevel {
         what: &'static str,
         command: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Option<T> {
+        // Not counted as an error: while the breaker is open, `fleet_breaker_open` says so.
         let Ok(admission) = self.breaker.admit() else {
-            self.counters.errors.fetch_add(1, Relaxed);
             return None;
         };
         let started = Instant::now();

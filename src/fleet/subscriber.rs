@@ -48,6 +48,7 @@ pub(crate) fn spawn(fleet: &Arc<FleetLevel>, local: Weak<dyn Local>) {
 async fn run(fleet: Weak<FleetLevel>, local: Weak<dyn Local>, mut stop: tokio::sync::watch::Receiver<()>) {
     let mut delay = FIRST_DELAY;
     let mut checked_policy = false;
+    let subscribe_warn = crate::log_limit::LogLimit::default();
     let both = || Some((fleet.upgrade()?, local.upgrade()?));
     loop {
         let Some((client, channel)) = fleet.upgrade().map(|f| (f.client.clone(), f.channel.clone())) else {
@@ -99,10 +100,23 @@ async fn run(fleet: Weak<FleetLevel>, local: Weak<dyn Local>, mut stop: tokio::s
                 }
                 tracing::warn!("fleet cache level: subscriber disconnected, reconnecting (the local cache is flushed on reconnect)");
             }
+            // Warned about (at most every few seconds): a Redis user without the channel, or a
+            // proxy without pub/sub, would otherwise go unnoticed, and logouts would reach this
+            // instance only through its misses.
             Ok(Err(error)) => {
-                tracing::debug!(failure = ?error.kind(), "fleet cache level: cannot subscribe");
+                if let Some(suppressed) = subscribe_warn.admit() {
+                    tracing::warn!(
+                        failure = ?error.kind(),
+                        suppressed,
+                        "fleet cache level: cannot subscribe to the channel; retrying"
+                    );
+                }
             }
-            Err(_) => tracing::debug!("fleet cache level: subscribing timed out"),
+            Err(_) => {
+                if let Some(suppressed) = subscribe_warn.admit() {
+                    tracing::warn!(suppressed, "fleet cache level: subscribing timed out; retrying");
+                }
+            }
         }
         tokio::select! {
             _ = stop.changed() => return,
