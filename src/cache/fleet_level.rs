@@ -39,10 +39,16 @@ impl IdentityCache {
                 inner.install_tombstone(key, left);
                 Ok(Err(AuthError::InvalidToken(Rejection::Revoked)))
             }
-            Lookup::Found(Decoded::Valid(mut identity), life) => {
+            // Held to this cache's own lives, counted from the verification (see
+            // `fleet::record`): a verdict older than that is asked of Amazon again.
+            Lookup::Found(Decoded::Valid(_), _, age) if age >= inner.policy.max_ttl => Err(Seen::default()),
+            Lookup::Found(Decoded::Rejected(_), _, age) if age >= inner.policy.negative_ttl => {
+                Err(Seen::default())
+            }
+            Lookup::Found(Decoded::Valid(mut identity), life, age) => {
                 let policy = &inner.policy;
                 let usable_for = policy.usable_for(&identity, now);
-                let fresh_until = now + life.min(usable_for).min(policy.max_ttl);
+                let fresh_until = now + life.min(usable_for).min(policy.max_ttl - age);
                 identity.origin = Some((key, inner.this.clone() as Weak<dyn Origin>));
                 let entry = Entry::Valid {
                     fresh_until,
@@ -59,10 +65,10 @@ impl IdentityCache {
                 }
                 Ok(Ok(entry))
             }
-            Lookup::Found(Decoded::Rejected(error), life) => {
+            Lookup::Found(Decoded::Rejected(error), life, age) => {
                 let entry = Entry::Rejected {
                     error,
-                    until: now + life.min(inner.policy.negative_ttl),
+                    until: now + life.min(inner.policy.negative_ttl - age),
                     generation,
                 };
                 inner.remember_rejection(key, generation, &entry);

@@ -53,8 +53,8 @@ pub(crate) struct Secret {
 pub(crate) enum Lookup {
     /// The token is revoked, for this much longer.
     Revoked(Duration),
-    /// A verdict, good for this much longer.
-    Found(Decoded, Duration),
+    /// A verdict, good for this much longer by its Redis key, verified this long ago.
+    Found(Decoded, Duration, Duration),
     /// Nothing usable (this instance may hold the fleet lock): verify, then
     /// [`FleetLevel::fill`] with what was seen (or [`FleetLevel::release`]).
     Miss(Seen),
@@ -399,7 +399,7 @@ impl FleetLevel {
                     .open(&name, value)
                     .and_then(|bytes| Record::decode(&bytes, &self.client_ids, self.check_audience));
                 match decoded {
-                    Some(decoded) => Answer::Done(Lookup::Found(decoded, life)),
+                    Some((decoded, age)) => Answer::Done(Lookup::Found(decoded, life, age)),
                     None => Answer::Done(Lookup::Miss(seen)),
                 }
             }
@@ -419,7 +419,10 @@ impl FleetLevel {
         let secret = &self.secrets[0];
         let name = secret.naming.verdict(key);
         let life_ms = life.as_millis() as u64;
-        let Some(value) = record.encode().and_then(|bytes| secret.seal.seal(&name, &bytes)) else {
+        let Some(value) = record
+            .encode(std::time::SystemTime::now())
+            .and_then(|bytes| secret.seal.seal(&name, &bytes))
+        else {
             return self.release(key).await;
         };
         if life_ms == 0 {

@@ -1,8 +1,14 @@
 //! [`Record`]: what a verdict in Redis holds once opened: a verified identity, or a definite
-//! rejection. Encoded as a version byte and JSON; a record of another version, or one that
-//! does not decode, is a miss.
+//! rejection, with when it was verified (wall clock). Encoded as a version byte and JSON; a
+//! record of another version, or one that does not decode, is a miss.
+//!
+//! The verification time lets a reader hold a verdict to its own `max_ttl` and `negative_ttl`
+//! counted from the verification, whatever life the writer gave the Redis key (another
+//! configuration, or a write that a stalled Redis applied late), and however often it reads
+//! the key again.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +17,7 @@ use crate::identity::{Identity, IdentityRecord};
 
 /// The format version of a value; part of the config fingerprint too, so a deploy that
 /// changes the format reads nothing written in the old one.
-pub(crate) const FORMAT_VERSION: u8 = 1;
+pub(crate) const FORMAT_VERSION: u8 = 2;
 
 /// A verdict as Redis keeps it.
 #[derive(Serialize, Deserialize)]
@@ -55,22 +61,30 @@ pub(crate) enum Decoded {
 }
 
 impl Record {
-    /// The bytes to seal.
-    pub(crate) fn encode(&self) -> Option<Vec<u8>> {
+    /// The bytes to seal, for a verdict verified at `verified`.
+    pub(crate) fn encode(&self, verified: SystemTime) -> Option<Vec<u8>> {
         let mut out = vec![FORMAT_VERSION];
-        serde_json::to_writer(&mut out, self).ok()?;
+        serde_json::to_writer(&mut out, &(unix_ms(verified), self)).ok()?;
         Some(out)
     }
 
-    /// What `bytes` (opened) mean here, checked as a fresh verdict would be: `None` (a miss)
-    /// for another version, bytes that do not decode, an identity whose `aud` is not one of
-    /// `client_ids` (with the audience check on; empty with it off), or an expired token.
-    pub(crate) fn decode(bytes: &[u8], client_ids: &[Arc<str>], check_audience: bool) -> Option<Decoded> {
+    /// What `bytes` (opened) mean here, checked as a fresh verdict would be, and how long ago
+    /// the verdict was verified: `None` (a miss) for another version, bytes that do not decode,
+    /// an identity whose `aud` is not one of `client_ids` (with the audience check on; empty
+    /// with it off), or an expired token.
+    pub(crate) fn decode(
+        bytes: &[u8],
+        client_ids: &[Arc<str>],
+        check_audience: bool,
+    ) -> Option<(Decoded, Duration)> {
         let (&version, json) = bytes.split_first()?;
         if version != FORMAT_VERSION {
             return None;
         }
-        match serde_json::from_slice(json).ok()? {
+        let (verified_ms, record): (u64, Self) = serde_json::from_slice(json).ok()?;
+        // A verification time ahead of this clock (skew between hosts) counts as just now.
+        let age = Duration::from_millis(unix_ms(SystemTime::now()).saturating_sub(verified_ms));
+        let decoded = match record {
             Self::Rejected(code) => rejection(code).map(Decoded::Rejected),
             Self::Valid(record) => {
                 let aud = if check_audience {
@@ -82,6 +96,13 @@ impl Record {
                 };
                 Identity::from_record(record, aud).map(Decoded::Valid)
             }
-        }
+        }?;
+        Some((decoded, age))
     }
+}
+
+/// Milliseconds since the Unix epoch.
+fn unix_ms(at: SystemTime) -> u64 {
+    let since = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }

@@ -788,6 +788,41 @@ async fn a_logout_between_rotating_instances_does_not_flush_their_caches() {
     assert_eq!(b.status(&out).await, 401, "b accepts a token logged out on a");
 }
 
+/// A verdict in Redis is held to the reader's own `max_ttl`, counted from the verification:
+/// an instance configured with a shorter one asks Amazon again once its `max_ttl` has passed,
+/// although the writer gave the Redis key a longer life.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_verdict_in_redis_lives_no_longer_than_the_readers_max_ttl() {
+    let Some(redis) = redis("fleet::a_verdict_in_redis_lives_no_longer") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let writer = Instance::new(fleet_builder(&mock, &redis).max_ttl(Duration::from_secs(3600))).await;
+    let reader = Instance::new(
+        fleet_builder(&mock, &redis)
+            .max_ttl(Duration::from_secs(1))
+            .clock_skew(Duration::from_millis(100)),
+    )
+    .await;
+    let t = token("fleet-reader-max-ttl");
+    mock.register(&t, MockUser::new("amzn1.account.MAXTTL"));
+    assert_eq!(writer.status(&t).await, 200);
+    assert_eq!(reader.status(&t).await, 200);
+    assert_eq!(
+        mock.calls_for(&t).tokeninfo,
+        1,
+        "the reader read the writer's verdict"
+    );
+    // Past the reader's max_ttl since the verification (its local entry is gone too).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(reader.status(&t).await, 200);
+    assert_eq!(
+        mock.calls_for(&t).tokeninfo,
+        2,
+        "the reader served a verdict older than its max_ttl from Redis"
+    );
+}
+
 /// `build()` checks the fleet settings; neither the secret nor the URL's password shows in
 /// `Debug` or in an error.
 #[tokio::test]
