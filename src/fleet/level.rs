@@ -161,7 +161,14 @@ impl FleetLevel {
         };
         let mut secrets = vec![secret(&fleet.secret)];
         secrets.extend(fleet.previous.as_deref().map(secret));
-        let map = || moka::sync::Cache::builder().max_capacity(capacity).build();
+        // Least recently used, without TinyLFU's admission filter, which would turn away a new,
+        // rarely read mapping (and with it a revocation's copy under the previous secret).
+        let map = || {
+            moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
+                .build()
+        };
         let rotating = secrets.len() > 1;
         let mut instance = [0; 8];
         getrandom::fill(&mut instance).map_err(|e| BuildError::Randomness(e.to_string()))?;
