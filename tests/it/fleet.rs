@@ -915,8 +915,8 @@ async fn fleet_settings_are_checked_at_build_and_never_shown() {
     );
 }
 
-/// An `examples/server` process on the fleet: its address, once it listens and its subscriber
-/// is connected. Killed on drop.
+/// An example server process (`examples/server`, `examples/forward_auth`) on the fleet: its
+/// address, once it listens and its subscriber is connected. Killed on drop.
 struct ServerProcess {
     child: std::process::Child,
     base: String,
@@ -925,10 +925,14 @@ struct ServerProcess {
 
 impl ServerProcess {
     fn start(mock: &MockAmazon, redis: &External) -> Self {
+        Self::start_example("server", mock, redis)
+    }
+
+    fn start_example(example: &str, mock: &MockAmazon, redis: &External) -> Self {
         use std::io::BufRead as _;
         let binary = crate::examples::example_binaries()
-            .get("server")
-            .expect("the server example");
+            .get(example)
+            .unwrap_or_else(|| panic!("the {example} example"));
         let mut child = std::process::Command::new(binary)
             .env("AMAZON_CLIENT_ID", MOCK_CLIENT_ID)
             .env("AMAZON_ENDPOINT", mock.base_url())
@@ -940,7 +944,7 @@ impl ServerProcess {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
-            .expect("spawn the server example");
+            .unwrap_or_else(|error| panic!("spawn the {example} example: {error}"));
         let stderr = child.stderr.take().expect("piped stderr");
         let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let (ready, signals) = std::sync::mpsc::channel();
@@ -966,7 +970,7 @@ impl ServerProcess {
             match signals.recv_timeout(PATIENCE) {
                 Ok(Some(listening)) => addr = Some(listening),
                 Ok(None) => subscribed = true,
-                Err(_) => panic!("the server example did not start: {}", logs.lock().unwrap()),
+                Err(_) => panic!("the {example} example did not start: {}", logs.lock().unwrap()),
             }
         }
         Self {
@@ -1043,25 +1047,69 @@ async fn three_example_servers_share_verdicts_and_logouts() {
         assert!(!logs.contains(t.as_str()), "a token was logged");
     }
 
-    // REDIS_URL without the secret: a clear startup error.
-    let binary = crate::examples::example_binaries()
-        .get("server")
-        .expect("the server example");
-    let output = std::process::Command::new(binary)
-        .env("AMAZON_CLIENT_ID", MOCK_CLIENT_ID)
-        .env("AMAZON_ENDPOINT", mock.base_url())
-        .env("REDIS_URL", url(&redis))
-        .env_remove("AMAZON_AUTH_CACHE_SECRET")
-        .env("LISTEN_ADDR", "127.0.0.1:0")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run the server example");
-    assert!(!output.status.success());
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("AMAZON_AUTH_CACHE_SECRET is not"),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    // REDIS_URL without the secret: a clear startup error, for the forward-auth server too.
+    for example in ["server", "forward_auth"] {
+        let binary = crate::examples::example_binaries()
+            .get(example)
+            .unwrap_or_else(|| panic!("the {example} example"));
+        let output = std::process::Command::new(binary)
+            .env("AMAZON_CLIENT_ID", MOCK_CLIENT_ID)
+            .env("AMAZON_ENDPOINT", mock.base_url())
+            .env("REDIS_URL", url(&redis))
+            .env_remove("AMAZON_AUTH_CACHE_SECRET")
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap_or_else(|error| panic!("run the {example} example: {error}"));
+        assert!(!output.status.success(), "{example}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("AMAZON_AUTH_CACHE_SECRET is not"),
+            "{example}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// The forward-auth server on the fleet (issue #14's `REDIS_URL`): it shares verdicts and
+/// logouts with a Rust service using the layer: a token verified by `examples/server` costs the
+/// auth server no verification, and a logout there is refused here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_forward_auth_server_shares_the_fleet() {
+    let Some(redis) = redis("fleet::the_forward_auth_server_shares_the_fleet") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let server = ServerProcess::start(&mock, &redis);
+    let auth = ServerProcess::start_example("forward_auth", &mock, &redis);
+    let http = client();
+    let t = token("fleet-forward-auth");
+    mock.register(&t, MockUser::new("amzn1.account.FORWARD"));
+    let me = http
+        .get(format!("{}/me", server.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let verify = || http.get(format!("{}/verify", auth.base)).bearer_auth(&t).send();
+    let allowed = verify().await.unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(
+        allowed.headers().get("x-auth-request-user").unwrap(),
+        "amzn1.account.FORWARD"
     );
+    assert_eq!(mock.calls_for(&t).tokeninfo, 1, "the auth server verified again");
+    let logout = http
+        .post(format!("{}/logout", server.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    within_patience("the auth server refuses a token logged out elsewhere", || async {
+        verify().await.unwrap().status() == 401
+    })
+    .await;
 }
 
 /// `invalidate` on A reaches B (which verifies again, and learns Amazon changed its mind); a
