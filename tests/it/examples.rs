@@ -446,3 +446,66 @@ fn endpoint_without_client_id_is_an_error() {
         assert!(stderr.contains("AMAZON_CLIENT_ID"), "{name}: {stderr}");
     }
 }
+
+/// The forward-auth server warns when it listens beyond loopback (it answers who any token
+/// belongs to), and not on loopback.
+#[test]
+fn forward_auth_warns_when_bound_beyond_loopback() {
+    use std::io::BufRead as _;
+    let binary = example_binaries()
+        .get("forward_auth")
+        .expect("the forward_auth example")
+        .clone();
+    let first_lines = |listen: &str| {
+        let mut child = Command::new(&binary)
+            .env_remove("AMAZON_CLIENT_ID")
+            .env_remove("AMAZON_ENDPOINT")
+            .env_remove("REDIS_URL")
+            .env("LISTEN_ADDR", listen)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the forward_auth example");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (lines, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // Up to the warning, or a second after the line saying where it listens (the warning
+        // comes right after that line); never more than 10 s.
+        let mut seen = String::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut listening_at = None;
+        loop {
+            let now = std::time::Instant::now();
+            let until = listening_at.map_or(deadline, |at: std::time::Instant| {
+                (at + Duration::from_secs(1)).min(deadline)
+            });
+            let Ok(line) = received.recv_timeout(until.saturating_duration_since(now)) else {
+                break;
+            };
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains("beyond loopback") {
+                break;
+            }
+            if line.contains("listening") {
+                listening_at.get_or_insert(std::time::Instant::now());
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        seen
+    };
+    let everywhere = first_lines("0.0.0.0:0");
+    assert!(everywhere.contains("beyond loopback"), "{everywhere}");
+    let loopback = first_lines("127.0.0.1:0");
+    assert!(loopback.contains("listening"), "{loopback}");
+    assert!(!loopback.contains("beyond loopback"), "{loopback}");
+}
