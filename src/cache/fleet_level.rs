@@ -19,21 +19,26 @@ use crate::token::AccessToken;
 impl IdentityCache {
     /// A pilot's look in Redis, before asking Amazon: `Ok` verdict when Redis had one (or a
     /// tombstone), stored locally as a fresh verification's would be, with the same checks
-    /// (`aud`, expiry: see [`Record::decode`]); `Err` with the fleet generation seen, to ask
-    /// Amazon and write the verdict back under it.
+    /// (`aud`, expiry: see [`Record::decode`]); `Err` with the [`FleetClaim`] to hand to
+    /// [`Inner::tell_fleet`] once Amazon answered.
     pub(super) async fn ask_fleet(
         &self,
         key: TokenKey,
         generation: u64,
         token: &AccessToken,
-    ) -> Result<Verdict, Seen> {
+    ) -> Result<Verdict, FleetClaim> {
         let inner = &*self.inner;
         let Some(fleet) = inner.fleet.as_ref() else {
-            return Err(Seen::default());
+            return Err(FleetClaim::default());
         };
         let now = Instant::now();
+        let claim = |seen| FleetClaim {
+            fleet: Some(Arc::clone(fleet)),
+            key,
+            seen,
+        };
         match fleet.lookup(key, token.expose()).await {
-            Lookup::Miss(seen) => Err(seen),
+            Lookup::Miss(seen) => Err(claim(seen)),
             Lookup::Revoked(left) => {
                 // Here too from now on, even if Redis goes away.
                 inner.install_tombstone(key, left);
@@ -41,9 +46,11 @@ impl IdentityCache {
             }
             // Held to this cache's own lives, counted from the verification (see
             // `fleet::record`): a verdict older than that is asked of Amazon again.
-            Lookup::Found(Decoded::Valid(_), _, age) if age >= inner.policy.max_ttl => Err(Seen::default()),
+            Lookup::Found(Decoded::Valid(_), _, age) if age >= inner.policy.max_ttl => {
+                Err(claim(Seen::default()))
+            }
             Lookup::Found(Decoded::Rejected(_), _, age) if age >= inner.policy.negative_ttl => {
-                Err(Seen::default())
+                Err(claim(Seen::default()))
             }
             Lookup::Found(Decoded::Valid(mut identity), life, age) => {
                 let policy = &inner.policy;
@@ -78,12 +85,34 @@ impl IdentityCache {
     }
 }
 
+/// What a pilot that found nothing in Redis holds while it asks Amazon: the fleet generation
+/// its read saw, and perhaps the fleet lock. Handed to [`Inner::tell_fleet`]; dropped instead
+/// (the request went away mid-verification, a client gone), it gives the lock up at once, so
+/// the other instances' first requests for the token need not wait for it to expire.
+#[derive(Default)]
+pub(super) struct FleetClaim {
+    fleet: Option<Arc<crate::fleet::level::FleetLevel>>,
+    key: TokenKey,
+    seen: Seen,
+}
+
+impl Drop for FleetClaim {
+    fn drop(&mut self) {
+        let Some(fleet) = self.fleet.take() else { return };
+        let key = self.key;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { fleet.release(key).await });
+        }
+    }
+}
+
 impl Inner {
     /// Writes a verdict this instance got from Amazon (and stored) to Redis, in the
-    /// background, unless the token's fleet generation moved since `seen`; with `None`, only
-    /// gives up the fleet lock.
-    pub(super) fn tell_fleet(&self, key: TokenKey, entry: Option<&Entry>, seen: Seen) {
-        let Some(fleet) = &self.fleet else { return };
+    /// background, unless the token's fleet generation moved since the claim's read; with
+    /// `None`, only gives up the fleet lock.
+    pub(super) fn tell_fleet(&self, key: TokenKey, entry: Option<&Entry>, mut claim: FleetClaim) {
+        let Some(fleet) = claim.fleet.take() else { return };
+        let seen = std::mem::take(&mut claim.seen);
         let now = Instant::now();
         let fill = match entry {
             Some(Entry::Valid {
@@ -98,7 +127,6 @@ impl Inner {
                 .map(|code| (Record::Rejected(code), until.saturating_duration_since(now))),
             None => None,
         };
-        let fleet = fleet.clone();
         tokio::spawn(async move {
             match fill {
                 Some((record, life)) => fleet.fill(key, record, life, seen).await,

@@ -823,6 +823,60 @@ async fn a_verdict_in_redis_lives_no_longer_than_the_readers_max_ttl() {
     );
 }
 
+/// A pilot whose request goes away while it waits for Amazon (its client gave up) gives the
+/// fleet lock up at once: the lock would otherwise stand for `lock_wait` + 1 s, here longer
+/// than the test's patience, and hold every other instance's first request for the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pilot_dropped_mid_verification_gives_the_fleet_lock_up() {
+    let Some(redis) = redis("fleet::a_pilot_dropped_mid_verification") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let long_lock = || builder(&mock).fleet(settings(&redis).lock_wait(Duration::from_secs(30)));
+    let a = Instance::new(long_lock()).await;
+    let b = Instance::new(long_lock()).await;
+    let t = token("fleet-dropped-pilot");
+    mock.register(
+        &t,
+        MockReply::user(MockUser::new("amzn1.account.DROPPED")).delayed(Duration::from_secs(2)),
+    );
+    let mut conn = connection(&redis).await;
+    async fn locks(conn: &mut redis::aio::MultiplexedConnection) -> usize {
+        let keys: Vec<String> = redis::cmd("KEYS").arg("taa:l:*").query_async(conn).await.unwrap();
+        keys.len()
+    }
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(700))
+        .build()
+        .unwrap();
+    let gave_up = tokio::spawn(
+        impatient
+            .get(format!("{}/me", a.base))
+            .bearer_auth(t.clone())
+            .send(),
+    );
+    let deadline = Instant::now() + PATIENCE;
+    while locks(&mut conn).await == 0 {
+        assert!(Instant::now() < deadline, "the pilot never took the fleet lock");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(gave_up.await.unwrap().is_err(), "the client was meant to give up");
+    let deadline = Instant::now() + PATIENCE;
+    while locks(&mut conn).await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the fleet lock outlived the request that took it"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(b.status(&t).await, 200);
+    assert_eq!(
+        b.layer.stats().fleet_lock_waits,
+        0,
+        "b waited for a lock nobody held"
+    );
+}
+
 /// `build()` checks the fleet settings; neither the secret nor the URL's password shows in
 /// `Debug` or in an error.
 #[tokio::test]
