@@ -352,35 +352,15 @@ fn wrk(wrk: &Path, core: Option<&str>, addr: SocketAddr, args: &WrkArgs<'_>, dur
     if !output.status.success() {
         return Err(format!("wrk failed: {text}{errors}").into());
     }
-    if text.contains("Non-2xx") || text.contains("Socket errors") {
-        return Err(format!("wrk saw failures:\n{text}").into());
-    }
+    let report = common::wrk::report(&text)?;
     let request = errors
         .lines()
         .find_map(|line| line.strip_prefix("REQUEST "))
         .ok_or_else(|| format!("the script printed no request:\n{errors}"))?
         .to_owned();
-    let requests = text
-        .lines()
-        .find_map(|line| {
-            line.trim()
-                .split_once(" requests in ")
-                .map(|(n, _)| n.trim().to_owned())
-        })
-        .ok_or_else(|| format!("no request count in:\n{text}"))?
-        .parse()?;
-    let per_second = text
-        .lines()
-        .find_map(|line| {
-            line.trim()
-                .strip_prefix("Requests/sec:")
-                .map(|v| v.trim().to_owned())
-        })
-        .ok_or_else(|| format!("no Requests/sec in:\n{text}"))?
-        .parse()?;
     Ok(Load {
-        requests,
-        per_second,
+        requests: report.requests,
+        per_second: report.per_second,
         request,
     })
 }
@@ -389,17 +369,6 @@ struct WrkArgs<'a> {
     connections: &'a str,
     depth: &'a str,
     authorization: &'a str,
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut values = values.to_vec();
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
 }
 
 /// One measured wrk run against one side of the pair, checked.
@@ -530,8 +499,8 @@ impl Bench<'_> {
             without.push(w);
             with.push(l);
         }
-        let rate = |v: &[Measured]| median(&v.iter().map(|m| m.per_second).collect::<Vec<_>>());
-        let cpu = |v: &[Measured]| median(&v.iter().map(|m| m.cpu_us).collect::<Vec<_>>());
+        let rate = |v: &[Measured]| common::wrk::median(&v.iter().map(|m| m.per_second).collect::<Vec<_>>());
+        let cpu = |v: &[Measured]| common::wrk::median(&v.iter().map(|m| m.cpu_us).collect::<Vec<_>>());
         let ratios: Vec<f64> = with
             .iter()
             .zip(&without)
@@ -548,7 +517,7 @@ impl Bench<'_> {
             rate(&without),
             rate(&with),
             rate(&with) / rate(&without),
-            median(&ratios),
+            common::wrk::median(&ratios),
             ratios.iter().copied().fold(f64::INFINITY, f64::min),
             ratios.iter().copied().fold(0.0, f64::max),
             if mode == "pipelined" {
@@ -564,7 +533,7 @@ impl Bench<'_> {
             cpu(&without),
             cpu(&with),
             cpu(&with) - cpu(&without),
-            median(&added),
+            common::wrk::median(&added),
             cpu(&without) / cpu(&with)
         );
         let starved = without

@@ -20,6 +20,8 @@
 //! Without nginx or wrk it prints why and exits successfully. The machine these figures come
 //! from has two shared cores: wrk, nginx and the auth server share them.
 
+mod common;
+
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -151,38 +153,11 @@ fn wrk(wrk: &Path, url: &str, token: &str, duration: &str, connections: &str) ->
     if !output.status.success() {
         return Err(format!("wrk failed: {text}{}", String::from_utf8_lossy(&output.stderr)).into());
     }
-    if text.contains("Non-2xx") || text.contains("Socket errors") {
-        return Err(format!("wrk saw failures:\n{text}").into());
-    }
-    let requests = text
-        .lines()
-        .find_map(|line| {
-            line.trim()
-                .split_once(" requests in ")
-                .map(|(n, _)| n.trim().to_owned())
-        })
-        .ok_or_else(|| format!("no request count in:\n{text}"))?
-        .parse()?;
-    let per_second = text
-        .lines()
-        .find_map(|line| {
-            line.trim()
-                .strip_prefix("Requests/sec:")
-                .map(|v| v.trim().to_owned())
-        })
-        .ok_or_else(|| format!("no Requests/sec in:\n{text}"))?
-        .parse()?;
-    Ok(Load { requests, per_second })
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
+    let report = common::wrk::report(&text)?;
+    Ok(Load {
+        requests: report.requests,
+        per_second: report.per_second,
+    })
 }
 
 fn run(nginx: &Path, wrk_bin: &Path) -> Result<()> {
@@ -299,7 +274,11 @@ fn run(nginx: &Path, wrk_bin: &Path) -> Result<()> {
         return Err(format!("the token was verified {calls} times: not a cached run").into());
     }
 
-    let (plain, authed, cpu) = (median(&mut plain), median(&mut authed), median(&mut cpu));
+    let (plain, authed, cpu) = (
+        common::wrk::median(&plain),
+        common::wrk::median(&authed),
+        common::wrk::median(&cpu),
+    );
     println!(
         "median of {rounds}: nginx without auth_request {plain:.0} req/s; with auth_request \
          (token cached) {authed:.0} req/s ({:.2}x); auth server CPU {cpu:.1} µs per verified \

@@ -16,6 +16,7 @@ use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockScope, MockUser
 use tower_amazon_auth::{AmazonAuthBuilder, AmazonAuthLayer, StatsSnapshot, AMZ_ACCESS_TOKEN};
 
 pub mod stores;
+pub mod wrk;
 
 /// The request body every bench sends.
 pub type Body = Full<Bytes>;
