@@ -110,9 +110,9 @@ impl Inner {
     /// Writes a verdict this instance got from Amazon (and stored) to Redis, in the
     /// background, unless the token's fleet generation moved since the claim's read; with
     /// `None`, only gives up the fleet lock.
-    pub(super) fn tell_fleet(&self, key: TokenKey, entry: Option<&Entry>, mut claim: FleetClaim) {
+    pub(super) fn tell_fleet(&self, entry: Option<&Entry>, mut claim: FleetClaim) {
         let Some(fleet) = claim.fleet.take() else { return };
-        let seen = std::mem::take(&mut claim.seen);
+        let (key, seen) = (claim.key, std::mem::take(&mut claim.seen));
         let now = Instant::now();
         let fill = match entry {
             Some(Entry::Valid {

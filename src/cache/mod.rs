@@ -537,9 +537,9 @@ impl IdentityCache {
             return Ok(entry);
         }
         #[cfg(feature = "redis")]
-        let seen = match self.ask_fleet(key, generation, token).await {
+        let claim = match self.ask_fleet(key, generation, token).await {
             Ok(verdict) => return verdict,
-            Err(seen) => seen,
+            Err(claim) => claim,
         };
         let started = Instant::now();
         // Over the in-flight limit is a failure like any other: shed at once, or stale-if-error.
@@ -572,7 +572,7 @@ impl IdentityCache {
                     inner.store.insert(key, entry.clone());
                 }
                 #[cfg(feature = "redis")]
-                inner.tell_fleet(key, storable.then_some(&entry), seen);
+                inner.tell_fleet(storable.then_some(&entry), claim);
                 Ok(entry)
             }
             Err(error) if error.is_definite() => {
@@ -584,14 +584,14 @@ impl IdentityCache {
                 };
                 let _stored = inner.remember_rejection(key, generation, &entry);
                 #[cfg(feature = "redis")]
-                inner.tell_fleet(key, _stored.then_some(&entry), seen);
+                inner.tell_fleet(_stored.then_some(&entry), claim);
                 Ok(entry)
             }
             Err(error) => {
                 inner.stats.record_error(&error);
                 // No verdict for the fleet: let another instance try.
                 #[cfg(feature = "redis")]
-                inner.tell_fleet(key, None, seen);
+                inner.tell_fleet(None, claim);
                 // Stale-if-error: moka drops the entry at `until`, which never passes the
                 // token's expiry; check again anyway, the verification took time.
                 if let Some(Entry::Valid { identity, until, .. }) = stale {
