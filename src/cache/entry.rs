@@ -1,15 +1,16 @@
 //! [`Entry`]: what the cache remembers about one token (a verified identity or a definite
 //! rejection, each with its deadline and the [generation](super::generation) it was computed
-//! under), and [`EntryExpiry`], which tells `moka` when to drop it.
+//! under), and the [`TimeToLive`] after which `moka` drops it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use moka::Expiry;
-
-use super::key::TokenKey;
 use crate::error::AuthError;
 use crate::identity::Identity;
+
+/// How long stale-if-error keeps an identity past `max_ttl` at most, counted from its last
+/// store: the life of an Amazon access token.
+const STALE_HORIZON: Duration = Duration::from_secs(3600);
 
 /// What the cache remembers about a token.
 #[derive(Clone)]
@@ -44,6 +45,13 @@ impl Entry {
         }
     }
 
+    /// Whether the entry still stands at `now` (before its `until`). `moka` may hold an entry
+    /// past it (see [`TimeToLive`]): every reader checks this or the stricter
+    /// [`is_fresh`](Self::is_fresh).
+    pub(crate) fn is_kept(&self, now: Instant) -> bool {
+        now < self.until()
+    }
+
     /// Whether the entry may be served at `now` without asking Amazon again.
     pub(crate) fn is_fresh(&self, now: Instant) -> bool {
         match self {
@@ -61,21 +69,34 @@ impl Entry {
     }
 }
 
-/// Per-entry expiry: `moka` drops an entry at its `until`.
-pub(crate) struct EntryExpiry;
+/// How long after its last write `moka` keeps an entry of each store: at least until the
+/// latest `until` the cache gives one, so `moka` never drops an entry that still stands.
+/// Readers check `until` themselves ([`Entry::is_kept`], [`Entry::is_fresh`]), so an entry
+/// `moka` still holds past it is never served.
+///
+/// One time to live per store rather than per-entry expiry: a read then skips `moka`'s
+/// per-entry expiry bookkeeping (about 260 instructions of a store read), and an entry takes
+/// 15 B less. The price: an entry whose token expires before `max_ttl` stays in memory (never
+/// served) until `max_ttl` has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimeToLive {
+    /// Verified identities: `until` is at most `max_ttl` after the verification, or with
+    /// stale-if-error the token's expiry, kept at most [`STALE_HORIZON`].
+    pub(crate) identities: Duration,
+    /// Rejections: `until` is at most `negative_ttl` after the verdict.
+    pub(crate) rejections: Duration,
+}
 
-impl Expiry<TokenKey, Entry> for EntryExpiry {
-    fn expire_after_create(&self, _: &TokenKey, entry: &Entry, now: Instant) -> Option<Duration> {
-        Some(entry.until().saturating_duration_since(now))
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &TokenKey,
-        entry: &Entry,
-        now: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(entry.until().saturating_duration_since(now))
+impl TimeToLive {
+    /// The times to live for a cache of these settings.
+    pub(crate) fn new(max_ttl: Duration, negative_ttl: Duration, stale_if_error: bool) -> Self {
+        Self {
+            identities: if stale_if_error {
+                max_ttl.max(STALE_HORIZON)
+            } else {
+                max_ttl
+            },
+            rejections: negative_ttl,
+        }
     }
 }

@@ -69,7 +69,7 @@ use foldhash::fast::RandomState;
 use futures_util::future::BoxFuture;
 use tokio::sync::Semaphore;
 
-use self::entry::{Entry, EntryExpiry};
+use self::entry::{Entry, TimeToLive};
 use self::flight::{Flights, Seat};
 use self::generation::Generations;
 use self::key::{KeyedDigest, TokenKey};
@@ -219,15 +219,16 @@ impl IdentityCache {
             Some(never) => match never {},
             None => KeyedDigest::random()?,
         };
-        let entries = |capacity| {
+        let entries = |capacity, time_to_live| {
             moka::sync::Cache::builder()
                 .max_capacity(capacity)
-                .expire_after(EntryExpiry)
+                .time_to_live(time_to_live)
                 .build_with_hasher(RandomState::default())
         };
+        let time_to_live = TimeToLive::new(policy.max_ttl, policy.negative_ttl, policy.stale_if_error);
         let inner = Arc::new_cyclic(|this| Inner {
-            store: entries(policy.capacity),
-            rejected: entries(policy.negative_capacity),
+            store: entries(policy.capacity, time_to_live.identities),
+            rejected: entries(policy.negative_capacity, time_to_live.rejections),
             // No admission filter (TinyLFU would drop a new, rarely read tombstone in favour
             // of old ones), and room beyond the bound `revoke` enforces, so the cache itself
             // never evicts a revocation.
@@ -299,9 +300,9 @@ impl IdentityCache {
         match inner.rejected.get(key)? {
             Entry::Rejected {
                 error,
+                until,
                 generation: stamped,
-                ..
-            } if stamped == generation => {
+            } if stamped == generation && now < until => {
                 inner.stats.negative_hits.fetch_add(1, Relaxed);
                 Some(Err(error))
             }
@@ -525,7 +526,7 @@ impl IdentityCache {
         // kept for stale-if-error.
         let now = Instant::now();
         let stale = match inner.store.get(&key) {
-            Some(entry) if entry.generation() == generation => {
+            Some(entry) if entry.generation() == generation && entry.is_kept(now) => {
                 if entry.is_fresh(now) {
                     return Ok(entry);
                 }
@@ -533,7 +534,8 @@ impl IdentityCache {
             }
             _ => None,
         };
-        if let Some(entry) = inner.rejected.get(&key).filter(|e| e.generation() == generation) {
+        let standing = |entry: &Entry| entry.generation() == generation && entry.is_kept(now);
+        if let Some(entry) = inner.rejected.get(&key).filter(standing) {
             return Ok(entry);
         }
         #[cfg(feature = "redis")]
@@ -592,8 +594,8 @@ impl IdentityCache {
                 // No verdict for the fleet: let another instance try.
                 #[cfg(feature = "redis")]
                 inner.tell_fleet(None, claim);
-                // Stale-if-error: moka drops the entry at `until`, which never passes the
-                // token's expiry; check again anyway, the verification took time.
+                // Stale-if-error: `until` never passes the token's expiry; check it again, the
+                // verification took time.
                 if let Some(Entry::Valid { identity, until, .. }) = stale {
                     let now = Instant::now();
                     if now < until {

@@ -823,6 +823,38 @@ async fn a_verdict_in_redis_lives_no_longer_than_the_readers_max_ttl() {
     );
 }
 
+/// A rejection read from Redis stands no longer than the writer gave it, although the reader
+/// keeps rejections longer (its store holds entries for its own `negative_ttl`, and must not
+/// serve one past the `until` it was given).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rejection_from_redis_stands_no_longer_than_its_writer_gave_it() {
+    let Some(redis) = redis("fleet::a_rejection_from_redis_stands_no_longer") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let writer = Instance::new(fleet_builder(&mock, &redis).negative_ttl(Duration::from_secs(1))).await;
+    let reader = Instance::new(fleet_builder(&mock, &redis).negative_ttl(Duration::from_secs(3600))).await;
+    let t = token("fleet-short-rejection");
+    mock.register(&t, MockReply::invalid_token());
+    assert_eq!(writer.status(&t).await, 401);
+    let hits = reader.layer.stats().fleet_hits;
+    assert_eq!(reader.status(&t).await, 401);
+    assert_eq!(
+        reader.layer.stats().fleet_hits,
+        hits + 1,
+        "the reader read the writer's rejection"
+    );
+    // Amazon changes its mind; past the writer's negative_ttl the reader asks again.
+    mock.register(&t, MockUser::new("amzn1.account.SHORTREJECTION"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        reader.status(&t).await,
+        200,
+        "the reader served a rejection past the life its writer gave it"
+    );
+    assert_eq!(mock.calls_for(&t).tokeninfo, 2);
+}
+
 /// A pilot whose request goes away while it waits for Amazon (its client gave up) gives the
 /// fleet lock up at once: the lock would otherwise stand for `lock_wait` + 1 s, here longer
 /// than the test's patience, and hold every other instance's first request for the token.
