@@ -121,16 +121,28 @@ pub(crate) enum Decision {
 
 impl Shared {
     /// The decision for a request with this URI (where a query token is looked for) and these
-    /// headers: extraction, junk refusal, then one synchronous cache read.
+    /// headers: extraction, junk refusal, one synchronous cache read, and for a token the cache
+    /// does not know, the check of its characters.
     pub(crate) fn decide(&self, uri: &Uri, headers: &http::HeaderMap) -> Decision {
-        let found = match token::extract(uri, headers, self.settings.rules) {
+        let rules = self.settings.rules;
+        let found = match token::find(uri, headers, rules) {
             Ok(Some(found)) => found,
             Ok(None) if self.settings.optional => return Decision::Forward(None),
             Ok(None) => return self.refuse(AuthError::MissingToken),
             Err(error) => return self.refuse(error),
         };
         let key = self.cache.key(&found.token);
-        match self.cache.cached(&key) {
+        let cached = self.cache.cached(&key);
+        // What the cache knows passed the character check already (see `check_known`): the
+        // answer is the one a full check first would give, without a scan of every byte.
+        let checked = match cached {
+            Some(_) => found.check_known(rules),
+            None => found.check(rules),
+        };
+        if let Err(error) = checked {
+            return self.refuse(error);
+        }
+        match cached {
             Some(Ok(identity)) => {
                 self.cache.stats_handle().hits.incr();
                 tracing::trace!(

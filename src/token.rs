@@ -61,19 +61,36 @@ impl AccessToken {
 /// [`AccessToken::check`] on the raw bytes: what passes is visible ASCII, so valid UTF-8 (the
 /// hit path never runs a separate UTF-8 check).
 pub(crate) fn check_bytes(token: &[u8], require_prefix: bool) -> Result<(), AuthError> {
+    check_length(token)?;
+    check_characters(token)?;
+    check_prefixes(token, require_prefix)
+}
+
+/// The first of [`check_bytes`]'s rules: not empty, not longer than [`MAX_TOKEN_LEN`].
+fn check_length(token: &[u8]) -> Result<(), AuthError> {
     if token.is_empty() {
         return Err(AuthError::InvalidRequest(Malformed::Empty));
     }
     if token.len() > MAX_TOKEN_LEN {
         return Err(AuthError::InvalidRequest(Malformed::TooLong));
     }
-    // Visible ASCII (RFC 6750's b64token is too strict: Amazon tokens contain `|`), minus
-    // quotes and backslash, which have no place in a token and break quoted-strings.
+    Ok(())
+}
+
+/// The second: visible ASCII (RFC 6750's b64token is too strict: Amazon tokens contain `|`),
+/// minus quotes and backslash, which have no place in a token and break quoted-strings. The
+/// only one that reads every byte.
+fn check_characters(token: &[u8]) -> Result<(), AuthError> {
     // A fold without early exit, so the compiler vectorizes the scan of ~400 bytes.
     let bad = |b: u8| !(0x21..=0x7e).contains(&b) | (b == b'"') | (b == b'\'') | (b == b'\\');
     if token.iter().fold(false, |any, &b| any | bad(b)) {
         return Err(AuthError::InvalidRequest(Malformed::BadCharacters));
     }
+    Ok(())
+}
+
+/// The last: not a refresh token, and `Atza|` when `require_prefix`.
+fn check_prefixes(token: &[u8], require_prefix: bool) -> Result<(), AuthError> {
     if token.starts_with(REFRESH_TOKEN_PREFIX.as_bytes()) {
         return Err(AuthError::InvalidToken(Rejection::RefreshToken));
     }
@@ -169,8 +186,8 @@ pub(crate) struct Rules {
     pub(crate) allow_query: bool,
 }
 
-/// A token found in a request, borrowed where it could be: its bytes, checked by
-/// [`check_bytes`] (visible ASCII).
+/// A token found in a request, borrowed where it could be: its bytes, of an acceptable length
+/// (see [`find`]).
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Found<'a> {
     pub(crate) token: Cow<'a, [u8]>,
@@ -178,8 +195,24 @@ pub(crate) struct Found<'a> {
 }
 
 impl Found<'_> {
-    /// The token as an [`AccessToken`] (a copy, for a verification). Its bytes passed
-    /// [`check_bytes`], so they are ASCII; anything else would be refused as bad characters.
+    /// The rest of [`check_bytes`] on the token: what must pass before it is verified.
+    pub(crate) fn check(&self, rules: Rules) -> Result<(), AuthError> {
+        check_characters(&self.token)?;
+        check_prefixes(&self.token, rules.require_prefix)
+    }
+
+    /// What is left of [`check`](Self::check) for a token the cache holds a verdict for: every
+    /// verdict comes from a verification, which only a token that passed the character check
+    /// gets (a token of any other bytes has another key), so only the rules' prefixes remain,
+    /// and the scan of every byte is spared on a hit. Its answer is [`check`](Self::check)'s
+    /// for such a token.
+    pub(crate) fn check_known(&self, rules: Rules) -> Result<(), AuthError> {
+        check_prefixes(&self.token, rules.require_prefix)
+    }
+
+    /// The token as an [`AccessToken`] (a copy, for a verification). Call it after
+    /// [`check`](Self::check), whose characters are ASCII; anything else is refused as bad
+    /// characters.
     pub(crate) fn access_token(&self) -> Result<AccessToken, AuthError> {
         String::from_utf8(self.token.to_vec())
             .map(AccessToken::new)
@@ -194,6 +227,20 @@ impl Found<'_> {
 /// parameter, unreadable header bytes, or a query token where `rules` refuse them are `400
 /// invalid_request`.
 pub(crate) fn extract<'a>(
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    rules: Rules,
+) -> Result<Option<Found<'a>>, AuthError> {
+    let found = find(uri, headers, rules)?;
+    if let Some(found) = &found {
+        found.check(rules)?;
+    }
+    Ok(found)
+}
+
+/// [`extract`] without [`Found::check`]: the token's length is checked (so it is safe to
+/// digest), its characters and prefixes not yet.
+pub(crate) fn find<'a>(
     uri: &'a Uri,
     headers: &'a HeaderMap,
     rules: Rules,
@@ -216,7 +263,7 @@ pub(crate) fn extract<'a>(
         if found.source == TokenSource::Query && !rules.allow_query {
             return Err(AuthError::InvalidRequest(Malformed::QueryNotAllowed));
         }
-        check_bytes(&found.token, rules.require_prefix)?;
+        check_length(&found.token)?;
     }
     Ok(found)
 }

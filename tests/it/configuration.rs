@@ -56,6 +56,43 @@ async fn a_shared_cache_refuses_settings_it_would_ignore() {
     assert!(admin.is_ok(), "{admin:?}");
 }
 
+/// A layer's prefix rule holds for tokens its shared cache knows: a token verified (or
+/// rejected) through a lenient layer is refused by a strict one with the `400` a strict layer
+/// gives it without a cache, and no upstream call (the hit path skips only the character
+/// check, which every cached token passed).
+#[tokio::test]
+async fn a_shared_cache_keeps_each_layers_prefix_rule() {
+    let mock = MockAmazon::start().await.unwrap();
+    let lenient = builder(&mock).require_access_token_prefix(false).build().unwrap();
+    let strict = AmazonAuthLayer::builder()
+        .shared_cache(lenient.cache().clone())
+        .build()
+        .unwrap();
+    let valid = format!("Xyz|{}", &mock_access_token("prefixless-valid")[5..]);
+    let rejected = format!("Xyz|{}", &mock_access_token("prefixless-rejected")[5..]);
+    mock.register(&valid, MockUser::new("amzn1.account.PREFIXLESS"));
+    mock.register(&rejected, MockReply::invalid_token());
+    for (token, lenient_status) in [(&valid, 200), (&rejected, 401)] {
+        assert_eq!(
+            crate::common::bearer_once(lenient.clone(), token).await.status(),
+            lenient_status
+        );
+        assert_eq!(
+            crate::common::bearer_once(lenient.clone(), token).await.status(),
+            lenient_status
+        );
+        let refused = crate::common::bearer_once(strict.clone(), token).await;
+        assert_eq!(refused.status(), 400, "the strict layer took a cached verdict");
+        let challenge = refused.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        assert!(challenge.contains("invalid_request"), "{challenge}");
+    }
+    assert_eq!(
+        mock.calls().tokeninfo,
+        2,
+        "one verification per token, none for the strict layer"
+    );
+}
+
 #[test]
 fn out_of_range_durations_are_refused_at_build() {
     let too_large = |setting, limit| Some(BuildError::TooLarge { setting, limit });
