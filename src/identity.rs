@@ -63,12 +63,13 @@ pub(crate) struct Identity {
     fields: Fields,
     /// The configured client id that matched `aud` (shared, not copied per entry).
     aud: Arc<str>,
-    /// When the token expires, by Amazon's `exp`: on the wall clock, and on the monotonic one.
-    /// `None` when Amazon said nothing about it (profile-only mode).
-    expires: Option<(SystemTime, Instant)>,
-    /// The cache this identity was verified into, and the token's key there: what
-    /// [`AmazonUser::revoke`] needs. `None` for a user made in a test.
-    pub(crate) origin: Option<(TokenKey, Weak<dyn Origin>)>,
+    /// When the token expires, by Amazon's `exp`: on the monotonic clock, and on the wall
+    /// clock in whole seconds since the Unix epoch. `None` when Amazon said nothing about it
+    /// (profile-only mode).
+    expires: Option<(Instant, u64)>,
+    /// The cache this identity was verified into: what [`AmazonUser::revoke`] needs, with the
+    /// token's key the request brings. `None` for a user made in a test.
+    pub(crate) origin: Option<Weak<dyn Origin>>,
 }
 
 /// The positions of the text fields in [`Fields`].
@@ -118,6 +119,13 @@ impl Fields {
     }
 }
 
+/// `at` in whole seconds since the Unix epoch, rounded down (an expiry never moves later);
+/// 0 before it.
+fn unix_seconds(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
 /// A cache an identity can come from: lets its user revoke the token without holding it.
 pub(crate) trait Origin: Send + Sync {
     /// Revokes the token whose key is `key`.
@@ -143,7 +151,7 @@ impl Identity {
         Self {
             fields: Fields::new([Some(info.user_id), email, name, postal_code, info.app_id]),
             aud,
-            expires: Some((received_wall + remaining, received + remaining)),
+            expires: Some((received + remaining, unix_seconds(received_wall + remaining))),
             origin: None,
         }
     }
@@ -167,7 +175,13 @@ impl Identity {
 
     /// When the token expires on the monotonic clock, if Amazon said.
     pub(crate) fn token_expires(&self) -> Option<Instant> {
-        self.expires.map(|(_, at)| at)
+        self.expires.map(|(at, _)| at)
+    }
+
+    /// When the token expires on the wall clock, to the second, if Amazon said.
+    fn token_expires_wall(&self) -> Option<SystemTime> {
+        self.expires
+            .map(|(_, seconds)| SystemTime::UNIX_EPOCH + Duration::from_secs(seconds))
     }
 
     pub(crate) fn user_id(&self) -> &str {
@@ -218,10 +232,7 @@ impl Identity {
             postal_code: self.postal_code().map(Box::from),
             aud: Box::from(&*self.aud),
             app_id: self.app_id().map(Box::from),
-            expires_ms: self.expires.map(|(wall, _)| {
-                let since = wall.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-            }),
+            expires_ms: self.expires.map(|(_, seconds)| seconds.saturating_mul(1000)),
         }
     }
 
@@ -233,7 +244,7 @@ impl Identity {
             Some(ms) => {
                 let wall = SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(ms))?;
                 let remaining = wall.duration_since(SystemTime::now()).ok()?;
-                Some((wall, Instant::now().checked_add(remaining)?))
+                Some((Instant::now().checked_add(remaining)?, unix_seconds(wall)))
             }
         };
         let text = |value: Option<Box<str>>| value.map(String::from);
@@ -269,11 +280,19 @@ impl Identity {
 pub struct AmazonUser {
     identity: Arc<Identity>,
     source: TokenSource,
+    /// The token's key in the cache the identity came from (see [`Identity::origin`]), for
+    /// [`revoke`](Self::revoke). `None` for a user made in a test.
+    key: Option<TokenKey>,
 }
 
 impl AmazonUser {
-    pub(crate) fn new(identity: Arc<Identity>, source: TokenSource) -> Self {
-        Self { identity, source }
+    /// The user of a request whose token, of key `key`, was verified as `identity`.
+    pub(crate) fn new(identity: Arc<Identity>, source: TokenSource, key: Option<TokenKey>) -> Self {
+        Self {
+            identity,
+            source,
+            key,
+        }
     }
 
     /// The Amazon account id (`amzn1.account.…`): the stable key for this user.
@@ -307,7 +326,8 @@ impl AmazonUser {
         self.identity.app_id()
     }
 
-    /// When the access token expires (wall clock, from Amazon's `exp` at verification).
+    /// When the access token expires (wall clock, from Amazon's `exp` at verification), to the
+    /// second (rounded down).
     ///
     /// `None` when Amazon did not say: in profile-only mode
     /// ([`skip_audience_check`](crate::AmazonAuthBuilder::skip_audience_check)), where no
@@ -315,7 +335,7 @@ impl AmazonUser {
     /// [`max_ttl`](crate::AmazonAuthBuilder::max_ttl) less
     /// [`clock_skew`](crate::AmazonAuthBuilder::clock_skew).
     pub fn expires_at(&self) -> Option<SystemTime> {
-        self.identity.expires.map(|(at, _)| at)
+        self.identity.token_expires_wall()
     }
 
     /// Revokes the token this request carried (logout), in the cache of the layer that
@@ -344,9 +364,11 @@ impl AmazonUser {
     /// # }
     /// ```
     pub async fn revoke(&self) -> Result<(), CacheError> {
-        let (key, origin) = self.identity.origin.as_ref().ok_or(CacheError::NoCache)?;
+        let (Some(key), Some(origin)) = (self.key, &self.identity.origin) else {
+            return Err(CacheError::NoCache);
+        };
         let origin = origin.upgrade().ok_or(CacheError::NoCache)?;
-        origin.revoke(*key).await
+        origin.revoke(key).await
     }
 
     /// Where this request carried its token.

@@ -150,7 +150,7 @@ impl Shared {
                     source = found.source.as_str(),
                     "cache hit"
                 );
-                Decision::Forward(Some(AmazonUser::new(identity, found.source)))
+                Decision::Forward(Some(AmazonUser::new(identity, found.source, Some(key))))
             }
             Some(Err(error)) => Decision::Refuse(error),
             None => match found.access_token() {
@@ -213,7 +213,7 @@ where
                 ResponseFuture::resolving(Box::pin(
                     async move {
                         let admitted = shared.cache.resolve(key, &token).await.and_then(|identity| {
-                            shared.admit(&mut request, AmazonUser::new(identity, source))
+                            shared.admit(&mut request, AmazonUser::new(identity, source, Some(key)))
                         });
                         match admitted {
                             Ok(()) => Ok(inner.call(request)),

@@ -56,7 +56,7 @@ impl IdentityCache {
                 let policy = &inner.policy;
                 let usable_for = policy.usable_for(&identity, now);
                 let fresh_until = now + life.min(usable_for).min(policy.max_ttl - age);
-                identity.origin = Some((key, inner.this.clone() as Weak<dyn Origin>));
+                identity.origin = Some(inner.this.clone() as Weak<dyn Origin>);
                 let entry = Entry::Valid {
                     fresh_until,
                     until: if policy.stale_if_error {

@@ -556,7 +556,7 @@ impl IdentityCache {
                 let usable_for = policy.usable_for(&identity, received);
                 let fresh_until = received + usable_for.min(policy.max_ttl);
                 tracing::debug!(user_id = identity.user_id(), elapsed_us, "token verified");
-                identity.origin = Some((key, inner.this.clone() as Weak<dyn Origin>));
+                identity.origin = Some(inner.this.clone() as Weak<dyn Origin>);
                 let entry = Entry::Valid {
                     fresh_until,
                     until: if policy.stale_if_error {

@@ -82,7 +82,7 @@ impl ForwardAuth {
                 ForwardAuthFuture::resolving(Box::pin(
                     async move {
                         match shared.cache.resolve(key, &token).await {
-                            Ok(identity) => allow(&AmazonUser::new(identity, source)),
+                            Ok(identity) => allow(&AmazonUser::new(identity, source, Some(key))),
                             Err(error) => deny(&shared.settings, &error),
                         }
                     }

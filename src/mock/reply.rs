@@ -197,7 +197,7 @@ impl MockUser {
             SystemTime::now(),
             Duration::from_secs(24 * 3600),
         );
-        AmazonUser::new(Arc::new(identity), TokenSource::Bearer)
+        AmazonUser::new(Arc::new(identity), TokenSource::Bearer, None)
     }
 }
 
