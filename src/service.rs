@@ -131,18 +131,14 @@ impl Shared {
             Ok(None) => return self.refuse(AuthError::MissingToken),
             Err(error) => return self.refuse(error),
         };
-        let key = self.cache.key(&found.token);
-        let cached = self.cache.cached(&key);
-        // What the cache knows passed the character check already (see `check_known`): the
-        // answer is the one a full check first would give, without a scan of every byte.
-        let checked = match cached {
-            Some(_) => found.check_known(rules),
-            None => found.check(rules),
-        };
-        if let Err(error) = checked {
-            return self.refuse(error);
+        // The prefix rules before the cache, as a layer of its own rules (sharing a cache with
+        // another layer) must; the character scan only for a token the cache does not know (see
+        // `check_prefixes`). Every answer is the one the full check first would give.
+        if let Err(error) = found.check_prefixes(rules) {
+            return self.refuse(found.check(rules).err().unwrap_or(error));
         }
-        match cached {
+        let key = self.cache.key(&found.token);
+        match self.cache.cached(&key) {
             Some(Ok(identity)) => {
                 self.cache.stats_handle().hits.incr();
                 tracing::trace!(
@@ -153,7 +149,7 @@ impl Shared {
                 Decision::Forward(Some(AmazonUser::new(identity, found.source, Some(key))))
             }
             Some(Err(error)) => Decision::Refuse(error),
-            None => match found.access_token() {
+            None => match found.check(rules).and_then(|()| found.access_token()) {
                 Ok(token) => Decision::Resolve(key, token, found.source),
                 Err(error) => self.refuse(error),
             },

@@ -201,12 +201,12 @@ impl Found<'_> {
         check_prefixes(&self.token, rules.require_prefix)
     }
 
-    /// What is left of [`check`](Self::check) for a token the cache holds a verdict for: every
-    /// verdict comes from a verification, which only a token that passed the character check
-    /// gets (a token of any other bytes has another key), so only the rules' prefixes remain,
-    /// and the scan of every byte is spared on a hit. Its answer is [`check`](Self::check)'s
-    /// for such a token.
-    pub(crate) fn check_known(&self, rules: Rules) -> Result<(), AuthError> {
+    /// The cheap part of [`check`](Self::check): the prefix rules, without the scan of every
+    /// byte. What a token the cache holds a verdict for still needs: every verdict comes from a
+    /// verification, which only a token that passed the character check gets (a token of any
+    /// other bytes has another key). When it fails, [`check`](Self::check) gives the answer
+    /// (its character rule comes first).
+    pub(crate) fn check_prefixes(&self, rules: Rules) -> Result<(), AuthError> {
         check_prefixes(&self.token, rules.require_prefix)
     }
 

@@ -182,7 +182,7 @@ mod layer {
     use proptest::test_runner::TestRunner;
     use tower::{Layer, ServiceExt};
     use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockUser, MOCK_CLIENT_ID};
-    use tower_amazon_auth::{AmazonAuthLayer, AmazonUser, AMZ_ACCESS_TOKEN};
+    use tower_amazon_auth::{extract_token, AmazonAuthLayer, AmazonUser, AMZ_ACCESS_TOKEN};
 
     use super::config;
 
@@ -351,5 +351,58 @@ mod layer {
         for i in 0..GOOD {
             assert!(mock.calls_for(&good_token(i)).tokeninfo <= 1);
         }
+    }
+
+    /// A malformed token gets exactly the answer `extract_token` gives it (the layer checks
+    /// prefixes before its cache and characters only for tokens it does not know: the order
+    /// must not change an answer), whatever the cache holds, and no upstream call.
+    #[test]
+    fn the_layer_refuses_a_malformed_token_as_extract_token_does() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mock = runtime.block_on(MockAmazon::start()).unwrap();
+        mock.register(good_token(0), MockUser::new("amzn1.account.P0"));
+        let layer = AmazonAuthLayer::builder()
+            .client_id(MOCK_CLIENT_ID)
+            .base_url(mock.base_url())
+            .build()
+            .unwrap();
+        let inner =
+            tower::service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(String::new())) });
+        let service = layer.layer(inner);
+        // A good token in the cache, so the hit path is warm.
+        let warm = request(&good_token(0), Placement::Bearer).unwrap();
+        assert_eq!(
+            runtime.block_on(service.clone().oneshot(warm)).unwrap().status(),
+            200
+        );
+        let malformed = AtomicUsize::new(0);
+
+        let prefix = prop::sample::select(vec!["Atza|", "Atzr|", "Xyzw|", "", "atza|"]);
+        let rest = prop_oneof!["[!-~]{0,24}", "[ -~]{0,24}", "[!-~]{0,12}[\"'\\\\ ][!-~]{0,12}"];
+        let mut runner = TestRunner::new(config(256));
+        runner
+            .run(&(prefix, rest), |(prefix, rest)| {
+                let token = format!("{prefix}{rest}");
+                let Some(request) = request(&token, Placement::Bearer) else {
+                    return Ok(());
+                };
+                let expected = extract_token(request.uri(), request.headers(), true);
+                let calls = mock.calls().total();
+                let response = runtime.block_on(service.clone().oneshot(request)).unwrap();
+                if let Err(error) = expected {
+                    malformed.fetch_add(1, Ordering::Relaxed);
+                    prop_assert_eq!(response.status(), error.status(), "{:?}", error);
+                    let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+                    let code = error.rfc6750_code().unwrap();
+                    prop_assert!(challenge.contains(code), "{} for {:?}", challenge, error);
+                    prop_assert_eq!(mock.calls().total(), calls, "a malformed token reached Amazon");
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert!(malformed.into_inner() > 64, "too few malformed tokens drawn");
     }
 }
