@@ -131,9 +131,10 @@ impl Shared {
             Ok(None) => return self.refuse(AuthError::MissingToken),
             Err(error) => return self.refuse(error),
         };
-        // The prefix rules before the cache, as a layer of its own rules (sharing a cache with
-        // another layer) must; the character scan only for a token the cache does not know (see
-        // `check_prefixes`). Every answer is the one the full check first would give.
+        // The prefix rules come before the cache (a layer that shares its cache with one of
+        // other rules still applies its own), the character scan only for a token the cache
+        // does not know (see `check_prefixes`). Every answer is the one the full check first
+        // would give.
         if let Err(error) = found.check_prefixes(rules) {
             return self.refuse(found.check(rules).err().unwrap_or(error));
         }

@@ -1,4 +1,4 @@
-//! Replicas of the identity cache's store (same key, value shape, hasher and per-entry expiry as
+//! Replicas of the identity cache's store (same key, value shape, hasher and time to live as
 //! `src/cache/`) and candidate replacements, for the `components` and `memory` benches.
 #![allow(dead_code, unreachable_pub)]
 
@@ -25,20 +25,12 @@ impl Entry {
     }
 }
 
-pub struct EntryExpiry;
-
-impl moka::Expiry<u128, Entry> for EntryExpiry {
-    fn expire_after_create(&self, _: &u128, entry: &Entry, now: Instant) -> Option<Duration> {
-        Some(entry.until().saturating_duration_since(now))
-    }
-}
-
 pub type Store = moka::sync::Cache<u128, Entry, foldhash::fast::RandomState>;
 
 pub fn store(keys: &[u128]) -> Store {
     let store: Store = moka::sync::Cache::builder()
         .max_capacity(100_000)
-        .expire_after(EntryExpiry)
+        .time_to_live(Duration::from_secs(3600))
         .build_with_hasher(foldhash::fast::RandomState::default());
     let until = Instant::now() + Duration::from_secs(3600);
     for key in keys {
