@@ -195,10 +195,9 @@ pub(crate) struct Found<'a> {
 }
 
 impl Found<'_> {
-    /// The rest of [`check_bytes`] on the token: what must pass before it is verified.
+    /// [`check_bytes`] on the token: what must pass before it is verified.
     pub(crate) fn check(&self, rules: Rules) -> Result<(), AuthError> {
-        check_characters(&self.token)?;
-        check_prefixes(&self.token, rules.require_prefix)
+        check_bytes(&self.token, rules.require_prefix)
     }
 
     /// The cheap part of [`check`](Self::check): the prefix rules, without the scan of every
