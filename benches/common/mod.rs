@@ -15,6 +15,7 @@ use tower::ServiceExt;
 use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockScope, MockUser, MOCK_CLIENT_ID};
 use tower_amazon_auth::{AmazonAuthBuilder, AmazonAuthLayer, StatsSnapshot, AMZ_ACCESS_TOKEN};
 
+pub mod process;
 pub mod stores;
 pub mod wrk;
 
