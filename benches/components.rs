@@ -29,7 +29,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http::Uri;
 use tower_amazon_auth::mock::mock_access_token;
 use tower_amazon_auth::{
-    default_response, extract_token, AccessToken, AuthError, ErrorContext, Malformed, ACCESS_TOKEN_PARAM,
+    default_response, extract_token, AccessToken, AuthError, ErrorContext, Malformed, TokenRules,
+    ACCESS_TOKEN_PARAM,
 };
 
 // --- query extraction: the current way and a prototype ----------------------------------------
@@ -131,7 +132,7 @@ fn components(c: &mut Criterion) {
     {
         let mut group = c.benchmark_group("component");
         group.bench_function("check_410B", |b| {
-            b.iter(|| AccessToken::check(black_box(&token), true))
+            b.iter(|| AccessToken::check(black_box(&token), TokenRules::default()))
         });
         group.bench_function("copy_token_410B (AccessToken::new)", |b| {
             b.iter(|| AccessToken::new(black_box(token.as_str())))
@@ -141,7 +142,11 @@ fn components(c: &mut Criterion) {
             group.bench_with_input(
                 BenchmarkId::new("extract_token (copies the token)", source.name()),
                 &request,
-                |b, r| b.iter(|| extract_token(black_box(r.uri()), black_box(r.headers()), true)),
+                |b, r| {
+                    b.iter(|| {
+                        extract_token(black_box(r.uri()), black_box(r.headers()), TokenRules::default())
+                    })
+                },
             );
         }
 
@@ -231,7 +236,7 @@ fn components(c: &mut Criterion) {
         for source in [Source::QueryRaw, Source::QueryEncoded] {
             let request = Template::new(&token, source).request();
             let uri = request.uri();
-            let (current, _) = extract_token(uri, request.headers(), true)
+            let (current, _) = extract_token(uri, request.headers(), TokenRules::default())
                 .expect("ok")
                 .expect("found");
             let (proposed, _) = query_proposed(uri).expect("ok").expect("found");
@@ -240,7 +245,11 @@ fn components(c: &mut Criterion) {
             group.bench_with_input(
                 BenchmarkId::new("extract_current (extract_token, copies)", source.name()),
                 &request,
-                |b, r| b.iter(|| extract_token(black_box(r.uri()), black_box(r.headers()), true)),
+                |b, r| {
+                    b.iter(|| {
+                        extract_token(black_box(r.uri()), black_box(r.headers()), TokenRules::default())
+                    })
+                },
             );
             group.bench_with_input(
                 BenchmarkId::new("extract_proposed", source.name()),

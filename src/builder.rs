@@ -17,7 +17,7 @@ use crate::error::BuildError;
 use crate::layer::AmazonAuthLayer;
 use crate::response::{ErrorResponder, JsonErrors, Responder};
 use crate::service::{Settings, Shared};
-use crate::token::Rules;
+use crate::token::TokenRules;
 use crate::verify::Verifier;
 
 /// The documented limits of the duration and count settings: what `build()` accepts at most.
@@ -30,6 +30,7 @@ const LIMITS: Limits = Limits {
     deadline: (Duration::from_secs(300), "5 min"),
     connect_timeout: (Duration::from_secs(300), "5 min"),
     retry_after: (Duration::from_secs(300), "5 min"),
+    backoff: (Duration::from_secs(300), "5 min"),
     retries: (10, "10"),
     max_in_flight: (1_000_000, "1 000 000"),
 };
@@ -41,6 +42,7 @@ struct Limits {
     deadline: (Duration, &'static str),
     connect_timeout: (Duration, &'static str),
     retry_after: (Duration, &'static str),
+    backoff: (Duration, &'static str),
     retries: (u32, &'static str),
     max_in_flight: (usize, &'static str),
 }
@@ -145,6 +147,7 @@ impl AmazonAuthLayer {
 /// | [`deadline`](Self::deadline) | [`defaults::DEADLINE`] (5 s) | time allowed to verify one token, retries included; then 503 |
 /// | [`retries`](Self::retries) | [`defaults::RETRIES`] (2) | retries after a connection failure or a 5xx (jittered backoff), within the deadline |
 /// | [`retry_after`](Self::retry_after) | [`defaults::RETRY_AFTER`] (5 s) | `Retry-After` on a 503 (Amazon's own, when longer, wins) |
+/// | [`backoff`](Self::backoff) | [`defaults::BACKOFF`] (5 s) | no verification for this long after a run of failures at Amazon |
 /// | [`error_responder`](Self::error_responder) | [`JsonErrors`] | shape of error responses (HTML, problem+json…) |
 /// | [`shared_cache`](Self::shared_cache) | a new cache per layer | share another layer's cache and verification settings |
 /// | `fleet` (feature `redis`) | off | a second cache level in Redis shared by the fleet, and fleet-wide logout |
@@ -172,6 +175,7 @@ pub struct AmazonAuthBuilder {
     deadline: Duration,
     retries: u32,
     retry_after: Duration,
+    backoff: Duration,
     responder: Responder,
     shared_cache: Option<IdentityCache>,
     /// The cache and verification setters called, refused alongside a shared cache.
@@ -204,6 +208,7 @@ impl Default for AmazonAuthBuilder {
             deadline: defaults::DEADLINE,
             retries: defaults::RETRIES,
             retry_after: defaults::RETRY_AFTER,
+            backoff: defaults::BACKOFF,
             responder: Responder(Arc::new(JsonErrors)),
             shared_cache: None,
             cache_settings: Vec::new(),
@@ -439,6 +444,17 @@ impl AmazonAuthBuilder {
         self
     }
 
+    /// How long no verification is started after a run of failures at Amazon (5xx, timeouts,
+    /// broken connections) without a `Retry-After` of Amazon's: those requests are answered
+    /// 503 at once with what remains of it. A cache setting: it is not the layer's
+    /// [`retry_after`](Self::retry_after). At least 1 s, at most 5 min. Default:
+    /// [`defaults::BACKOFF`] (5 s).
+    pub fn backoff(mut self, backoff: Duration) -> Self {
+        self.cache_settings.push("backoff");
+        self.backoff = backoff;
+        self
+    }
+
     /// Shapes error responses: see [`ErrorResponder`]. Default: [`JsonErrors`].
     pub fn error_responder(mut self, responder: impl ErrorResponder) -> Self {
         self.responder = Responder(Arc::new(responder));
@@ -503,10 +519,9 @@ impl AmazonAuthBuilder {
         at_most("retry_after", self.retry_after, LIMITS.retry_after)?;
         let settings = Settings {
             realm: self.realm.clone().into_boxed_str(),
-            rules: Rules {
-                require_prefix: self.require_prefix,
-                allow_query: self.allow_query,
-            },
+            rules: TokenRules::default()
+                .require_access_token_prefix(self.require_prefix)
+                .allow_query_token(self.allow_query),
             optional: self.optional,
             strip_token: self.strip_token,
             retry_after: self.retry_after,
@@ -541,6 +556,10 @@ impl AmazonAuthBuilder {
         at_most("deadline", self.deadline, LIMITS.deadline)?;
         at_most("connect_timeout", self.connect_timeout, LIMITS.connect_timeout)?;
         at_most("retries", self.retries, LIMITS.retries)?;
+        if self.backoff < Duration::from_secs(1) {
+            return Err(BuildError::Zero("backoff"));
+        }
+        at_most("backoff", self.backoff, LIMITS.backoff)?;
         at_most("max_in_flight", self.max_in_flight, LIMITS.max_in_flight)?;
         if self.clock_skew >= self.max_ttl {
             return Err(BuildError::ClockSkewNotBelowMaxTtl);
@@ -578,7 +597,8 @@ impl AmazonAuthBuilder {
             check_audience: self.check_audience,
             fetch_profile: self.fetch_profile,
             deadline: self.deadline,
-            breaker: Breaker::new(self.retry_after, self.deadline),
+            min_life: self.clock_skew,
+            breaker: Breaker::new(self.backoff, self.deadline),
         };
         let policy = CachePolicy {
             clock_skew: self.clock_skew,

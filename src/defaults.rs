@@ -23,6 +23,9 @@ pub const MAX_REVOCATIONS: u64 = 100_000;
 pub const MAX_IN_FLIGHT: usize = 256;
 /// `Retry-After` on a 503: 5 s.
 pub const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// How long no verification is started after a run of failures at Amazon, when Amazon gave
+/// no `Retry-After` of its own: 5 s.
+pub const BACKOFF: Duration = Duration::from_secs(5);
 /// Time allowed to open a connection to Amazon: 2 s.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Deadline for verifying one token (both calls, retries included), and the per-call timeout

@@ -69,6 +69,11 @@ pub enum Malformed {
     /// The `access_token` query parameter appeared more than once.
     #[error("the access_token parameter appears more than once")]
     DuplicateParameter,
+    /// The query names the `access_token` parameter inside another parameter (after a `;`, or
+    /// `access_token=` in a value): a backend whose parser splits differently could read
+    /// another token there than the one authenticated.
+    #[error("the query names the access_token parameter ambiguously")]
+    AmbiguousQuery,
     /// The token came in the query, which this layer refuses
     /// ([`allow_query_token`](crate::AmazonAuthBuilder::allow_query_token)).
     #[error("access tokens are not accepted in the query here: send an Authorization header")]
@@ -89,7 +94,8 @@ pub enum Rejection {
     /// Amazon says the token is invalid, expired or revoked.
     #[error("Amazon reports the token invalid, expired or revoked")]
     Invalid,
-    /// The token has no time left (`exp` ≤ 0).
+    /// The token has no more time left than the cache's clock skew (Amazon's `exp`, in
+    /// seconds remaining, at most `clock_skew`): too close to its expiry to be believed.
     #[error("the token has expired")]
     Expired,
     /// The token was issued to another application (`aud` is not one of our client ids).

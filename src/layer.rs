@@ -54,6 +54,24 @@ impl AmazonAuthLayer {
         &self.shared.cache
     }
 
+    /// The rules this layer applies to a token before any network call (its prefix rule,
+    /// whether the query may carry it): pass them to [`extract_token`](crate::extract_token)
+    /// and it answers as the layer does.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), tower_amazon_auth::BuildError> {
+    /// let layer = tower_amazon_auth::AmazonAuthLayer::builder()
+    ///     .client_id("amzn1.application-oa2-client.0123456789abcdef")
+    ///     .allow_query_token(false)
+    ///     .build()?;
+    /// assert!(!layer.token_rules().allows_query_token());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn token_rules(&self) -> crate::TokenRules {
+        self.shared.settings.rules
+    }
+
     /// A snapshot of the counters (hits, misses, upstream calls, refusals…).
     pub fn stats(&self) -> StatsSnapshot {
         self.shared.cache.stats()

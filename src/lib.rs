@@ -132,8 +132,8 @@ pub use response::{default_response, ErrorContext, ErrorResponder, JsonErrors};
 pub use service::AmazonAuth;
 pub use stats::StatsSnapshot;
 pub use token::{
-    extract_token, AccessToken, TokenSource, ACCESS_TOKEN_PARAM, ACCESS_TOKEN_PREFIX, AMZ_ACCESS_TOKEN,
-    MAX_TOKEN_LEN, REFRESH_TOKEN_PREFIX,
+    extract_token, AccessToken, TokenRules, TokenSource, ACCESS_TOKEN_PARAM, ACCESS_TOKEN_PREFIX,
+    AMZ_ACCESS_TOKEN, MAX_TOKEN_LEN, REFRESH_TOKEN_PREFIX,
 };
 
 /// (feature `fuzz`) Entry points for the fuzz targets under `fuzz/`: not part of the API.

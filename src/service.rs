@@ -21,13 +21,13 @@ use crate::error::AuthError;
 use crate::future::{AuthBody, ResponseFuture};
 use crate::identity::AmazonUser;
 use crate::response::{ErrorContext, Responder};
-use crate::token::{self, AccessToken, Rules, TokenSource};
+use crate::token::{self, AccessToken, TokenRules, TokenSource};
 
 /// Settings the service reads on every request.
 #[derive(Debug)]
 pub(crate) struct Settings {
     pub(crate) realm: Box<str>,
-    pub(crate) rules: Rules,
+    pub(crate) rules: TokenRules,
     pub(crate) optional: bool,
     pub(crate) strip_token: bool,
     pub(crate) retry_after: Duration,

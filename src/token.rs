@@ -43,18 +43,72 @@ impl AccessToken {
         &self.0
     }
 
-    /// Checks the token against the rules the layer applies before any network call.
+    /// Checks the token against `rules` as the layer does before any network call (where the
+    /// token came from is [`extract_token`]'s business).
     ///
     /// A refresh token is an [`AuthError::InvalidToken`]; everything else wrong is an
-    /// [`AuthError::InvalidRequest`]. `require_prefix` demands the `Atza|` prefix.
+    /// [`AuthError::InvalidRequest`].
     ///
     /// ```
-    /// use tower_amazon_auth::{AccessToken, AuthError, Malformed};
-    /// assert!(AccessToken::check("Atza|abc", true).is_ok());
-    /// assert_eq!(AccessToken::check("abc", true), Err(AuthError::InvalidRequest(Malformed::BadPrefix)));
+    /// use tower_amazon_auth::{AccessToken, AuthError, Malformed, TokenRules};
+    /// let rules = TokenRules::default();
+    /// assert!(AccessToken::check("Atza|abc", rules).is_ok());
+    /// assert_eq!(AccessToken::check("abc", rules), Err(AuthError::InvalidRequest(Malformed::BadPrefix)));
+    /// assert!(AccessToken::check("abc", rules.require_access_token_prefix(false)).is_ok());
     /// ```
-    pub fn check(token: &str, require_prefix: bool) -> Result<(), AuthError> {
-        check_bytes(token.as_bytes(), require_prefix)
+    pub fn check(token: &str, rules: TokenRules) -> Result<(), AuthError> {
+        check_bytes(token.as_bytes(), rules.require_prefix)
+    }
+}
+
+/// What a token must pass before any network call, besides the one-token rule: the layer's
+/// own ([`AmazonAuthLayer::token_rules`](crate::AmazonAuthLayer::token_rules)), or these
+/// defaults adjusted, for [`extract_token`] and [`AccessToken::check`].
+///
+/// ```
+/// use tower_amazon_auth::TokenRules;
+/// let rules = TokenRules::default().allow_query_token(false);
+/// assert!(rules.requires_access_token_prefix() && !rules.allows_query_token());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenRules {
+    /// A token must start `Atza|`.
+    pub(crate) require_prefix: bool,
+    /// A token may come in the `access_token` query parameter.
+    pub(crate) allow_query: bool,
+}
+
+impl Default for TokenRules {
+    /// The layer's defaults: the `Atza|` prefix required, query tokens allowed.
+    fn default() -> Self {
+        Self {
+            require_prefix: true,
+            allow_query: true,
+        }
+    }
+}
+
+impl TokenRules {
+    /// Whether a token must start `Atza|`. Default: `true`.
+    pub const fn require_access_token_prefix(mut self, require: bool) -> Self {
+        self.require_prefix = require;
+        self
+    }
+
+    /// Whether a token may come in the `access_token` query parameter. Default: `true`.
+    pub const fn allow_query_token(mut self, allow: bool) -> Self {
+        self.allow_query = allow;
+        self
+    }
+
+    /// Whether a token must start `Atza|`.
+    pub const fn requires_access_token_prefix(&self) -> bool {
+        self.require_prefix
+    }
+
+    /// Whether a token may come in the `access_token` query parameter.
+    pub const fn allows_query_token(&self) -> bool {
+        self.allow_query
     }
 }
 
@@ -153,37 +207,28 @@ impl fmt::Display for TokenSource {
     }
 }
 
-/// Finds the access token in a request the way the layer does: exactly one of the
-/// `access_token` query parameter, `Authorization: Bearer` or `x-amz-access-token`, checked with
-/// [`AccessToken::check`]. For code outside the middleware (a WebSocket upgrade, a custom
-/// extractor).
+/// Finds the access token in a request under `rules`, as a layer with those rules does:
+/// exactly one of the `access_token` query parameter, `Authorization: Bearer` or
+/// `x-amz-access-token`, checked with [`AccessToken::check`]. For code outside the middleware
+/// (a WebSocket upgrade, a custom extractor): pass the layer's
+/// [`token_rules`](crate::AmazonAuthLayer::token_rules) and both give the same answer.
 ///
 /// ```
-/// use tower_amazon_auth::{extract_token, TokenSource};
+/// use tower_amazon_auth::{extract_token, TokenRules, TokenSource};
 /// let request = http::Request::get("/me?access_token=Atza%7Cabc").body(()).unwrap();
-/// let (token, source) = extract_token(request.uri(), request.headers(), true).unwrap().unwrap();
+/// let (uri, headers) = (request.uri(), request.headers());
+/// let (token, source) = extract_token(uri, headers, TokenRules::default()).unwrap().unwrap();
 /// assert_eq!((token.expose(), source), ("Atza|abc", TokenSource::Query));
+/// // A layer built with `allow_query_token(false)` refuses it, and so does this.
+/// assert!(extract_token(uri, headers, TokenRules::default().allow_query_token(false)).is_err());
 /// ```
 pub fn extract_token(
     uri: &Uri,
     headers: &HeaderMap,
-    require_prefix: bool,
+    rules: TokenRules,
 ) -> Result<Option<(AccessToken, TokenSource)>, AuthError> {
-    let rules = Rules {
-        require_prefix,
-        allow_query: true,
-    };
     let found = extract(uri, headers, rules)?;
     found.map(|f| Ok((f.access_token()?, f.source))).transpose()
-}
-
-/// What the layer accepts besides the one-token rule.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Rules {
-    /// A token must start `Atza|`.
-    pub(crate) require_prefix: bool,
-    /// A token may come in the `access_token` query parameter.
-    pub(crate) allow_query: bool,
 }
 
 /// A token found in a request, borrowed where it could be: its bytes, of an acceptable length
@@ -196,7 +241,7 @@ pub(crate) struct Found<'a> {
 
 impl Found<'_> {
     /// [`check_bytes`] on the token: what must pass before it is verified.
-    pub(crate) fn check(&self, rules: Rules) -> Result<(), AuthError> {
+    pub(crate) fn check(&self, rules: TokenRules) -> Result<(), AuthError> {
         check_bytes(&self.token, rules.require_prefix)
     }
 
@@ -205,7 +250,7 @@ impl Found<'_> {
     /// verification, which only a token that passed the character check gets (a token of any
     /// other bytes has another key). When it fails, [`check`](Self::check) gives the answer
     /// (its character rule comes first).
-    pub(crate) fn check_prefixes(&self, rules: Rules) -> Result<(), AuthError> {
+    pub(crate) fn check_prefixes(&self, rules: TokenRules) -> Result<(), AuthError> {
         check_prefixes(&self.token, rules.require_prefix)
     }
 
@@ -228,7 +273,7 @@ impl Found<'_> {
 pub(crate) fn extract<'a>(
     uri: &'a Uri,
     headers: &'a HeaderMap,
-    rules: Rules,
+    rules: TokenRules,
 ) -> Result<Option<Found<'a>>, AuthError> {
     let found = find(uri, headers, rules)?;
     if let Some(found) = &found {
@@ -242,7 +287,7 @@ pub(crate) fn extract<'a>(
 pub(crate) fn find<'a>(
     uri: &'a Uri,
     headers: &'a HeaderMap,
-    rules: Rules,
+    rules: TokenRules,
 ) -> Result<Option<Found<'a>>, AuthError> {
     let mut found = None;
     let candidates = [
@@ -274,8 +319,12 @@ fn from_query(uri: &Uri) -> Result<Option<Cow<'_, str>>, AuthError> {
     let mut token = None;
     for pair in query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let is_token = is_token_param(name);
+        if names_token_param_inside(pair, is_token) {
+            return Err(AuthError::InvalidRequest(Malformed::AmbiguousQuery));
+        }
         // Other parameters' values are never decoded; the token's only when escaped.
-        if !is_token_param(name) {
+        if !is_token {
             continue;
         }
         if token.is_some() {
@@ -314,6 +363,25 @@ fn is_token_param(name: &str) -> bool {
     } else {
         name == ACCESS_TOKEN_PARAM
     }
+}
+
+/// Whether the query pair `pair` names the token parameter anywhere but as its own name (when
+/// `is_token`): `access_token=` inside it, or a `;`-separated piece named `access_token`. A
+/// backend whose parser also splits on `;` would read another token there than the one
+/// authenticated, so such a query is refused. Other parameters' values are not decoded, so an
+/// escaped `access_token%3D` in one is no parameter to anyone.
+fn names_token_param_inside(pair: &str, is_token: bool) -> bool {
+    const NEEDLE: &str = "access_token=";
+    let mut from = usize::from(is_token);
+    while let Some(at) = pair.get(from..).and_then(|rest| rest.find(NEEDLE)) {
+        if from + at != 0 {
+            return true;
+        }
+        from += at + 1;
+    }
+    pair.split(';')
+        .skip(1)
+        .any(|piece| is_token_param(piece.split('=').next().unwrap_or("")))
 }
 
 /// Whether form-urlencoded text needs decoding (`%XX` or `+`). A fold without early exit, so
@@ -420,11 +488,7 @@ mod tests {
         for (k, v) in headers {
             map.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
         }
-        let rules = Rules {
-            require_prefix: true,
-            allow_query: true,
-        };
-        extract(&uri, &map, rules)
+        extract(&uri, &map, TokenRules::default())
             .map(|f| f.map(|f| (String::from_utf8(f.token.into_owned()).unwrap(), f.source)))
     }
 

@@ -51,6 +51,9 @@ pub(crate) struct Verifier {
     pub(crate) fetch_profile: bool,
     /// Deadline for one verification, both calls and their retries included.
     pub(crate) deadline: Duration,
+    /// A token with no more than this left (the cache's clock skew) is refused as expired: it
+    /// could not be cached, and the skew is the margin it must keep.
+    pub(crate) min_life: Duration,
     pub(crate) breaker: Breaker,
 }
 
@@ -113,7 +116,8 @@ impl Verifier {
             .find(|id| ***id == *verified.info.aud)
             .cloned()
             .ok_or(AuthError::InvalidToken(Rejection::WrongAudience))?;
-        if verified.info.exp <= 0 {
+        let remaining = Duration::from_secs(verified.info.exp.max(0).unsigned_abs());
+        if remaining.is_zero() || remaining <= self.min_life {
             return Err(AuthError::InvalidToken(Rejection::Expired));
         }
         Ok(Some((verified, aud)))

@@ -15,7 +15,7 @@
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use http::{HeaderMap, Uri};
 use libfuzzer_sys::fuzz_target;
-use tower_amazon_auth::{extract_token, AccessToken, TokenSource, AMZ_ACCESS_TOKEN};
+use tower_amazon_auth::{extract_token, AccessToken, TokenRules, TokenSource, AMZ_ACCESS_TOKEN};
 
 const KNOWN: [&str; 6] = [
     "authorization",
@@ -66,8 +66,9 @@ fuzz_target!(|data: &[u8]| {
     let Some((require_prefix, uri, headers)) = build(data) else {
         return;
     };
-    let first = extract_token(&uri, &headers, require_prefix);
-    let second = extract_token(&uri, &headers, require_prefix);
+    let rules = TokenRules::default().require_access_token_prefix(require_prefix);
+    let first = extract_token(&uri, &headers, rules);
+    let second = extract_token(&uri, &headers, rules);
     assert_eq!(first, second, "extraction is deterministic");
     match first {
         Ok(None) => {}
@@ -83,7 +84,7 @@ fuzz_target!(|data: &[u8]| {
             if require_prefix {
                 assert!(t.starts_with("Atza|"));
             }
-            assert!(AccessToken::check(t, require_prefix).is_ok());
+            assert!(AccessToken::check(t, rules).is_ok());
             match source {
                 TokenSource::Query => assert!(uri.query().is_some()),
                 TokenSource::Bearer => assert_eq!(headers.get_all(AUTHORIZATION).iter().count(), 1),

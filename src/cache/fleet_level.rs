@@ -49,6 +49,12 @@ impl IdentityCache {
             Lookup::Found(Decoded::Valid(_), _, age) if age >= inner.policy.max_ttl => {
                 Err(claim(Seen::default()))
             }
+            // Too close to its expiry for this cache's clock skew: Amazon refuses it as expired.
+            Lookup::Found(Decoded::Valid(identity), ..)
+                if inner.policy.usable_for(&identity, now).is_zero() =>
+            {
+                Err(claim(Seen::default()))
+            }
             Lookup::Found(Decoded::Rejected(_), _, age) if age >= inner.policy.negative_ttl => {
                 Err(claim(Seen::default()))
             }

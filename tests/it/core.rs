@@ -354,18 +354,6 @@ async fn expiry_counts_seconds_remaining_from_the_answer() {
 }
 
 #[tokio::test]
-async fn a_token_about_to_expire_is_accepted_but_not_cached() {
-    // Default skew (30 s) exceeds the 10 s left: accept, but verify again next time.
-    let h = Harness::default().await;
-    let token = token("nearly");
-    h.mock
-        .register(&token, MockUser::new("amzn1.account.nearly").exp(10));
-    assert_eq!(h.bearer(&token).await.status(), 200);
-    assert_eq!(h.bearer(&token).await.status(), 200);
-    assert_eq!(h.mock.calls_for(&token).tokeninfo, 2);
-}
-
-#[tokio::test]
 async fn max_ttl_bounds_the_cache() {
     // clock_skew must stay below max_ttl.
     let h = Harness::new(|b| b.max_ttl(Duration::from_millis(500)).clock_skew(Duration::ZERO)).await;

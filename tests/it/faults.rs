@@ -587,3 +587,66 @@ async fn the_answer_bound_holds_without_a_content_length() {
         assert_eq!(response.status(), expected, "a chunked answer of {len} bytes");
     }
 }
+
+/// A layer's `retry_after` is the `Retry-After` of its 503s, nothing more: the breaker's
+/// back-off (how long no verification starts after a run of failures) is the cache's own
+/// setting. A review found `retry_after` also set the back-off, so a layer sharing a cache got
+/// the other layer's back-off silently.
+#[tokio::test]
+async fn a_layers_retry_after_does_not_set_the_breakers_back_off() {
+    let h = Harness::new(|b| b.retries(0).tokeninfo_only().retry_after(Duration::from_secs(60))).await;
+    let token = token("backoff-owner");
+    h.mock.register(&token, MockReply::status(500));
+    // Five failures in a row open the breaker; each 503 carries the layer's Retry-After.
+    for _ in 0..5 {
+        let (response, _) = h.bearer(&token).await;
+        assert_eq!(expect_unavailable(response, "a failure").await, 60);
+    }
+    let calls = h.mock.calls().total();
+    // Backing off: no upstream call, and what remains of the back-off (the default 5 s), not
+    // the layer's 60 s.
+    let (response, _) = h.bearer(&token).await;
+    let remaining = expect_unavailable(response, "backing off").await;
+    assert_eq!(
+        h.mock.calls().total(),
+        calls,
+        "the breaker let a verification through"
+    );
+    assert!(
+        remaining <= 5,
+        "the breaker backs off for the layer's retry_after: {remaining} s"
+    );
+}
+
+/// A token Amazon says has less than `clock_skew` left could not be cached (its life, less
+/// the skew, is zero), and was accepted anyway: every request cost a tokeninfo and a profile
+/// call (an independent probe). It is refused as expired, a definite verdict that is
+/// remembered.
+#[tokio::test]
+async fn a_token_with_less_than_the_clock_skew_left_is_refused_as_expired_and_remembered() {
+    let h = Harness::new(|b| b.clock_skew(Duration::from_secs(30))).await;
+    let token = token("nearly-expired");
+    h.mock
+        .register(&token, MockUser::new("amzn1.account.NEARLY").exp(10));
+    for round in 0..5 {
+        let (response, _) = h.bearer(&token).await;
+        assert_eq!(response.status(), 401, "round {round}");
+        let www = response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(www.contains("error=\"invalid_token\""), "{www}");
+    }
+    let calls = h.mock.calls_for(&token);
+    assert_eq!(calls.tokeninfo, 1, "each request asked Amazon again");
+    assert!(calls.profile <= 1, "each request asked Amazon again");
+    assert_eq!(h.reached.count(), 0);
+    // With more than the skew left, the same token is accepted and cached.
+    let fresh = crate::common::token("fresh-enough");
+    h.mock
+        .register(&fresh, MockUser::new("amzn1.account.FRESH").exp(31));
+    for _ in 0..3 {
+        assert_eq!(h.status(&fresh).await, 200);
+    }
+    assert_eq!(h.mock.calls_for(&fresh).tokeninfo, 1);
+}

@@ -511,6 +511,36 @@ async fn query_abuse_gets_a_defined_answer_and_no_upstream_call() {
     }
 }
 
+/// `?x=1;access_token=<victim>&access_token=<alice>` authenticated Alice and handed the handler
+/// `?x=1;access_token=<victim>`: a backend whose query parser also splits on `;` read another
+/// token than the one authenticated (an independent probe). A query in which `access_token=`
+/// appears anywhere but as one `&`-separated parameter is ambiguous: 400, no upstream call.
+#[tokio::test]
+async fn a_query_naming_the_token_parameter_ambiguously_is_refused() {
+    let h = Harness::new(|b| b).await;
+    let alice = h.good("alice-query");
+    let victim = token("victim-query");
+    let encoded = alice.replace('|', "%7C");
+    let cases = [
+        format!("/me?x=1;access_token={victim}&access_token={alice}"),
+        format!("/me?access_token={alice}&x=1;access_token={victim}"),
+        format!("/me?access_token={alice};access_token={victim}"),
+        format!("/me?x=1;access%5Ftoken={victim}&access_token={encoded}"),
+        format!("/me?x=1;access_token={victim}"),
+        format!("/me?x=y%3Baccess_token={victim}&access_token={alice}"),
+    ];
+    for target in cases {
+        let reached = h.reached.count();
+        let status = h.raw(target.as_bytes(), &[]).await;
+        assert_eq!(status, 400, "{target}");
+        assert_eq!(h.mock.calls().total(), 0, "{target}: no upstream call");
+        assert_eq!(h.reached.count(), reached, "{target}");
+    }
+    // The parameter's name in another's value, escaped, is not a parameter to anyone.
+    let target = format!("/me?next=%2Fa%3Faccess_token%3Dx&access_token={encoded}");
+    assert_eq!(h.raw(target.as_bytes(), &[]).await, 200, "{target}");
+}
+
 #[tokio::test]
 async fn huge_queries_are_refused_without_an_upstream_call() {
     let h = Harness::new(|b| b).await;

@@ -255,3 +255,21 @@ fn a_flood_of_failed_verifications_writes_few_warnings() {
         assert!(warnings[1].contains("suppressed="), "{}", warnings[1]);
     }
 }
+
+/// `extract_token` finds a token "the way the layer does", so it must follow the layer's rules:
+/// a layer built with `allow_query_token(false)` refuses a query token, and so must it.
+#[tokio::test]
+async fn extract_token_follows_the_layers_rules() {
+    let mock = MockAmazon::start().await.unwrap();
+    let layer = builder(&mock).allow_query_token(false).build().unwrap();
+    let token = token("extract-rules");
+    let encoded: String = form_urlencoded::byte_serialize(token.as_bytes()).collect();
+    let request = http::Request::get(format!("/me?access_token={encoded}"))
+        .body(())
+        .unwrap();
+    let found = tower_amazon_auth::extract_token(request.uri(), request.headers(), layer.token_rules());
+    assert!(
+        found.is_err(),
+        "the layer refuses a query token, extract_token took it"
+    );
+}

@@ -8,7 +8,7 @@ use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use http::{HeaderMap, Uri};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError};
-use tower_amazon_auth::{extract_token, AccessToken, TokenSource, AMZ_ACCESS_TOKEN};
+use tower_amazon_auth::{extract_token, AccessToken, TokenRules, TokenSource, AMZ_ACCESS_TOKEN};
 
 /// The bytes a token may hold: visible ASCII without quotes or backslash.
 fn token_chars() -> Vec<char> {
@@ -50,8 +50,9 @@ fn config(cases: u32) -> Config {
 
 /// The invariants of any extraction result, as in the `extract` fuzz target.
 fn check_extraction(uri: &Uri, headers: &HeaderMap, require_prefix: bool) -> Result<(), TestCaseError> {
-    let first = extract_token(uri, headers, require_prefix);
-    prop_assert_eq!(&first, &extract_token(uri, headers, require_prefix));
+    let rules = TokenRules::default().require_access_token_prefix(require_prefix);
+    let first = extract_token(uri, headers, rules);
+    prop_assert_eq!(&first, &extract_token(uri, headers, rules));
     match first {
         Ok(None) => {}
         Ok(Some((token, source))) => {
@@ -62,7 +63,7 @@ fn check_extraction(uri: &Uri, headers: &HeaderMap, require_prefix: bool) -> Res
                 .all(|b| (0x21..=0x7e).contains(&b) && !matches!(b, b'"' | b'\'' | b'\\')));
             prop_assert!(!t.starts_with("Atzr|"));
             prop_assert!(!require_prefix || t.starts_with("Atza|"));
-            prop_assert!(AccessToken::check(t, require_prefix).is_ok());
+            prop_assert!(AccessToken::check(t, rules).is_ok());
             match source {
                 TokenSource::Query => prop_assert!(uri.query().is_some()),
                 TokenSource::Bearer => prop_assert_eq!(headers.get_all(AUTHORIZATION).iter().count(), 1),
@@ -141,7 +142,7 @@ proptest! {
 
     #[test]
     fn a_valid_token_round_trips_through_every_source((token, require_prefix) in valid_token()) {
-        prop_assert!(AccessToken::check(&token, require_prefix).is_ok());
+        prop_assert!(AccessToken::check(&token, TokenRules::default().require_access_token_prefix(require_prefix)).is_ok());
         let encoded: String = form_urlencoded::byte_serialize(token.as_bytes()).collect();
         let raw_pipe = encoded.replace("%7C", "|");
         let mut requests = vec![
@@ -161,7 +162,7 @@ proptest! {
             if let Some((name, value)) = header {
                 headers.insert(name, HeaderValue::from_str(&value).unwrap());
             }
-            let found = extract_token(&uri, &headers, require_prefix);
+            let found = extract_token(&uri, &headers, TokenRules::default().require_access_token_prefix(require_prefix));
             let expected = Ok(Some((AccessToken::new(token.clone()), source)));
             prop_assert_eq!(found, expected, "{}", source);
         }
@@ -389,7 +390,7 @@ mod layer {
                 let Some(request) = request(&token, Placement::Bearer) else {
                     return Ok(());
                 };
-                let expected = extract_token(request.uri(), request.headers(), true);
+                let expected = extract_token(request.uri(), request.headers(), layer.token_rules());
                 let calls = mock.calls().total();
                 let response = runtime.block_on(service.clone().oneshot(request)).unwrap();
                 if let Err(error) = expected {
