@@ -28,10 +28,9 @@ use common::{Source, Template};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http::Uri;
 use tower_amazon_auth::mock::mock_access_token;
-use tower_amazon_auth::{
-    default_response, extract_token, AccessToken, AuthError, ErrorContext, Malformed, TokenRules,
-    ACCESS_TOKEN_PARAM,
-};
+use tower_amazon_auth::response::{default_response, ErrorContext};
+use tower_amazon_auth::token::{extract_token, TokenRules, ACCESS_TOKEN_PARAM};
+use tower_amazon_auth::{AccessToken, AuthError, Malformed};
 
 // --- query extraction: the current way and a prototype ----------------------------------------
 

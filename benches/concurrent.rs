@@ -211,7 +211,7 @@ where
 
 fn concurrent(c: &mut Criterion) {
     let upstream = Upstream::start();
-    let layer = upstream.builder().build().expect("layer");
+    let layer = common::layer(upstream.builder());
     let wrapped = layer.layer(inner());
 
     let one = tokens("conc-one", 1).remove(0);

@@ -169,7 +169,7 @@ fn server() {
     let upstream = common::Upstream::start();
     let token = common::tokens("e2e-pair", 1).remove(0);
     upstream.register_user(&token, 0);
-    let layer = upstream.builder().build().expect("layer");
+    let layer = common::layer(upstream.builder());
 
     let workers: usize = env_or("E2E_PAIR_WORKERS", "1").parse().expect("E2E_PAIR_WORKERS");
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -76,11 +76,11 @@ impl Drop for Redis {
 }
 
 fn fleet_layer(upstream: &Upstream, redis: &Redis) -> AmazonAuthLayer {
-    let layer = upstream
-        .builder()
-        .fleet(Fleet::new(&redis.url, SECRET).command_timeout(Duration::from_secs(1)))
-        .build()
-        .expect("layer");
+    let layer = common::layer(
+        upstream
+            .builder()
+            .fleet(Fleet::new(&redis.url, SECRET).command_timeout(Duration::from_secs(1))),
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while !layer.stats().fleet_subscribed {
         assert!(Instant::now() < deadline, "the subscriber never connected");
@@ -104,7 +104,7 @@ fn bench(c: &mut Criterion, upstream: &Upstream, redis: &Redis) {
     let _guard = upstream.rt.enter();
     let hot = tokens("fleet-hot", 1).remove(0);
     upstream.register_user(&hot, 0);
-    let off = upstream.builder().build().expect("layer");
+    let off = common::layer(upstream.builder());
     let on = fleet_layer(upstream, redis);
     let mut group = c.benchmark_group("fleet");
     for (name, layer) in [("off", &off), ("on", &on)] {
@@ -127,10 +127,7 @@ fn bench(c: &mut Criterion, upstream: &Upstream, redis: &Redis) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                upstream
-                    .rt
-                    .block_on(b_layer.cache().invalidate_all())
-                    .expect("flush");
+                b_layer.cache().invalidate_all();
                 let started = Instant::now();
                 let got = upstream.rt.block_on(status(&b_layer, &shared));
                 total += started.elapsed();
@@ -181,7 +178,7 @@ fn upstream_calls(upstream: &Upstream, layers: &[AmazonAuthLayer], prefix: &str)
 fn paired_l1(upstream: &Upstream, redis: &Redis) -> (f64, f64) {
     let hot = tokens("fleet-paired", 1).remove(0);
     upstream.register_user(&hot, 3);
-    let off = upstream.builder().build().expect("layer");
+    let off = common::layer(upstream.builder());
     let on = fleet_layer(upstream, redis);
     let template = Template::new(&hot, Source::Bearer);
     let mut services = Vec::new();
@@ -213,9 +210,7 @@ fn report(upstream: &Upstream, redis: &Redis) {
     let _guard = upstream.rt.enter();
     let (off, on) = paired_l1(upstream, redis);
     println!("L1 hit, interleaved: fleet level off {off:.0} ns, on {on:.0} ns (median of 30 blocks)");
-    let alone: Vec<_> = (0..4)
-        .map(|_| upstream.builder().build().expect("layer"))
-        .collect();
+    let alone: Vec<_> = (0..4).map(|_| common::layer(upstream.builder())).collect();
     let fleet: Vec<_> = (0..4).map(|_| fleet_layer(upstream, redis)).collect();
     let without = upstream_calls(upstream, &alone, "calls-alone");
     let with = upstream_calls(upstream, &fleet, "calls-fleet");

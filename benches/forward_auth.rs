@@ -31,7 +31,7 @@ use std::process::{ChildStdin, Command, Stdio};
 use std::time::Duration;
 
 use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockScope, MockUser, MOCK_CLIENT_ID};
-use tower_amazon_auth::AmazonAuthLayer;
+use tower_amazon_auth::{AmazonAuthLayer, IdentityCache};
 
 const CHILD_ENV: &str = "FORWARD_AUTH_BENCH_CHILD";
 const NGINX_TEMPLATE: &str = include_str!("../tests/it/forward_auth/nginx.conf");
@@ -78,11 +78,12 @@ fn auth_server() {
                 .scope(MockScope::Profile)
                 .exp(24 * 60 * 60),
         );
-        let layer = AmazonAuthLayer::builder()
+        let cache = IdentityCache::builder()
             .client_id(MOCK_CLIENT_ID)
             .base_url(mock.base_url())
             .build()
-            .expect("layer");
+            .expect("cache");
+        let layer = AmazonAuthLayer::builder(cache).build().expect("layer");
         let app = axum::Router::new().fallback_service(layer.forward_auth());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");

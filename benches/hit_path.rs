@@ -30,9 +30,8 @@ fn touched(request: http::Request<common::Body>) -> http::Request<common::Body> 
 
 fn hit_path(c: &mut Criterion) {
     let upstream = Upstream::start();
-    let layer = upstream.builder().build().expect("layer");
-    let nostrip = tower_amazon_auth::AmazonAuthLayer::builder()
-        .shared_cache(layer.cache().clone())
+    let layer = common::layer(upstream.builder());
+    let nostrip = tower_amazon_auth::AmazonAuthLayer::builder(layer.cache().clone())
         .strip_token(false)
         .build()
         .expect("layer");

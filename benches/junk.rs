@@ -17,7 +17,7 @@ use tower_amazon_auth::mock::mock_access_token;
 
 fn junk(c: &mut Criterion) {
     let upstream = Upstream::start();
-    let layer = upstream.builder().build().expect("layer");
+    let layer = common::layer(upstream.builder());
     let mut wrapped = layer.layer(inner());
     let mut bare = inner();
 

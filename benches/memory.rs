@@ -135,7 +135,7 @@ fn main() {
     // Pass 1: grow the mock's per-token bookkeeping to its final size.
     let started = Instant::now();
     {
-        let first = builder().build().expect("layer");
+        let first = common::layer(builder());
         let svc = first.layer(inner());
         assert_eq!(warm(&upstream.rt, &svc, &templates, CONCURRENCY), ENTRIES);
         first.cache().entry_count(); // applies moka's pending maintenance
@@ -149,7 +149,7 @@ fn main() {
     // Pass 2: measure.
     let base = live();
     let base_rss = rss_bytes();
-    let layer = builder().build().expect("layer");
+    let layer = common::layer(builder());
     let svc = layer.layer(inner());
     assert_eq!(
         warm(&upstream.rt, &svc, &templates[..PRIMING], CONCURRENCY),

@@ -21,7 +21,7 @@ const LATENCY: Duration = Duration::from_millis(20);
 fn miss_path(c: &mut Criterion) {
     let upstream = Upstream::start();
     upstream.mock.set_latency(LATENCY);
-    let layer = upstream.builder().build().expect("layer");
+    let layer = common::layer(upstream.builder());
     let wrapped = layer.layer(inner());
 
     // Fresh tokens for every measured first request.

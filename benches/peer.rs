@@ -196,11 +196,7 @@ fn scenario(c: &mut Criterion, upstream: &Upstream, draw: Draw) -> Option<Paired
     }
     let templates: Vec<Template> = tokens.iter().map(|t| Template::new(t, Source::Bearer)).collect();
 
-    let layer = upstream
-        .builder()
-        .capacity(2 * n as u64 + 1000)
-        .build()
-        .expect("layer");
+    let layer = common::layer(upstream.builder().capacity(2 * n as u64 + 1000));
     let layered = layer.layer(inner());
     assert_eq!(warm(&upstream.rt, &layered, &templates, 64), n, "layer warmed");
     layer.cache().entry_count(); // applies moka's pending maintenance

@@ -46,7 +46,8 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tower::{service_fn, ServiceBuilder, ServiceExt as _};
-use tower_amazon_auth::{AmazonUser, AuthBody};
+use tower_amazon_auth::future::AuthBody;
+use tower_amazon_auth::AmazonUser;
 
 const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:3000";
 /// How long shutdown waits for connections to finish their requests.

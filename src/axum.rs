@@ -45,7 +45,10 @@ use crate::service::Anonymous;
 /// # fn main() -> Result<(), tower_amazon_auth::BuildError> {
 /// let client_id = "amzn1.application-oa2-client.0123456789abcdef";
 /// let required = AmazonAuthLayer::new(client_id)?;
-/// let optional = AmazonAuthLayer::builder().client_id(client_id).optional(true).build()?;
+/// // The same cache behind both: a token verified on one route is known on the other.
+/// let optional = AmazonAuthLayer::builder(required.cache().clone())
+///     .optional(true)
+///     .build()?;
 ///
 /// let app: Router = Router::new()
 ///     .route("/me", get(me).layer(required))

@@ -1,5 +1,5 @@
 //! Every default of the crate in one place: what a setter of
-//! [`AmazonAuthBuilder`](crate::AmazonAuthBuilder) or [`AmazonClient`](crate::AmazonClient)
+//! [`AmazonAuthBuilder`](crate::AmazonAuthBuilder) or [`AmazonClient`](crate::client::AmazonClient)
 //! uses when it is not called. Each setter's documentation names its default here.
 
 use std::time::Duration;
@@ -29,7 +29,7 @@ pub const BACKOFF: Duration = Duration::from_secs(5);
 /// Time allowed to open a connection to Amazon: 2 s.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Deadline for verifying one token (both calls, retries included), and the per-call timeout
-/// of [`AmazonClient::new`](crate::AmazonClient::new): 5 s.
+/// of [`AmazonClient::new`](crate::client::AmazonClient::new): 5 s.
 pub const DEADLINE: Duration = Duration::from_secs(5);
 /// Retries of an idempotent call to Amazon after a connection failure or a 5xx: 2.
 pub const RETRIES: u32 = 2;

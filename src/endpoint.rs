@@ -29,7 +29,7 @@ impl Region {
 /// `fe` / `jp` / `far-east` (any case).
 ///
 /// ```
-/// use tower_amazon_auth::Region;
+/// use tower_amazon_auth::endpoint::Region;
 /// assert_eq!("EU".parse::<Region>(), Ok(Region::Europe));
 /// assert!("mars".parse::<Region>().is_err());
 /// ```
@@ -53,7 +53,7 @@ pub const APPSTORE_BASE_URL: &str = "https://appstore-sdk.amazon.com/version/1.0
 /// The URLs the crate calls.
 ///
 /// ```
-/// use tower_amazon_auth::{Endpoints, Region};
+/// use tower_amazon_auth::endpoint::{Endpoints, Region};
 /// let eu = Endpoints::from(Region::Europe);
 /// assert_eq!(eu.tokeninfo_url(), Some("https://api.amazon.co.uk/auth/o2/tokeninfo"));
 /// let mock = Endpoints::base_url("http://127.0.0.1:8080/").unwrap();
@@ -79,8 +79,8 @@ impl Endpoints {
     ///
     /// An `http://` URL is for loopback (`127.0.0.1`, `[::1]`, `localhost`): to any other host,
     /// tokens and client secrets would cross the network in clear, and
-    /// [`AmazonClient`](crate::AmazonClient) (so also
-    /// [`AmazonAuthBuilder::build`](crate::AmazonAuthBuilder::build)) refuses these endpoints
+    /// [`AmazonClient`](crate::client::AmazonClient) (so also
+    /// [`IdentityCacheBuilder::build`](crate::IdentityCacheBuilder::build)) refuses these endpoints
     /// with [`BuildError::CleartextBaseUrl`] unless [`allow_cleartext`](Self::allow_cleartext)
     /// says otherwise.
     pub fn base_url(base: &str) -> Result<Self, BuildError> {
@@ -96,7 +96,9 @@ impl Endpoints {
     /// travel in clear. Without it such endpoints are refused.
     ///
     /// ```
-    /// use tower_amazon_auth::{AmazonClient, BuildError, Endpoints};
+    /// use tower_amazon_auth::BuildError;
+    /// use tower_amazon_auth::client::AmazonClient;
+    /// use tower_amazon_auth::endpoint::Endpoints;
     /// let proxy = Endpoints::base_url("http://lwa-proxy.internal").unwrap();
     /// assert!(matches!(AmazonClient::new(proxy.clone()), Err(BuildError::CleartextBaseUrl(_))));
     /// assert!(AmazonClient::new(proxy.allow_cleartext()).is_ok());

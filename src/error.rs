@@ -277,7 +277,7 @@ pub enum AmazonError {
     /// The connection failed or broke before a whole answer arrived.
     #[error("the connection to Amazon failed")]
     Connect,
-    /// The answer was not the JSON expected, or longer than [`MAX_ANSWER_BYTES`](crate::MAX_ANSWER_BYTES).
+    /// The answer was not the JSON expected, or longer than [`MAX_ANSWER_BYTES`](crate::client::MAX_ANSWER_BYTES).
     #[error("Amazon's answer could not be read (request id {request_id:?})")]
     Unreadable {
         /// Amazon's `x-amzn-RequestId`, for support.
@@ -301,8 +301,9 @@ impl AmazonError {
     }
 }
 
-/// Why [`AmazonAuthBuilder::build`](crate::AmazonAuthBuilder::build) (or an
-/// [`AmazonClient`](crate::AmazonClient) or [`Endpoints`](crate::Endpoints) constructor) refused a configuration.
+/// Why [`IdentityCacheBuilder::build`](crate::IdentityCacheBuilder::build),
+/// [`AmazonAuthBuilder::build`](crate::AmazonAuthBuilder::build) (or an
+/// [`AmazonClient`](crate::client::AmazonClient) or [`Endpoints`](crate::endpoint::Endpoints) constructor) refused a configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
@@ -316,7 +317,7 @@ pub enum BuildError {
     #[error("invalid base URL {0:?}")]
     InvalidBaseUrl(String),
     /// An `http://` endpoint on a host other than loopback, without
-    /// [`Endpoints::allow_cleartext`](crate::Endpoints::allow_cleartext): tokens and secrets
+    /// [`Endpoints::allow_cleartext`](crate::endpoint::Endpoints::allow_cleartext): tokens and secrets
     /// would cross the network in clear.
     #[error("{0:?} is plain http to another host; use https, or Endpoints::allow_cleartext() for a trusted network")]
     CleartextBaseUrl(String),
@@ -337,14 +338,6 @@ pub enum BuildError {
     /// `clock_skew` was not below `max_ttl`: no identity could ever be cached.
     #[error("clock_skew must be below max_ttl")]
     ClockSkewNotBelowMaxTtl,
-    /// A cache or verification setting was given together with
-    /// [`shared_cache`](crate::AmazonAuthBuilder::shared_cache). The shared cache keeps its own
-    /// (its client ids, endpoints, TTLs…): the setting would be ignored, and a layer that seems
-    /// to accept only its own client ids would accept the other layer's.
-    #[error(
-        "{0} cannot be set together with shared_cache: the shared cache keeps its own verification settings"
-    )]
-    SharedCacheWith(&'static str),
     /// The endpoints offer no `tokeninfo` (Appstore) and the audience check is still on.
     #[error(
         "these endpoints offer no tokeninfo, so the aud check cannot run; \
@@ -377,7 +370,7 @@ pub enum BuildError {
     FleetOutsideRuntime,
 }
 
-/// The text named no [`Region`](crate::Region).
+/// The text named no [`Region`](crate::endpoint::Region).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("unknown region: expected na, eu or fe")]
 pub struct UnknownRegion;
@@ -392,7 +385,7 @@ pub enum CacheError {
     /// cache no longer exist.
     #[error("this user did not come from a live identity cache")]
     NoCache,
-    /// [`max_revocations`](crate::AmazonAuthBuilder::max_revocations) revocations are in force
+    /// [`max_revocations`](crate::IdentityCacheBuilder::max_revocations) revocations are in force
     /// (each until its token expires): this one was not recorded, so the logout did not happen.
     #[error("too many revocations in force: this one was not recorded")]
     TooManyRevocations,

@@ -24,7 +24,7 @@ use pin_project_lite::pin_project;
 /// ```
 /// use bytes::Bytes;
 /// use http_body_util::{Either, Full};
-/// use tower_amazon_auth::AuthBody;
+/// use tower_amazon_auth::future::AuthBody;
 ///
 /// let open: http::Response<AuthBody<Full<Bytes>>> =
 ///     http::Response::new(Either::Left(Full::new(Bytes::from_static(b"ok"))));

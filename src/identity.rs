@@ -10,9 +10,9 @@ use futures_util::future::BoxFuture;
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::cache::key::TokenKey;
 use crate::error::CacheError;
 use crate::token::TokenSource;
+use crate::token_key::TokenKey;
 
 /// Amazon's `tokeninfo` answer: who the token belongs to and which application it was issued to.
 ///
@@ -330,10 +330,10 @@ impl AmazonUser {
     /// second (rounded down).
     ///
     /// `None` when Amazon did not say: in profile-only mode
-    /// ([`skip_audience_check`](crate::AmazonAuthBuilder::skip_audience_check)), where no
+    /// ([`skip_audience_check`](crate::IdentityCacheBuilder::skip_audience_check)), where no
     /// `tokeninfo` is asked. Such an identity is cached for
-    /// [`max_ttl`](crate::AmazonAuthBuilder::max_ttl) less
-    /// [`clock_skew`](crate::AmazonAuthBuilder::clock_skew).
+    /// [`max_ttl`](crate::IdentityCacheBuilder::max_ttl) less
+    /// [`clock_skew`](crate::IdentityCacheBuilder::clock_skew).
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.identity.token_expires_wall()
     }

@@ -19,13 +19,18 @@ use crate::stats::StatsSnapshot;
 /// running waits on them until the deadline (then answers 503).
 ///
 /// ```
-/// use tower_amazon_auth::{AmazonAuthLayer, Region};
+/// use tower_amazon_auth::{AmazonAuthLayer, IdentityCache};
+/// use tower_amazon_auth::endpoint::Region;
 ///
-/// let layer = AmazonAuthLayer::builder()
+/// let cache = IdentityCache::builder()
 ///     .client_id("amzn1.application-oa2-client.0123456789abcdef")
 ///     .region(Region::Europe)
 ///     .build()
-///     .expect("valid configuration");
+///     .expect("valid cache configuration");
+/// let layer = AmazonAuthLayer::builder(cache)
+///     .realm("shop")
+///     .build()
+///     .expect("valid layer configuration");
 /// # let _ = layer;
 /// ```
 #[derive(Debug, Clone)]
@@ -48,27 +53,27 @@ impl AmazonAuthLayer {
         &self.shared
     }
 
-    /// The identity cache, to invalidate a token on logout or share the cache with another
-    /// layer ([`AmazonAuthBuilder::shared_cache`](crate::AmazonAuthBuilder::shared_cache)).
+    /// The identity cache, to invalidate a token on logout or to build another layer on the
+    /// same cache ([`AmazonAuthLayer::builder`]).
     pub fn cache(&self) -> &IdentityCache {
         &self.shared.cache
     }
 
     /// The rules this layer applies to a token before any network call (its prefix rule,
-    /// whether the query may carry it): pass them to [`extract_token`](crate::extract_token)
+    /// whether the query may carry it): pass them to [`extract_token`](crate::token::extract_token)
     /// and it answers as the layer does.
     ///
     /// ```
     /// # fn main() -> Result<(), tower_amazon_auth::BuildError> {
-    /// let layer = tower_amazon_auth::AmazonAuthLayer::builder()
-    ///     .client_id("amzn1.application-oa2-client.0123456789abcdef")
+    /// let cache = tower_amazon_auth::IdentityCache::new("amzn1.application-oa2-client.x")?;
+    /// let layer = tower_amazon_auth::AmazonAuthLayer::builder(cache)
     ///     .allow_query_token(false)
     ///     .build()?;
     /// assert!(!layer.token_rules().allows_query_token());
     /// # Ok(())
     /// # }
     /// ```
-    pub fn token_rules(&self) -> crate::TokenRules {
+    pub fn token_rules(&self) -> crate::token::TokenRules {
         self.shared.settings.rules
     }
 

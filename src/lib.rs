@@ -27,9 +27,7 @@
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let auth = AmazonAuthLayer::builder()
-//!         .client_id("amzn1.application-oa2-client.0123456789abcdef")
-//!         .build()?;
+//!     let auth = AmazonAuthLayer::new("amzn1.application-oa2-client.0123456789abcdef")?;
 //!     let app = Router::new().route("/me", get(me)).layer(auth);
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //!     axum::serve(listener, app).await?;
@@ -38,12 +36,12 @@
 //! ```
 //!
 //! For services behind nginx, Caddy, Traefik or Envoy that are not written in Rust,
-//! [`ForwardAuth`] answers the proxy's authorization subrequest with the same verification
-//! (see [`forward_auth`]).
+//! [`ForwardAuth`](forward_auth::ForwardAuth) answers the proxy's authorization subrequest
+//! with the same verification (see [`forward_auth`]).
 //!
 //! With the `axum` feature, handlers can take `user: AmazonUser` or `Option<AmazonUser>`
-//! directly. With the `mock` feature, [`mock::MockAmazon`] serves Amazon's endpoints on
-//! 127.0.0.1 for tests.
+//! directly. For tests, the `tower-amazon-auth-mock` crate serves Amazon's endpoints on
+//! 127.0.0.1 (a dev-dependency, as `wiremock` is).
 //!
 //! # Security
 //!
@@ -53,9 +51,32 @@
 //!
 //! # Configuration
 //!
-//! Every setting is a method of [`AmazonAuthBuilder`], documented with its default (all
-//! defaults are in [`defaults`]); [`AmazonAuthBuilder::build`] checks the whole configuration
-//! once and returns a typed [`BuildError`].
+//! Settings are split by what they configure, so none can be given twice:
+//!
+//! - [`IdentityCacheBuilder`] (from [`IdentityCache::builder`]) holds every verification, cache
+//!   and back-off setting: client ids, region, TTLs, capacities, timeouts, retries, the fleet
+//!   level. Several layers given clones of one cache share it.
+//! - [`AmazonAuthBuilder`] (from [`AmazonAuthLayer::builder`], which takes the cache) holds
+//!   what is one layer's own: realm, optional mode, token sources and prefix rule, stripping,
+//!   the 503's `Retry-After`, the error responses.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_amazon_auth::{AmazonAuthLayer, IdentityCache};
+//!
+//! # fn main() -> Result<(), tower_amazon_auth::BuildError> {
+//! let cache = IdentityCache::builder()
+//!     .client_id("amzn1.application-oa2-client.0123456789abcdef")
+//!     .max_ttl(Duration::from_secs(60))
+//!     .build()?;
+//! let layer = AmazonAuthLayer::builder(cache).allow_query_token(false).build()?;
+//! # let _ = layer;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Every setter documents its default (all defaults are in [`defaults`]); each `build()`
+//! checks its configuration once and returns a typed [`BuildError`].
 //!
 //! # Where things live
 //!
@@ -65,40 +86,42 @@
 //! | --- | --- |
 //! | `defaults` | every default |
 //! | `error` | every error type: [`AuthError`], [`AmazonError`], [`BuildError`], … |
-//! | `token` | [`AccessToken`], [`TokenSource`], extraction and stripping |
-//! | `endpoint` | [`Region`], [`Endpoints`] |
-//! | `identity` | [`TokenInfo`], [`Profile`], [`AmazonUser`] |
-//! | `response` | [`ErrorResponder`], [`default_response`]: the one place an error response is written |
+//! | `token_key` | the keyed digest every cache level knows a token by |
+//! | `access_token` | [`AccessToken`], [`TokenRules`](token::TokenRules): what a token must be |
+//! | [`token`] | where a token is in a request: extraction and stripping |
+//! | [`endpoint`] | [`Region`](endpoint::Region), [`Endpoints`](endpoint::Endpoints) |
+//! | `identity` | [`AmazonUser`], and the identity the cache keeps |
+//! | [`response`] | [`ErrorResponder`](response::ErrorResponder): the one place an error response is written |
 //! | `stats` | the counters, [`StatsSnapshot`] |
 //! | `log_limit` | rate-limited warnings |
 //! | `metrics` | (feature `metrics`) the figures through the `metrics` facade |
-//! | `client/` | [`AmazonClient`]: the only code that speaks HTTP to Amazon; pure answer decoding; the grants |
+//! | [`client`] | [`AmazonClient`](client::AmazonClient): the only code that speaks HTTP to Amazon; answer decoding; the grants |
 //! | `breaker` | honouring Amazon's back-off: no verification while it asked us to wait |
 //! | `verify` | the verification policy: tokeninfo ∥ profile, `aud`, how the two answers combine |
 //! | `fleet/` | (feature `redis`) `Fleet`: the second cache level in Redis, fleet-wide logout |
-//! | `cache/` | [`IdentityCache`]: the levels (per-thread memo, `moka` store, the fleet level), coalescing, expiry |
-//! | `future` | [`ResponseFuture`], [`AuthBody`] |
+//! | `cache/` | [`IdentityCache`], [`IdentityCacheBuilder`]: the levels (per-thread memo, `moka` store, the fleet level), coalescing, expiry |
+//! | [`future`] | [`ResponseFuture`](future::ResponseFuture), [`AuthBody`](future::AuthBody) |
 //! | `service` | [`AmazonAuth`]: decide, admit, refuse |
 //! | `layer` | [`AmazonAuthLayer`] |
-//! | `builder` | [`AmazonAuthBuilder`]: the only place configuration is read |
-//! | [`forward_auth`] | [`ForwardAuth`]: the verification answered to a proxy's subrequest (nginx, Caddy, Traefik, Envoy) |
+//! | `builder` | [`AmazonAuthBuilder`]: the layer's own settings |
+//! | [`forward_auth`] | [`ForwardAuth`](forward_auth::ForwardAuth): the verification answered to a proxy's subrequest (nginx, Caddy, Traefik, Envoy) |
 //! | `axum` | (feature `axum`) the extractors |
-//! | [`mock`] | (feature `mock`) `MockAmazon`, a Login with Amazon server on 127.0.0.1 |
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod access_token;
 #[cfg(feature = "axum")]
 mod axum;
 mod breaker;
 mod builder;
 mod cache;
-mod client;
+pub mod client;
 pub mod defaults;
-mod endpoint;
+pub mod endpoint;
 mod error;
 #[cfg(feature = "redis")]
 mod fleet;
 pub mod forward_auth;
-mod future;
+pub mod future;
 mod identity;
 mod layer;
 mod log_limit;
@@ -106,35 +129,27 @@ mod log_limit;
 mod metrics;
 #[cfg(feature = "mock")]
 pub mod mock;
-mod response;
+pub mod response;
 mod service;
 mod stats;
-mod token;
+pub mod token;
+mod token_key;
 mod verify;
 
+pub use access_token::AccessToken;
 #[cfg(feature = "axum")]
 pub use axum::AmazonUserRejection;
 pub use builder::AmazonAuthBuilder;
-pub use cache::IdentityCache;
-pub use client::exchange::{ClientCredentials, RefreshToken, TokenResponse};
-pub use client::{AmazonClient, MAX_ANSWER_BYTES};
-pub use endpoint::{Endpoints, Region, APPSTORE_BASE_URL};
+pub use cache::{IdentityCache, IdentityCacheBuilder};
 pub use error::{
     AmazonError, AuthError, BuildError, CacheError, Malformed, Rejection, Unavailable, UnknownRegion,
 };
 #[cfg(feature = "redis")]
 pub use fleet::{Fleet, FLEET_MIN_SECRET_LEN};
-pub use forward_auth::ForwardAuth;
-pub use future::{AuthBody, ResponseFuture};
-pub use identity::{AmazonUser, Profile, TokenInfo};
+pub use identity::AmazonUser;
 pub use layer::AmazonAuthLayer;
-pub use response::{default_response, ErrorContext, ErrorResponder, JsonErrors};
 pub use service::AmazonAuth;
 pub use stats::StatsSnapshot;
-pub use token::{
-    extract_token, AccessToken, TokenRules, TokenSource, ACCESS_TOKEN_PARAM, ACCESS_TOKEN_PREFIX,
-    AMZ_ACCESS_TOKEN, MAX_TOKEN_LEN, REFRESH_TOKEN_PREFIX,
-};
 
 /// (feature `fuzz`) Entry points for the fuzz targets under `fuzz/`: not part of the API.
 #[cfg(feature = "fuzz")]

@@ -28,7 +28,8 @@ impl<'a> ErrorContext<'a> {
     /// of your own responder, say.
     ///
     /// ```
-    /// use tower_amazon_auth::{default_response, AuthError, ErrorContext};
+    /// use tower_amazon_auth::AuthError;
+    /// use tower_amazon_auth::response::{default_response, ErrorContext};
     /// let response = default_response(&AuthError::MissingToken, ErrorContext::new("api", None));
     /// assert_eq!(response.status(), 401);
     /// ```
@@ -48,7 +49,8 @@ impl<'a> ErrorContext<'a> {
 /// use bytes::Bytes;
 /// use http::Response;
 /// use http_body_util::Full;
-/// use tower_amazon_auth::{default_response, AuthError, ErrorContext};
+/// use tower_amazon_auth::AuthError;
+/// use tower_amazon_auth::response::{default_response, ErrorContext};
 ///
 /// // A closure is an ErrorResponder: plain text bodies, standard status and headers.
 /// let responder = |error: &AuthError, cx: ErrorContext<'_>| -> Response<Full<Bytes>> {
@@ -57,7 +59,8 @@ impl<'a> ErrorContext<'a> {
 ///     response.headers_mut().insert("content-type", "text/plain".parse().unwrap());
 ///     response
 /// };
-/// # let _ = tower_amazon_auth::AmazonAuthLayer::builder().error_responder(responder);
+/// # let cache = tower_amazon_auth::IdentityCache::new("amzn1.application-oa2-client.x").unwrap();
+/// # let _ = tower_amazon_auth::AmazonAuthLayer::builder(cache).error_responder(responder);
 /// ```
 pub trait ErrorResponder: Send + Sync + 'static {
     /// Builds the response for `error`.

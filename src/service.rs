@@ -15,13 +15,14 @@ use http_body_util::Full;
 use tower_service::Service;
 use tracing::Instrument;
 
-use crate::cache::key::TokenKey;
+use crate::access_token::{AccessToken, TokenRules};
 use crate::cache::IdentityCache;
 use crate::error::AuthError;
 use crate::future::{AuthBody, ResponseFuture};
 use crate::identity::AmazonUser;
 use crate::response::{ErrorContext, Responder};
-use crate::token::{self, AccessToken, TokenRules, TokenSource};
+use crate::token::{self, TokenSource};
+use crate::token_key::TokenKey;
 
 /// Settings the service reads on every request.
 #[derive(Debug)]

@@ -36,31 +36,48 @@ impl StripedCounter {
     }
 }
 
+/// A counter of rare events: one atomic, counted with [`incr`](Self::incr).
+#[derive(Debug, Default)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    /// Counts one more.
+    #[inline]
+    pub(crate) fn incr(&self) {
+        self.0.fetch_add(1, Relaxed);
+    }
+
+    /// The count so far.
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
 /// The live counters.
 #[derive(Default)]
 pub(crate) struct Stats {
     pub(crate) hits: StripedCounter,
-    pub(crate) negative_hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
-    pub(crate) coalesced: AtomicU64,
-    pub(crate) upstream_calls: AtomicU64,
-    pub(crate) upstream_errors: AtomicU64,
-    pub(crate) overloaded: AtomicU64,
-    pub(crate) backed_off: AtomicU64,
-    pub(crate) stale_served: AtomicU64,
-    pub(crate) revocations: AtomicU64,
-    pub(crate) revoked: AtomicU64,
-    pub(crate) missing: AtomicU64,
-    pub(crate) malformed: AtomicU64,
+    pub(crate) negative_hits: Counter,
+    pub(crate) misses: Counter,
+    pub(crate) coalesced: Counter,
+    pub(crate) upstream_calls: Counter,
+    pub(crate) upstream_errors: Counter,
+    pub(crate) overloaded: Counter,
+    pub(crate) backed_off: Counter,
+    pub(crate) stale_served: Counter,
+    pub(crate) revocations: Counter,
+    pub(crate) revoked: Counter,
+    pub(crate) missing: Counter,
+    pub(crate) malformed: Counter,
 }
 
 impl Stats {
     /// Counts a request refused before any cache or upstream work.
     pub(crate) fn record_refusal(&self, error: &AuthError) {
         match error {
-            AuthError::MissingToken => self.missing.fetch_add(1, Relaxed),
-            _ => self.malformed.fetch_add(1, Relaxed),
-        };
+            AuthError::MissingToken => self.missing.incr(),
+            _ => self.malformed.incr(),
+        }
     }
 
     /// Counts a verification that got no verdict.
@@ -70,24 +87,24 @@ impl Stats {
             AuthError::Unavailable(Unavailable::BackingOff { .. }) => &self.backed_off,
             _ => &self.upstream_errors,
         };
-        counter.fetch_add(1, Relaxed);
+        counter.incr();
     }
 
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             hits: self.hits.sum(),
-            negative_hits: self.negative_hits.load(Relaxed),
-            misses: self.misses.load(Relaxed),
-            coalesced: self.coalesced.load(Relaxed),
-            upstream_calls: self.upstream_calls.load(Relaxed),
-            upstream_errors: self.upstream_errors.load(Relaxed),
-            overloaded: self.overloaded.load(Relaxed),
-            backed_off: self.backed_off.load(Relaxed),
-            stale_served: self.stale_served.load(Relaxed),
-            revocations: self.revocations.load(Relaxed),
-            revoked: self.revoked.load(Relaxed),
-            missing_token: self.missing.load(Relaxed),
-            malformed: self.malformed.load(Relaxed),
+            negative_hits: self.negative_hits.get(),
+            misses: self.misses.get(),
+            coalesced: self.coalesced.get(),
+            upstream_calls: self.upstream_calls.get(),
+            upstream_errors: self.upstream_errors.get(),
+            overloaded: self.overloaded.get(),
+            backed_off: self.backed_off.get(),
+            stale_served: self.stale_served.get(),
+            revocations: self.revocations.get(),
+            revoked: self.revoked.get(),
+            missing_token: self.missing.get(),
+            malformed: self.malformed.get(),
             // The fleet level fills its own (see `IdentityCache::stats`).
             ..StatsSnapshot::default()
         }

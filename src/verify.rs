@@ -24,18 +24,17 @@
 //! call that runs past it counts as a timeout in the table, so a quick `invalid_token` from the
 //! profile still decides when tokeninfo hangs.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::{select, Either};
 
+use crate::access_token::AccessToken;
 use crate::breaker::{Breaker, Outcome};
-use crate::client::{AmazonClient, Verified};
+use crate::client::{AmazonClient, TokenInfoReply};
 use crate::error::{AmazonError, AuthError, Rejection, Unavailable};
 use crate::identity::{Identity, Profile};
 use crate::stats::Stats;
-use crate::token::AccessToken;
 
 /// The longest `exp` believed, whatever Amazon says (tokens live one hour).
 const MAX_EXP: Duration = Duration::from_secs(24 * 3600);
@@ -58,7 +57,7 @@ pub(crate) struct Verifier {
 }
 
 /// What tokeninfo said: the answer and the client id that matched `aud` (`None`: not asked).
-type TokenInfoAnswer = Result<Option<(Verified, Arc<str>)>, AuthError>;
+type TokenInfoVerdict = Result<Option<(TokenInfoReply, Arc<str>)>, AuthError>;
 /// What the profile endpoint said (`None`: not asked).
 type ProfileAnswer = Result<Option<Profile>, AuthError>;
 
@@ -104,30 +103,30 @@ impl Verifier {
         (combine(tokeninfo, profile), outcome)
     }
 
-    async fn tokeninfo(&self, token: &AccessToken, stats: &Stats) -> TokenInfoAnswer {
+    async fn tokeninfo(&self, token: &AccessToken, stats: &Stats) -> TokenInfoVerdict {
         if !self.check_audience {
             return Ok(None);
         }
-        stats.upstream_calls.fetch_add(1, Relaxed);
-        let verified = self.client.tokeninfo_received(token).await.map_err(upstream)?;
+        stats.upstream_calls.incr();
+        let reply = self.client.tokeninfo_received(token).await.map_err(upstream)?;
         let aud = self
             .client_ids
             .iter()
-            .find(|id| ***id == *verified.info.aud)
+            .find(|id| ***id == *reply.info.aud)
             .cloned()
             .ok_or(AuthError::InvalidToken(Rejection::WrongAudience))?;
-        let remaining = Duration::from_secs(verified.info.exp.max(0).unsigned_abs());
+        let remaining = Duration::from_secs(reply.info.exp.max(0).unsigned_abs());
         if remaining.is_zero() || remaining <= self.min_life {
             return Err(AuthError::InvalidToken(Rejection::Expired));
         }
-        Ok(Some((verified, aud)))
+        Ok(Some((reply, aud)))
     }
 
     async fn profile(&self, token: &AccessToken, stats: &Stats) -> ProfileAnswer {
         if !self.fetch_profile {
             return Ok(None);
         }
-        stats.upstream_calls.fetch_add(1, Relaxed);
+        stats.upstream_calls.incr();
         self.client.profile(token).await.map(Some).map_err(upstream)
     }
 }
@@ -162,7 +161,7 @@ fn outcome(tokeninfo: Option<&AuthError>, profile: Option<&AuthError>) -> Outcom
 }
 
 /// The one verdict for two answers (see the module docs).
-fn combine(tokeninfo: TokenInfoAnswer, profile: ProfileAnswer) -> Result<(Identity, Instant), AuthError> {
+fn combine(tokeninfo: TokenInfoVerdict, profile: ProfileAnswer) -> Result<(Identity, Instant), AuthError> {
     let received = Instant::now();
     match (tokeninfo, profile) {
         (Err(error), _) if error.is_definite() => Err(error),
@@ -171,18 +170,15 @@ fn combine(tokeninfo: TokenInfoAnswer, profile: ProfileAnswer) -> Result<(Identi
         (Err(_), Err(error @ AuthError::InvalidToken(_))) => Err(error),
         (Err(error), _) => Err(error),
         (Ok(_), Err(error)) => Err(error),
-        (Ok(Some((verified, aud))), Ok(profile)) => {
-            if profile
-                .as_ref()
-                .is_some_and(|p| p.user_id != verified.info.user_id)
-            {
+        (Ok(Some((reply, aud))), Ok(profile)) => {
+            if profile.as_ref().is_some_and(|p| p.user_id != reply.info.user_id) {
                 tracing::warn!("tokeninfo and profile name different users: token refused");
                 return Err(AuthError::InvalidToken(Rejection::Inconsistent));
             }
-            let received = verified.received;
-            let wall = verified.received_wall;
+            let received = reply.received;
+            let wall = reply.received_wall;
             Ok((
-                Identity::new(verified.info, aud, profile, received, wall, MAX_EXP),
+                Identity::new(reply.info, aud, profile, received, wall, MAX_EXP),
                 received,
             ))
         }

@@ -21,7 +21,7 @@ use http::{Request, Response};
 use http_body_util::Full;
 use tower::{Layer, Service, ServiceExt};
 use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockUser, MOCK_CLIENT_ID};
-use tower_amazon_auth::{AmazonAuthLayer, AmazonUser};
+use tower_amazon_auth::{AmazonAuthLayer, AmazonUser, IdentityCache};
 
 struct Counting;
 
@@ -72,11 +72,15 @@ async fn allocations_of_four_hits(existing_extensions: bool) -> Vec<usize> {
         &token,
         MockUser::new("amzn1.account.alloc").email("a@example.com"),
     );
-    let layer = AmazonAuthLayer::builder()
-        .client_id(MOCK_CLIENT_ID)
-        .base_url(mock.base_url())
-        .build()
-        .unwrap();
+    let layer = AmazonAuthLayer::builder(
+        IdentityCache::builder()
+            .client_id(MOCK_CLIENT_ID)
+            .base_url(mock.base_url())
+            .build()
+            .unwrap(),
+    )
+    .build()
+    .unwrap();
     let mut service = layer.layer(tower::service_fn(inner));
     let request = || {
         let mut request = Request::get("/me")

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{app, builder, client, serve, token, Reached};
+use common::{app, build_layer, builder, client, serve, token, Reached};
 use tower_amazon_auth::mock::{MockAmazon, MockReply, MockUser};
 use tower_amazon_auth::AccessToken;
 
@@ -40,10 +40,7 @@ async fn no_token_reaches_any_log_line() {
         .init();
 
     let mock = MockAmazon::start().await.unwrap();
-    let layer = builder(&mock)
-        .deadline(Duration::from_millis(400))
-        .build()
-        .unwrap();
+    let layer = build_layer(builder(&mock).deadline(Duration::from_millis(400))).unwrap();
     let addr = serve(app(layer, Reached::default())).await;
     let http = client();
     let me = format!("http://{addr}/me");
@@ -95,9 +92,7 @@ async fn no_token_reaches_any_log_line() {
     }
     // The forward-auth service (its own layer, so every token is verified again): each source,
     // the original URI as nginx and Caddy send it, and its Debug.
-    let forward = builder(&mock)
-        .deadline(Duration::from_millis(400))
-        .build()
+    let forward = build_layer(builder(&mock).deadline(Duration::from_millis(400)))
         .unwrap()
         .forward_auth();
     tracing::info!(?forward, "the forward-auth service");
@@ -124,9 +119,9 @@ async fn no_token_reaches_any_log_line() {
     }
 
     // Direct client use and error values, formatted the way a user might log them.
-    let endpoints = tower_amazon_auth::Endpoints::base_url(mock.base_url()).unwrap();
+    let endpoints = tower_amazon_auth::endpoint::Endpoints::base_url(mock.base_url()).unwrap();
     let timeout = Duration::from_millis(300);
-    let client = tower_amazon_auth::AmazonClient::with_timeouts(endpoints, timeout, timeout).unwrap();
+    let client = tower_amazon_auth::client::AmazonClient::with_timeouts(endpoints, timeout, timeout).unwrap();
     for token in &all {
         let token = AccessToken::new(token.clone());
         tracing::info!(?token, "user code logging a token by mistake");
@@ -143,7 +138,7 @@ async fn no_token_reaches_any_log_line() {
     mock.set_client(tower_amazon_auth::mock::MOCK_CLIENT_ID, secret);
     mock.register_code("code-that-must-never-be-logged", good.clone());
     let credentials =
-        tower_amazon_auth::ClientCredentials::new(tower_amazon_auth::mock::MOCK_CLIENT_ID, secret);
+        tower_amazon_auth::client::ClientCredentials::new(tower_amazon_auth::mock::MOCK_CLIENT_ID, secret);
     let tokens = client
         .exchange_code("code-that-must-never-be-logged", &credentials)
         .await
@@ -154,7 +149,7 @@ async fn no_token_reaches_any_log_line() {
         .await
         .unwrap();
     tracing::info!(?renewed, "user code logging a refresh");
-    let wrong = tower_amazon_auth::ClientCredentials::new(
+    let wrong = tower_amazon_auth::client::ClientCredentials::new(
         tower_amazon_auth::mock::MOCK_CLIENT_ID,
         "wrong-secret-xyz",
     );

@@ -13,7 +13,8 @@ use http::{Request, Response, Uri};
 use http_body_util::Full;
 use tower::ServiceExt;
 use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockScope, MockUser, MOCK_CLIENT_ID};
-use tower_amazon_auth::{AmazonAuthBuilder, AmazonAuthLayer, StatsSnapshot, AMZ_ACCESS_TOKEN};
+use tower_amazon_auth::token::AMZ_ACCESS_TOKEN;
+use tower_amazon_auth::{AmazonAuthLayer, IdentityCache, IdentityCacheBuilder, StatsSnapshot};
 
 pub mod process;
 pub mod stores;
@@ -54,10 +55,10 @@ impl Upstream {
         Self { rt, mock }
     }
 
-    /// A layer builder aimed at the mock, with TTLs long enough that nothing expires during
+    /// A cache builder aimed at the mock, with TTLs long enough that nothing expires during
     /// a bench run.
-    pub fn builder(&self) -> AmazonAuthBuilder {
-        AmazonAuthLayer::builder()
+    pub fn builder(&self) -> IdentityCacheBuilder {
+        IdentityCache::builder()
             .client_id(MOCK_CLIENT_ID)
             .base_url(self.mock.base_url())
             .max_ttl(Duration::from_secs(3 * 3600))
@@ -68,6 +69,13 @@ impl Upstream {
     pub fn register_user(&self, token: &str, n: usize) {
         self.mock.register(token, user(n));
     }
+}
+
+/// A layer with default layer settings on the cache `cache` builds.
+pub fn layer(cache: IdentityCacheBuilder) -> AmazonAuthLayer {
+    AmazonAuthLayer::builder(cache.build().expect("cache"))
+        .build()
+        .expect("layer")
 }
 
 /// A realistic profile: the fields a `profile postal_code` scope returns.

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use tokio::net::TcpListener;
 use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockScope, MockUser, MOCK_CLIENT_ID};
-use tower_amazon_auth::{AmazonAuthBuilder, AmazonAuthLayer};
+use tower_amazon_auth::{AmazonAuthLayer, IdentityCache, IdentityCacheBuilder};
 use tracing_subscriber::EnvFilter;
 
 /// Where tokens are verified when `AMAZON_CLIENT_ID` is set without `AMAZON_ENDPOINT`.
@@ -118,18 +118,19 @@ pub(crate) async fn auth_from_env() -> Result<(AmazonAuthLayer, Option<Demo>), B
         }
     };
     tracing::info!(?client_ids, %endpoint, "verifying tokens");
-    let builder = AmazonAuthLayer::builder()
+    let builder = IdentityCache::builder()
         .client_ids(client_ids)
         .base_url(&endpoint);
-    let auth = with_fleet(builder)?
+    let cache = with_fleet(builder)?
         .build()
         .map_err(|error| format!("AMAZON_CLIENT_ID / AMAZON_ENDPOINT / REDIS_URL: {error}"))?;
+    let auth = AmazonAuthLayer::builder(cache).build()?;
     Ok((auth, demo))
 }
 
 /// The fleet level when `REDIS_URL` is set, with the secret from `AMAZON_AUTH_CACHE_SECRET`.
 /// Neither the URL (it may hold a password) nor the secret is logged.
-fn with_fleet(builder: AmazonAuthBuilder) -> Result<AmazonAuthBuilder, Box<dyn Error>> {
+fn with_fleet(builder: IdentityCacheBuilder) -> Result<IdentityCacheBuilder, Box<dyn Error>> {
     let Some(url) = env("REDIS_URL") else {
         return Ok(builder);
     };

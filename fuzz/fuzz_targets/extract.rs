@@ -1,5 +1,5 @@
 //! Fuzzes token extraction: an `http::Request` built from arbitrary bytes (URI, header names
-//! and values, non-UTF-8 bytes, duplicates) goes through `tower_amazon_auth::extract_token`.
+//! and values, non-UTF-8 bytes, duplicates) goes through `tower_amazon_auth::token::extract_token`.
 //!
 //! Input layout: one flag byte, then segments separated by `0x00`: the URI, then header
 //! name/value pairs. A name segment whose first byte is below 0x20 picks one of the credential
@@ -15,7 +15,8 @@
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use http::{HeaderMap, Uri};
 use libfuzzer_sys::fuzz_target;
-use tower_amazon_auth::{extract_token, AccessToken, TokenRules, TokenSource, AMZ_ACCESS_TOKEN};
+use tower_amazon_auth::AccessToken;
+use tower_amazon_auth::token::{extract_token, TokenRules, TokenSource, AMZ_ACCESS_TOKEN};
 
 const KNOWN: [&str; 6] = [
     "authorization",

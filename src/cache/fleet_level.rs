@@ -1,23 +1,22 @@
-//! (feature `redis`) Where the cache's local levels meet the fleet level: a pilot's look in
+//! (feature `redis`) Where the cache's local levels meet the fleet level: the verifying request's look in
 //! Redis before Amazon, the write-back of a verdict, the fleet half of a revocation, and the
 //! [`Local`] side the subscriber applies other instances' messages through. The rules are
 //! those of `mod.rs` and `src/fleet/mod.rs`.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::entry::Entry;
-use super::key::TokenKey;
-use super::{IdentityCache, Inner, Verdict, MAX_TOMBSTONE};
+use super::{IdentityCache, Inner, Verdict};
+use crate::access_token::AccessToken;
 use crate::error::{AuthError, CacheError, Rejection};
-use crate::fleet::level::{Lookup, Seen};
+use crate::fleet::level::{FleetLevel, Lookup, Seen};
 use crate::fleet::record::{rejection_code, Decoded, Record};
 use crate::fleet::subscriber::Local;
-use crate::identity::Origin;
-use crate::token::AccessToken;
+use crate::token_key::TokenKey;
 
 impl IdentityCache {
-    /// A pilot's look in Redis, before asking Amazon: `Ok` verdict when Redis had one (or a
+    /// The verifying request's look in Redis, before asking Amazon: `Ok` verdict when Redis had one (or a
     /// tombstone), stored locally as a fresh verification's would be, with the same checks
     /// (`aud`, expiry: see [`Record::decode`]); `Err` with the [`FleetClaim`] to hand to
     /// [`Inner::tell_fleet`] once Amazon answered.
@@ -58,32 +57,16 @@ impl IdentityCache {
             Lookup::Found(Decoded::Rejected(_), _, age) if age >= inner.policy.negative_ttl => {
                 Err(claim(Seen::default()))
             }
-            Lookup::Found(Decoded::Valid(mut identity), life, age) => {
+            Lookup::Found(Decoded::Valid(identity), life, age) => {
                 let policy = &inner.policy;
-                let usable_for = policy.usable_for(&identity, now);
-                let fresh_until = now + life.min(usable_for).min(policy.max_ttl - age);
-                identity.origin = Some(inner.this.clone() as Weak<dyn Origin>);
-                let entry = Entry::Valid {
-                    fresh_until,
-                    until: if policy.stale_if_error {
-                        now + usable_for
-                    } else {
-                        fresh_until
-                    },
-                    identity: Arc::new(identity),
-                    generation,
-                };
-                if inner.storable(key, generation) {
-                    inner.store.insert(key, entry.clone());
-                }
+                let max_fresh = life.min(policy.max_ttl - age);
+                let entry = policy.identity_entry(identity, inner.origin(), now, max_fresh, generation);
+                inner.store_identity(key, generation, &entry);
                 Ok(Ok(entry))
             }
             Lookup::Found(Decoded::Rejected(error), life, age) => {
-                let entry = Entry::Rejected {
-                    error,
-                    until: now + life.min(inner.policy.negative_ttl - age),
-                    generation,
-                };
+                let max_life = life.min(inner.policy.negative_ttl - age);
+                let entry = inner.policy.rejection_entry(error, now, max_life, generation);
                 inner.remember_rejection(key, generation, &entry);
                 Ok(Ok(entry))
             }
@@ -91,13 +74,13 @@ impl IdentityCache {
     }
 }
 
-/// What a pilot that found nothing in Redis holds while it asks Amazon: the fleet generation
+/// What a request doing the verification that found nothing in Redis holds while it asks Amazon: the fleet generation
 /// its read saw, and perhaps the fleet lock. Handed to [`Inner::tell_fleet`]; dropped instead
 /// (the request went away mid-verification, a client gone), it gives the lock up at once, so
 /// the other instances' first requests for the token need not wait for it to expire.
 #[derive(Default)]
 pub(super) struct FleetClaim {
-    fleet: Option<Arc<crate::fleet::level::FleetLevel>>,
+    fleet: Option<Arc<FleetLevel>>,
     key: TokenKey,
     seen: Seen,
 }
@@ -129,8 +112,10 @@ impl Inner {
                 Record::Valid(identity.record()),
                 fresh_until.saturating_duration_since(now),
             )),
-            Some(Entry::Rejected { error, until, .. }) => rejection_code(error)
-                .map(|code| (Record::Rejected(code), until.saturating_duration_since(now))),
+            Some(Entry::Rejected {
+                error, kept_until, ..
+            }) => rejection_code(error)
+                .map(|code| (Record::Rejected(code), kept_until.saturating_duration_since(now))),
             None => None,
         };
         tokio::spawn(async move {
@@ -156,21 +141,6 @@ impl Inner {
             .forget(key, token, Some(life))
             .await
             .map_err(|()| CacheError::Fleet)
-    }
-
-    /// A revocation another instance made (or found in Redis): refused here for `revoked_for`
-    /// (at most a day, whatever Redis says: no token lives longer), and forgotten. Beyond
-    /// `max_revocations` only forgotten (the tombstone in Redis still refuses it at the next
-    /// miss).
-    fn install_tombstone(&self, key: TokenKey, revoked_for: Duration) {
-        let until = Instant::now() + revoked_for.min(MAX_TOMBSTONE);
-        let known = self.revoked.get(&key);
-        if known.is_none_or(|known| known < until)
-            && (known.is_some() || self.revoked.entry_count() < self.policy.max_revocations)
-        {
-            self.revoked.insert(key, until);
-        }
-        self.forget(key);
     }
 }
 

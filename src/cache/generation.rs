@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::key::TokenKey;
+use crate::token_key::TokenKey;
 
 /// Counters in the table; a power of two.
 pub(crate) const STRIPES: usize = 1 << 16;
@@ -56,5 +56,5 @@ impl Generations {
 #[inline]
 fn stripe(key: TokenKey) -> usize {
     // Truncation intended: the high 64 bits, then their low bits pick the stripe.
-    ((key >> 64) as usize) & (STRIPES - 1)
+    key.high_bits() & (STRIPES - 1)
 }

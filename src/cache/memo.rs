@@ -48,8 +48,8 @@ use std::time::Instant;
 use crossbeam_utils::CachePadded;
 use thread_local::ThreadLocal;
 
-use super::key::TokenKey;
 use crate::identity::Identity;
+use crate::token_key::TokenKey;
 
 /// Slots per thread. A power of two: the slot is the key's low bits. Keys are a secret-keyed
 /// digest, so nobody can aim many tokens at one slot.
@@ -191,5 +191,5 @@ impl Slot {
 #[inline]
 fn slot_of(key: TokenKey) -> usize {
     // Truncation intended: the low bits pick the slot.
-    (key as usize) & (SLOTS - 1)
+    key.low_bits() & (SLOTS - 1)
 }

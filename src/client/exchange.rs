@@ -3,7 +3,7 @@
 //! ([`AmazonClient::refresh`]), with [`ClientCredentials`], [`TokenResponse`] and
 //! [`RefreshToken`].
 //!
-//! Both grants `POST` a form to the endpoints' [`token_url`](crate::Endpoints::token_url)
+//! Both grants `POST` a form to the endpoints' [`token_url`](crate::endpoint::Endpoints::token_url)
 //! through [`AmazonClient`]'s one bounded HTTP path. They are never retried: a code is
 //! single-use, and a retry after a lost answer would turn success into `invalid_grant`. The
 //! client secret, the code and the tokens never appear in a log line, a `Debug` string or an
@@ -17,15 +17,15 @@ use serde::Deserialize;
 
 use super::decode::TOKEN_ENDPOINT;
 use super::AmazonClient;
+use crate::access_token::AccessToken;
 use crate::error::AmazonError;
-use crate::token::AccessToken;
 
 /// An application's client id and client secret, for the token endpoint.
 ///
 /// `Debug` shows the client id and never the secret.
 ///
 /// ```
-/// use tower_amazon_auth::ClientCredentials;
+/// use tower_amazon_auth::client::ClientCredentials;
 /// let credentials = ClientCredentials::new("amzn1.application-oa2-client.abc", "s3cr3t");
 /// let shown = format!("{credentials:?}");
 /// assert!(shown.contains("amzn1.application-oa2-client.abc"));
@@ -72,7 +72,7 @@ impl fmt::Debug for ClientCredentials {
 /// [`AmazonClient::refresh`]. `Debug` and `Display` never show it.
 ///
 /// ```
-/// use tower_amazon_auth::RefreshToken;
+/// use tower_amazon_auth::client::RefreshToken;
 /// let token = RefreshToken::new("Atzr|secret");
 /// assert_eq!(format!("{token:?} {token}"), "RefreshToken(<redacted>) <redacted>");
 /// assert_eq!(token.expose(), "Atzr|secret");
@@ -161,7 +161,8 @@ impl AmazonClient {
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-    /// use tower_amazon_auth::{AmazonClient, ClientCredentials, Endpoints};
+    /// use tower_amazon_auth::client::{AmazonClient, ClientCredentials};
+    /// use tower_amazon_auth::endpoint::Endpoints;
     ///
     /// let client = AmazonClient::new(Endpoints::appstore())?;
     /// let credentials = ClientCredentials::new(

@@ -1,9 +1,10 @@
 //! [`AmazonClient`]: the only code that speaks HTTP to Amazon (tokeninfo, profile, and the
-//! grants of [`exchange`]), through one reused `reqwest` client with bounded answers and
-//! retries of idempotent calls. What an answer means is decided by the pure [`decode`].
+//! code and refresh-token grants, [`AmazonClient::exchange_code`] and friends), through one
+//! reused `reqwest` client with bounded answers and retries of idempotent calls. What an
+//! answer means is decided by a pure decoder, apart from the transport.
 
 pub(crate) mod decode;
-pub(crate) mod exchange;
+mod exchange;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -12,13 +13,14 @@ use http::header::{AUTHORIZATION, RETRY_AFTER};
 use http::HeaderValue;
 use serde::de::DeserializeOwned;
 
+use crate::access_token::AccessToken;
 use crate::defaults;
 use crate::endpoint::Endpoints;
 use crate::error::{AmazonError, BuildError};
-use crate::identity::{Profile, TokenInfo};
-use crate::token::AccessToken;
 
 use self::decode::decode_answer;
+pub use self::exchange::{ClientCredentials, RefreshToken, TokenResponse};
+pub use crate::identity::{Profile, TokenInfo};
 
 /// The most bytes read from any answer of Amazon's; a longer one is unreadable.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -35,7 +37,7 @@ fn jittered_backoff(attempt: u32) -> Duration {
 
 /// A `tokeninfo` answer with the moment it arrived (`exp` counts from then).
 #[derive(Debug, Clone)]
-pub(crate) struct Verified {
+pub(crate) struct TokenInfoReply {
     /// Amazon's answer.
     pub(crate) info: TokenInfo,
     /// When the answer arrived, on the monotonic clock.
@@ -48,7 +50,9 @@ pub(crate) struct Verified {
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// use tower_amazon_auth::{AccessToken, AmazonClient, Region};
+/// use tower_amazon_auth::AccessToken;
+/// use tower_amazon_auth::client::AmazonClient;
+/// use tower_amazon_auth::endpoint::Region;
 /// let client = AmazonClient::new(Region::NorthAmerica.into())?;
 /// let token = AccessToken::new("Atza|…");
 /// let profile = client.profile(&token).await?;
@@ -113,14 +117,17 @@ impl AmazonClient {
 
     /// [`tokeninfo`](Self::tokeninfo) with the moment the answer arrived, from which `exp`
     /// counts.
-    pub(crate) async fn tokeninfo_received(&self, token: &AccessToken) -> Result<Verified, AmazonError> {
+    pub(crate) async fn tokeninfo_received(
+        &self,
+        token: &AccessToken,
+    ) -> Result<TokenInfoReply, AmazonError> {
         let url = self.endpoints.tokeninfo_url().ok_or(AmazonError::NoTokenInfo)?;
         let query: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("access_token", token.expose())
             .finish();
         let request = self.http.get(format!("{url}?{query}"));
         let (info, received) = self.get("tokeninfo", request).await?;
-        Ok(Verified {
+        Ok(TokenInfoReply {
             info,
             received,
             received_wall: SystemTime::now(),

@@ -3,8 +3,7 @@
 //! `invalidate` write and publish; every command within the command timeout and behind a
 //! [`Breaker`], so a slow or absent Redis only ever means "ask Amazon".
 
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -20,10 +19,10 @@ use super::seal::Seal;
 use super::secret::Keys;
 use super::Fleet;
 use crate::breaker::{Breaker, Outcome};
-use crate::cache::key::{KeyedDigest, TokenKey};
 use crate::error::BuildError;
 use crate::log_limit::LogLimit;
-use crate::stats::StatsSnapshot;
+use crate::stats::{Counter, StatsSnapshot};
+use crate::token_key::{KeyedDigest, TokenKey};
 use crate::verify::Verifier;
 
 /// How often a request waiting for another instance's verification looks again.
@@ -107,23 +106,23 @@ pub(crate) struct FleetLevel {
 /// The fleet level's counters (added to the cache's [`StatsSnapshot`](crate::StatsSnapshot)).
 #[derive(Default)]
 pub(crate) struct Counters {
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
-    pub(crate) errors: AtomicU64,
-    pub(crate) received: AtomicU64,
-    pub(crate) lock_waits: AtomicU64,
-    pub(crate) resubscriptions: AtomicU64,
+    pub(crate) hits: Counter,
+    pub(crate) misses: Counter,
+    pub(crate) errors: Counter,
+    pub(crate) received: Counter,
+    pub(crate) lock_waits: Counter,
+    pub(crate) resubscriptions: Counter,
 }
 
 impl Counters {
     /// Copies the counters into `snapshot`.
     pub(crate) fn fill(&self, snapshot: &mut StatsSnapshot) {
-        snapshot.fleet_hits = self.hits.load(Relaxed);
-        snapshot.fleet_misses = self.misses.load(Relaxed);
-        snapshot.fleet_errors = self.errors.load(Relaxed);
-        snapshot.fleet_invalidations_received = self.received.load(Relaxed);
-        snapshot.fleet_lock_waits = self.lock_waits.load(Relaxed);
-        snapshot.fleet_subscriptions = self.resubscriptions.load(Relaxed);
+        snapshot.fleet_hits = self.hits.get();
+        snapshot.fleet_misses = self.misses.get();
+        snapshot.fleet_errors = self.errors.get();
+        snapshot.fleet_invalidations_received = self.received.get();
+        snapshot.fleet_lock_waits = self.lock_waits.get();
+        snapshot.fleet_subscriptions = self.resubscriptions.get();
     }
 }
 
@@ -295,7 +294,7 @@ impl FleetLevel {
             Err(_) => "timed out".to_owned(),
         };
         admission.record(Outcome::Failed);
-        self.counters.errors.fetch_add(1, Relaxed);
+        self.counters.errors.incr();
         if let Some(suppressed) = self.warn.admit() {
             tracing::warn!(
                 command = what,
@@ -348,22 +347,22 @@ impl FleetLevel {
                 Some(Answer::Busy(_)) if Instant::now() + POLL < give_up => {
                     if !waited {
                         waited = true;
-                        self.counters.lock_waits.fetch_add(1, Relaxed);
+                        self.counters.lock_waits.incr();
                     }
                     tokio::time::sleep(POLL).await;
                 }
                 Some(Answer::Busy(seen)) => {
-                    self.counters.misses.fetch_add(1, Relaxed);
+                    self.counters.misses.incr();
                     return Lookup::Miss(seen);
                 }
                 None => {
-                    self.counters.misses.fetch_add(1, Relaxed);
+                    self.counters.misses.incr();
                     return Lookup::Miss(Seen(None));
                 }
                 Some(Answer::Done(lookup)) => {
                     match lookup {
-                        Lookup::Found(..) => self.counters.hits.fetch_add(1, Relaxed),
-                        _ => self.counters.misses.fetch_add(1, Relaxed),
+                        Lookup::Found(..) => self.counters.hits.incr(),
+                        _ => self.counters.misses.incr(),
                     };
                     return lookup;
                 }

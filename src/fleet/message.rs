@@ -12,7 +12,7 @@
 //! token key (16, big-endian) ‖ revoked for, ms (8, big-endian) ‖ MAC (16)`.
 
 use super::secret::{mac, Keys};
-use crate::cache::key::TokenKey;
+use crate::token_key::TokenKey;
 
 const LEN: usize = 1 + 8 + 8 + 8 + 16 + 8;
 const MAC_LEN: usize = 16;
@@ -108,7 +108,7 @@ mod tests {
     fn a_message_opens_under_its_secret_only_and_unaltered() {
         let keys = Keys::derive(&[9; 32]);
         let message = Message {
-            key: 0x0123_4567_89ab_cdef_0011_2233_4455_6677,
+            key: TokenKey::from_bits(0x0123_4567_89ab_cdef_0011_2233_4455_6677),
             event: Event::Revoke(1234),
             sender: [5; 8],
             first: keys.id,

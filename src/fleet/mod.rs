@@ -32,7 +32,7 @@
 //!   revocations stay) and asks Redis, which holds the tombstones, at the next request. While it
 //!   is disconnected, a logout published elsewhere reaches a token that is hot in this
 //!   instance's local cache only when that local entry ends, after at most
-//!   [`max_ttl`](crate::AmazonAuthBuilder::max_ttl) (5 min by default), or at the reconnect,
+//!   [`max_ttl`](crate::IdentityCacheBuilder::max_ttl) (5 min by default), or at the reconnect,
 //!   whichever comes first: that is the worst-case delay of a logout. Tokens not cached locally
 //!   are refused at once (the miss reads the tombstone), as long as Redis answers reads.
 //! - **Redis trouble** is a miss, never a verdict: an unreadable, undecryptable or foreign value
@@ -78,8 +78,8 @@ use crate::defaults;
 pub const FLEET_MIN_SECRET_LEN: usize = 32;
 
 /// The settings of the fleet level: where Redis is, the fleet secret, and how long to wait for
-/// Redis. Give it to [`AmazonAuthBuilder::fleet`](crate::AmazonAuthBuilder::fleet); everything
-/// is checked at [`build`](crate::AmazonAuthBuilder::build).
+/// Redis. Give it to [`IdentityCacheBuilder::fleet`](crate::IdentityCacheBuilder::fleet); everything
+/// is checked at [`build`](crate::IdentityCacheBuilder::build).
 ///
 /// Connecting is lazy: `build()` opens no connection, and a Redis that is down at startup (or
 /// later) only means that requests are verified with Amazon directly until it answers; the
@@ -92,10 +92,10 @@ pub const FLEET_MIN_SECRET_LEN: usize = 32;
 /// ```no_run
 /// # #[tokio::main] async fn main() -> Result<(), tower_amazon_auth::BuildError> {
 /// use std::time::Duration;
-/// use tower_amazon_auth::{AmazonAuthLayer, Fleet};
+/// use tower_amazon_auth::{AmazonAuthLayer, Fleet, IdentityCache};
 ///
 /// let secret = std::env::var("AMAZON_AUTH_CACHE_SECRET").expect("at least 32 bytes");
-/// let layer = AmazonAuthLayer::builder()
+/// let cache = IdentityCache::builder()
 ///     .client_id("amzn1.application-oa2-client.0123456789abcdef")
 ///     .fleet(
 ///         Fleet::new("redis://127.0.0.1:6379", secret)
@@ -103,6 +103,7 @@ pub const FLEET_MIN_SECRET_LEN: usize = 32;
 ///             .command_timeout(Duration::from_millis(50)),
 ///     )
 ///     .build()?;
+/// let layer = AmazonAuthLayer::builder(cache).build()?;
 /// # let _ = layer; Ok(()) }
 /// ```
 #[must_use]
@@ -164,7 +165,7 @@ impl Fleet {
     /// Fleet single-flight: how long an instance waits for another instance that is verifying
     /// the same token (it holds a short lock in Redis, for this long plus 1 s) before it
     /// verifies the token itself. A first request can so take this long plus the verification
-    /// [`deadline`](crate::AmazonAuthBuilder::deadline) at worst (when the instance holding the
+    /// [`deadline`](crate::IdentityCacheBuilder::deadline) at worst (when the instance holding the
     /// lock died or Amazon is slow). At most 5 min. Default: 2 s, or the deadline when shorter;
     /// zero turns fleet single-flight off.
     pub fn lock_wait(mut self, wait: Duration) -> Self {

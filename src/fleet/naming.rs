@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::record::FORMAT_VERSION;
 use super::secret::{mac, Keys};
-use crate::cache::key::TokenKey;
+use crate::token_key::TokenKey;
 use crate::verify::Verifier;
 
 /// Bytes of a MAC kept in a name (128 bits).
@@ -124,10 +124,19 @@ mod tests {
         let keys = Keys::derive(&[7; 32]);
         let a = Naming::new("p:", &keys, [1; 32]);
         let b = Naming::new("p:", &keys, [2; 32]);
-        assert_ne!(a.verdict(42), b.verdict(42));
-        assert_eq!(a.tombstone(42), b.tombstone(42));
-        assert_ne!(a.verdict(42), a.verdict(43));
-        assert!(a.verdict(42).starts_with(b"p:v:"));
-        assert_eq!(a.verdict(42).len(), 4 + 32);
+        assert_ne!(
+            a.verdict(TokenKey::from_bits(42)),
+            b.verdict(TokenKey::from_bits(42))
+        );
+        assert_eq!(
+            a.tombstone(TokenKey::from_bits(42)),
+            b.tombstone(TokenKey::from_bits(42))
+        );
+        assert_ne!(
+            a.verdict(TokenKey::from_bits(42)),
+            a.verdict(TokenKey::from_bits(43))
+        );
+        assert!(a.verdict(TokenKey::from_bits(42)).starts_with(b"p:v:"));
+        assert_eq!(a.verdict(TokenKey::from_bits(42)).len(), 4 + 32);
     }
 }

@@ -17,7 +17,7 @@ use futures_util::StreamExt as _;
 
 use super::level::FleetLevel;
 use super::message::{Event, Message};
-use crate::cache::key::TokenKey;
+use crate::token_key::TokenKey;
 
 /// The first reconnection delay; doubled after each failure.
 const FIRST_DELAY: Duration = Duration::from_millis(50);
@@ -70,7 +70,7 @@ async fn run(fleet: Weak<FleetLevel>, local: Weak<dyn Local>, mut stop: tokio::s
                 // Whatever was published while we were away is lost: start afresh locally.
                 l.flush();
                 f.subscribed.store(true, Relaxed);
-                f.counters.resubscriptions.fetch_add(1, Relaxed);
+                f.counters.resubscriptions.incr();
                 tracing::debug!("fleet cache level: subscribed");
                 if !checked_policy {
                     checked_policy = true;
@@ -146,7 +146,7 @@ fn apply(fleet: &FleetLevel, local: &dyn Local, bytes: &[u8]) {
         // current secret, says the same.
         return;
     }
-    fleet.counters.received.fetch_add(1, Relaxed);
+    fleet.counters.received.incr();
     let key = match index {
         0 => Some(message.key),
         _ => fleet.current_of(message.key),

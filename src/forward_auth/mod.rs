@@ -34,7 +34,7 @@
 //! `400`: here it is `401` with `error="invalid_request"`, because nginx turns any status other
 //! than 2xx, 401 and 403 into a 500. A token without the profile scope is `403`
 //! (`error="insufficient_scope"`). The body is the layer's error body (its
-//! [`ErrorResponder`](crate::ErrorResponder)).
+//! [`ErrorResponder`](crate::response::ErrorResponder)).
 //!
 //! **Amazon unavailable.** `503` with `Retry-After`, as the layer answers it (never cached).
 //!
@@ -58,9 +58,7 @@
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let layer = AmazonAuthLayer::builder()
-//!         .client_id("amzn1.application-oa2-client.0123456789abcdef")
-//!         .build()?;
+//!     let layer = AmazonAuthLayer::new("amzn1.application-oa2-client.0123456789abcdef")?;
 //!     // `/verify` (and paths under it) answer the proxy; `/healthz` is for probes.
 //!     let app = Router::new()
 //!         .route("/healthz", get(|| async { "ok" }))

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::common::{builder, serve_base_url};
+use crate::common::{build_layer, build_layer_with, builder, serve_base_url};
 use axum::routing::get;
 use axum::Router;
 use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockReply, MockScope, MockUser};
@@ -32,7 +32,7 @@ async fn amazon_user_extractor_sees_the_verified_user() -> TestResult {
     mock.register(&bob, MockUser::new("amzn1.account.BOB").email("bob@example.com"));
     let app = Router::new()
         .route("/me", get(whoami))
-        .layer(builder(&mock).build()?);
+        .layer(build_layer(builder(&mock))?);
     let base = serve_base_url(app).await?;
     let http = reqwest::Client::new();
 
@@ -63,7 +63,7 @@ async fn amazon_user_on_an_unwrapped_route_is_a_500_naming_the_mistake() -> Test
     // `/me` is wrapped; `/oops` is merged in after the layer, so it is not.
     let app = Router::new()
         .route("/me", get(whoami))
-        .layer(builder(&mock).build()?)
+        .layer(build_layer(builder(&mock))?)
         .route("/oops", get(whoami));
     let base = serve_base_url(app).await?;
     let http = reqwest::Client::new();
@@ -119,7 +119,7 @@ async fn optional_amazon_user_with_an_optional_layer() -> TestResult {
             }
         }
     };
-    let optional = builder(&mock).optional(true).build()?;
+    let optional = build_layer_with(builder(&mock), |l| l.optional(true))?;
     let app = Router::new().route("/", get(home)).layer(optional);
     let base = serve_base_url(app).await?;
     let http = reqwest::Client::new();
@@ -181,7 +181,7 @@ async fn one_optional_layer_serves_public_and_private_routes() -> TestResult {
     let mock = MockAmazon::start().await?;
     let alice = mock_access_token("alice-mixed");
     mock.register(&alice, MockUser::new("amzn1.account.ALICE"));
-    let optional = builder(&mock).realm("shop").optional(true).build()?;
+    let optional = build_layer_with(builder(&mock), |l| l.realm("shop").optional(true))?;
     let app = Router::new()
         .route("/private", get(whoami))
         .route(

@@ -12,7 +12,7 @@ use tower::{Layer, ServiceExt};
 use tower_amazon_auth::mock::{
     mock_access_token, MockAmazon, MockReply, MockScope, MockUser, MOCK_CLIENT_ID,
 };
-use tower_amazon_auth::AmazonAuthLayer;
+use tower_amazon_auth::{AmazonAuthLayer, IdentityCache};
 
 const HERD: usize = 1000;
 
@@ -41,11 +41,12 @@ async fn setup() -> (MockAmazon, AmazonAuthLayer) {
     let mock = MockAmazon::start().await.unwrap();
     // Long enough that every request joins the flight before Amazon answers.
     mock.set_latency(Duration::from_millis(200));
-    let layer = AmazonAuthLayer::builder()
+    let cache = IdentityCache::builder()
         .client_id(MOCK_CLIENT_ID)
         .base_url(mock.base_url())
         .build()
         .unwrap();
+    let layer = AmazonAuthLayer::builder(cache).build().unwrap();
     (mock, layer)
 }
 

@@ -8,9 +8,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use http::StatusCode;
 use tower_amazon_auth::mock::{MockAmazon, MockReply, MockUser};
-use tower_amazon_auth::{AccessToken, AmazonAuthBuilder, AmazonAuthLayer, AmazonUser};
+use tower_amazon_auth::{AccessToken, AmazonAuthLayer, AmazonUser, IdentityCacheBuilder};
 
-use crate::common::{builder, client, serve_base_url, token};
+use crate::common::{build_layer, builder, client, serve_base_url, token};
 
 /// Amazon takes this long to verify the tokens these tests race against.
 const SLOW: Duration = Duration::from_millis(500);
@@ -24,9 +24,9 @@ struct Served {
 }
 
 impl Served {
-    async fn new(configure: impl FnOnce(AmazonAuthBuilder) -> AmazonAuthBuilder) -> Self {
+    async fn new(configure: impl FnOnce(IdentityCacheBuilder) -> IdentityCacheBuilder) -> Self {
         let mock = MockAmazon::start().await.unwrap();
-        let layer = configure(builder(&mock)).build().unwrap();
+        let layer = build_layer(configure(builder(&mock))).unwrap();
         let app = Router::new()
             .route(
                 "/me",

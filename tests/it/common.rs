@@ -11,7 +11,9 @@ use axum::extract::Request;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use tower_amazon_auth::mock::{MockAmazon, MOCK_CLIENT_ID};
-use tower_amazon_auth::{AmazonAuthBuilder, AmazonAuthLayer, AmazonUser};
+use tower_amazon_auth::{
+    AmazonAuthBuilder, AmazonAuthLayer, AmazonUser, BuildError, IdentityCache, IdentityCacheBuilder,
+};
 
 /// A realistic ~400-byte access token whose tag makes it unique.
 pub fn token(tag: &str) -> String {
@@ -33,11 +35,24 @@ impl Reached {
     }
 }
 
-/// A layer builder pointed at `mock`, accepting the mock's client id.
-pub fn builder(mock: &MockAmazon) -> AmazonAuthBuilder {
-    AmazonAuthLayer::builder()
+/// A cache builder pointed at `mock`, accepting the mock's client id.
+pub fn builder(mock: &MockAmazon) -> IdentityCacheBuilder {
+    IdentityCache::builder()
         .client_id(MOCK_CLIENT_ID)
         .base_url(mock.base_url())
+}
+
+/// A layer with every layer setting at its default, on the cache `cache` builds.
+pub fn build_layer(cache: IdentityCacheBuilder) -> Result<AmazonAuthLayer, BuildError> {
+    AmazonAuthLayer::builder(cache.build()?).build()
+}
+
+/// A layer with the settings `configure` gives it, on the cache `cache` builds.
+pub fn build_layer_with(
+    cache: IdentityCacheBuilder,
+    configure: impl FnOnce(AmazonAuthBuilder) -> AmazonAuthBuilder,
+) -> Result<AmazonAuthLayer, BuildError> {
+    configure(AmazonAuthLayer::builder(cache.build()?)).build()
 }
 
 /// `/me` answers the user as JSON, plus what it saw of the credentials (to check stripping).
@@ -131,10 +146,19 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// Starts a mock and serves a layer built from `builder(&mock)` as `configure` adjusts it.
-    pub async fn new(configure: impl FnOnce(AmazonAuthBuilder) -> AmazonAuthBuilder) -> Self {
+    /// Starts a mock and serves a layer on a cache built from `builder(&mock)` as `configure`
+    /// adjusts it (the layer's own settings at their defaults).
+    pub async fn new(configure: impl FnOnce(IdentityCacheBuilder) -> IdentityCacheBuilder) -> Self {
+        Self::with_layer(configure, |layer| layer).await
+    }
+
+    /// As [`new`](Self::new), with the layer's own settings as `layer` adjusts them.
+    pub async fn with_layer(
+        configure: impl FnOnce(IdentityCacheBuilder) -> IdentityCacheBuilder,
+        layer: impl FnOnce(AmazonAuthBuilder) -> AmazonAuthBuilder,
+    ) -> Self {
         let mock = MockAmazon::start().await.unwrap();
-        let layer = configure(builder(&mock)).build().unwrap();
+        let layer = build_layer_with(configure(builder(&mock)), layer).unwrap();
         let reached = Reached::default();
         let addr = serve(app(layer.clone(), reached.clone())).await;
         Self {

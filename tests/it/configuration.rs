@@ -13,47 +13,43 @@ use http_body_util::Full;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use tower::{Layer, ServiceExt};
+use tower_amazon_auth::client::AmazonClient;
+use tower_amazon_auth::endpoint::Endpoints;
 use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockReply, MockUser};
-use tower_amazon_auth::{AmazonAuthLayer, AmazonClient, BuildError, Endpoints};
+use tower_amazon_auth::{AmazonAuthLayer, BuildError, IdentityCache};
 
-use crate::common::builder;
+use crate::common::{build_layer, build_layer_with, builder};
 
+/// Layers on one cache keep their own layer settings (realm, optional mode, `Retry-After`) and
+/// share its verdicts. Giving such a layer cache settings of its own cannot be written at all
+/// (`AmazonAuthBuilder`'s `compile_fail` doctest): they are the cache's.
 #[tokio::test]
-async fn a_shared_cache_refuses_settings_it_would_ignore() {
+async fn layers_on_one_cache_share_verdicts_and_keep_their_own_settings() {
     let mock = MockAmazon::start().await.unwrap();
-    let api = builder(&mock).build().unwrap();
-    let admin = AmazonAuthLayer::builder()
-        .shared_cache(api.cache().clone())
-        .client_id("amzn1.application-oa2-client.ADMINONLY")
-        .build();
-    assert_eq!(admin.err(), Some(BuildError::SharedCacheWith("client_id")));
-    for (setting, configured) in [
-        (
-            "max_ttl",
-            AmazonAuthLayer::builder().max_ttl(Duration::from_secs(1)),
-        ),
-        ("base_url", AmazonAuthLayer::builder().base_url(mock.base_url())),
-        (
-            "deadline",
-            AmazonAuthLayer::builder().deadline(Duration::from_secs(1)),
-        ),
-        ("stale_if_error", AmazonAuthLayer::builder().stale_if_error(true)),
-        (
-            "skip_audience_check",
-            AmazonAuthLayer::builder().skip_audience_check(),
-        ),
-    ] {
-        let built = configured.shared_cache(api.cache().clone()).build();
-        assert_eq!(built.err(), Some(BuildError::SharedCacheWith(setting)));
-    }
-    // The per-layer settings stay this layer's.
-    let admin = AmazonAuthLayer::builder()
-        .shared_cache(api.cache().clone())
+    let api = build_layer(builder(&mock)).unwrap();
+    let admin = AmazonAuthLayer::builder(api.cache().clone())
         .realm("admin")
         .optional(true)
         .retry_after(Duration::from_secs(9))
-        .build();
-    assert!(admin.is_ok(), "{admin:?}");
+        .build()
+        .unwrap();
+    let token = mock_access_token("shared-by-two-layers");
+    mock.register(&token, MockUser::new("amzn1.account.SHARED"));
+    assert_eq!(crate::common::bearer_once(api, &token).await.status(), 200);
+    assert_eq!(
+        crate::common::bearer_once(admin.clone(), &token).await.status(),
+        200
+    );
+    assert_eq!(
+        mock.calls_for(&token).tokeninfo,
+        1,
+        "the second layer verified again"
+    );
+    // Its own realm in its challenges.
+    let refused = crate::common::bearer_once(admin, "Atza|not-registered").await;
+    assert_eq!(refused.status(), 401);
+    let challenge = refused.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(challenge.contains("realm=\"admin\""), "{challenge}");
 }
 
 /// A layer's prefix rule holds for tokens its shared cache knows: a token verified (or
@@ -63,11 +59,8 @@ async fn a_shared_cache_refuses_settings_it_would_ignore() {
 #[tokio::test]
 async fn a_shared_cache_keeps_each_layers_prefix_rule() {
     let mock = MockAmazon::start().await.unwrap();
-    let lenient = builder(&mock).require_access_token_prefix(false).build().unwrap();
-    let strict = AmazonAuthLayer::builder()
-        .shared_cache(lenient.cache().clone())
-        .build()
-        .unwrap();
+    let lenient = build_layer_with(builder(&mock), |l| l.require_access_token_prefix(false)).unwrap();
+    let strict = AmazonAuthLayer::builder(lenient.cache().clone()).build().unwrap();
     let valid = format!("Xyz|{}", &mock_access_token("prefixless-valid")[5..]);
     let rejected = format!("Xyz|{}", &mock_access_token("prefixless-rejected")[5..]);
     mock.register(&valid, MockUser::new("amzn1.account.PREFIXLESS"));
@@ -96,7 +89,7 @@ async fn a_shared_cache_keeps_each_layers_prefix_rule() {
 #[test]
 fn out_of_range_durations_are_refused_at_build() {
     let too_large = |setting, limit| Some(BuildError::TooLarge { setting, limit });
-    let b = AmazonAuthLayer::builder;
+    let b = IdentityCache::builder;
     let id = "amzn1.application-oa2-client.x";
     assert_eq!(
         b().client_id(id).negative_ttl(Duration::MAX).build().err(),
@@ -111,7 +104,15 @@ fn out_of_range_durations_are_refused_at_build() {
         too_large("max_ttl", "24 h")
     );
     assert_eq!(
-        b().client_id(id).retry_after(Duration::MAX).build().err(),
+        b().client_id(id).backoff(Duration::MAX).build().err(),
+        too_large("backoff", "5 min")
+    );
+    let cache = IdentityCache::new(id).unwrap();
+    assert_eq!(
+        AmazonAuthLayer::builder(cache)
+            .retry_after(Duration::MAX)
+            .build()
+            .err(),
         too_large("retry_after", "5 min")
     );
     assert_eq!(
@@ -135,7 +136,7 @@ fn cleartext_http_to_another_host_is_refused_unless_allowed() {
         "http://lwa-proxy.internal",
         "http://[2001:db8::1]",
     ] {
-        let built = AmazonAuthLayer::builder()
+        let built = IdentityCache::builder()
             .client_id("amzn1.application-oa2-client.x")
             .base_url(base)
             .build();
@@ -261,14 +262,16 @@ fn no_configuration_panics_at_build_or_on_a_request() {
                 .negative_ttl(d.negative_ttl)
                 .connect_timeout(d.connect_timeout)
                 .deadline(d.deadline)
-                .retry_after(d.retry_after)
                 .retries(d.retries)
                 .max_in_flight(d.max_in_flight)
                 .stale_if_error(d.stale_if_error);
             if d.skip_audience_check {
                 b = b.skip_audience_check();
             }
-            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| b.build()));
+            let retry_after = d.retry_after;
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                build_layer_with(b, |l| l.retry_after(retry_after))
+            }));
             let Ok(outcome) = outcome else {
                 return Err(TestCaseError::fail(format!("build() panicked for {d:?}")));
             };

@@ -8,7 +8,7 @@ use crate::common::{bearer_once, eventually, token, Harness};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tower_amazon_auth::mock::{MockAmazon, MockReply, MockScope, MockUser};
-use tower_amazon_auth::{AmazonAuthLayer, BuildError};
+use tower_amazon_auth::{AmazonAuthLayer, BuildError, IdentityCache};
 
 // The harness's own request helpers; the rest of it is `common::Harness`. A trait rather
 // than an inherent `impl`: the other test modules add helpers of the same names.
@@ -203,7 +203,7 @@ async fn junk_is_refused_without_an_upstream_call() {
 
 #[tokio::test]
 async fn prefix_check_can_be_switched_off() {
-    let h = Harness::new(|b| b.require_access_token_prefix(false)).await;
+    let h = Harness::with_layer(|b| b, |l| l.require_access_token_prefix(false)).await;
     let odd = "Xyz|custom-token-format-0123456789";
     h.mock.register(odd, MockUser::new("amzn1.account.odd"));
     assert_eq!(h.bearer(odd).await.status(), 200);
@@ -368,10 +368,10 @@ async fn max_ttl_bounds_the_cache() {
 
 #[tokio::test]
 async fn amazon_failures_are_503_and_leave_the_cache_clean() {
-    let h = Harness::new(|b| {
-        b.deadline(Duration::from_millis(500))
-            .retry_after(Duration::from_secs(7))
-    })
+    let h = Harness::with_layer(
+        |b| b.deadline(Duration::from_millis(500)),
+        |l| l.retry_after(Duration::from_secs(7)),
+    )
     .await;
     for (tag, failure) in [
         ("s500", MockReply::status(500)),
@@ -405,12 +405,13 @@ async fn amazon_unreachable_is_503() {
     let mock = MockAmazon::start().await.unwrap();
     let base = mock.base_url().to_owned();
     drop(mock);
-    let layer = AmazonAuthLayer::builder()
+    let cache = IdentityCache::builder()
         .client_id("c")
         .base_url(&base)
         .deadline(Duration::from_secs(2))
         .build()
         .unwrap();
+    let layer = AmazonAuthLayer::builder(cache).build().unwrap();
     let response = bearer_once(layer, &token("down")).await;
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
@@ -437,7 +438,7 @@ async fn the_token_is_stripped_before_the_inner_service() {
         .unwrap();
     assert_eq!(body["query"], "a=1&b=x%20y");
 
-    let kept = Harness::new(|b| b.strip_token(false)).await;
+    let kept = Harness::with_layer(|b| b, |l| l.strip_token(false)).await;
     let token = kept.user("kept");
     let body: Value = kept.bearer(&token).await.json().await.unwrap();
     assert_eq!(body["authorization"], true);
@@ -470,27 +471,27 @@ async fn several_client_ids_are_accepted() {
 #[test]
 fn the_builder_validates() {
     assert_eq!(
-        AmazonAuthLayer::builder().build().unwrap_err(),
+        IdentityCache::builder().build().unwrap_err(),
         BuildError::NoClientId
     );
     assert_eq!(
-        AmazonAuthLayer::builder().client_id(" ").build().unwrap_err(),
+        IdentityCache::builder().client_id(" ").build().unwrap_err(),
         BuildError::EmptyClientId
     );
-    let err = AmazonAuthLayer::builder()
+    let err = IdentityCache::builder()
         .client_id("c")
         .base_url("ftp://x")
         .build()
         .unwrap_err();
     assert!(matches!(err, BuildError::InvalidBaseUrl(_)));
-    let err = AmazonAuthLayer::builder()
+    let err = IdentityCache::builder()
         .client_id("c")
         .base_url("not a url")
         .build()
         .unwrap_err();
     assert!(matches!(err, BuildError::InvalidBaseUrl(_)));
     assert_eq!(
-        AmazonAuthLayer::builder()
+        IdentityCache::builder()
             .client_id("c")
             .capacity(0)
             .build()
@@ -498,15 +499,14 @@ fn the_builder_validates() {
         BuildError::Zero("capacity")
     );
     assert_eq!(
-        AmazonAuthLayer::builder()
-            .client_id("c")
+        AmazonAuthLayer::builder(IdentityCache::new("c").unwrap())
             .realm("a\"b")
             .build()
             .unwrap_err(),
         BuildError::InvalidRealm
     );
     assert_eq!(
-        AmazonAuthLayer::builder()
+        IdentityCache::builder()
             .client_id("c")
             .deadline(Duration::ZERO)
             .build()
@@ -514,4 +514,18 @@ fn the_builder_validates() {
         BuildError::Zero("deadline")
     );
     assert!(AmazonAuthLayer::new("amzn1.application-oa2-client.x").is_ok());
+    assert!(IdentityCache::new("amzn1.application-oa2-client.x").is_ok());
+    // The one-builder path reports a bad client id at build, with the layer's own checks.
+    assert_eq!(
+        AmazonAuthLayer::for_client(" ")
+            .optional(true)
+            .build()
+            .unwrap_err(),
+        BuildError::EmptyClientId
+    );
+    assert_eq!(
+        AmazonAuthLayer::for_client("c").realm("").build().unwrap_err(),
+        BuildError::InvalidRealm
+    );
+    assert!(AmazonAuthLayer::for_client("c").optional(true).build().is_ok());
 }

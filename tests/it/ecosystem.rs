@@ -1,19 +1,18 @@
 //! Regions and the Appstore, counters, custom error responses and cache control, over real
 //! HTTP on 127.0.0.1 against `MockAmazon`.
 
-use crate::common::{builder, serve_base_url};
+use crate::common::{build_layer, build_layer_with, builder, serve_base_url};
 use axum::routing::get;
 use axum::{Extension, Router};
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
+use tower_amazon_auth::endpoint::{Endpoints, Region, APPSTORE_BASE_URL};
 use tower_amazon_auth::mock::{
     mock_access_token, MockAmazon, MockCalls, MockReply, MockUser, MOCK_CLIENT_ID,
 };
-use tower_amazon_auth::{
-    default_response, AccessToken, AmazonAuthLayer, AuthError, BuildError, Endpoints, ErrorContext, Region,
-    StatsSnapshot, APPSTORE_BASE_URL,
-};
+use tower_amazon_auth::response::{default_response, ErrorContext};
+use tower_amazon_auth::{AccessToken, AmazonAuthLayer, AuthError, BuildError, IdentityCache, StatsSnapshot};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -78,13 +77,13 @@ fn every_region_has_its_three_urls() {
 
 #[test]
 fn appstore_endpoints_need_the_audience_check_skipped() {
-    let refused = AmazonAuthLayer::builder()
+    let refused = IdentityCache::builder()
         .client_id(MOCK_CLIENT_ID)
         .endpoints(Endpoints::appstore())
         .build();
     assert_eq!(refused.err(), Some(BuildError::NoTokenInfo));
 
-    let accepted = AmazonAuthLayer::builder()
+    let accepted = IdentityCache::builder()
         .client_id(MOCK_CLIENT_ID)
         .endpoints(Endpoints::appstore())
         .skip_audience_check()
@@ -99,10 +98,14 @@ async fn appstore_tokens_are_verified_by_the_profile_alone() -> TestResult {
     mock.register(&token, MockUser::new("amzn1.account.APPSTORE"));
     let revoked = mock_access_token("appstore-revoked");
     mock.register(&revoked, MockReply::invalid_token());
-    let layer = AmazonAuthLayer::builder()
-        .endpoints(Endpoints::appstore_at(mock.base_url())?)
-        .skip_audience_check()
-        .build()?;
+    let layer = AmazonAuthLayer::builder(
+        IdentityCache::builder()
+            .endpoints(Endpoints::appstore_at(mock.base_url())?)
+            .skip_audience_check()
+            .build()
+            .unwrap(),
+    )
+    .build()?;
     let base = serve_base_url(app(layer)).await?;
     let http = reqwest::Client::new();
 
@@ -125,7 +128,7 @@ async fn stats_follow_a_miss_a_hit_a_negative_hit_junk_and_no_token() -> TestRes
     mock.register(&good, MockUser::new("amzn1.account.GOOD"));
     let bad = mock_access_token("bad");
     mock.register(&bad, MockReply::invalid_token());
-    let layer = builder(&mock).build()?;
+    let layer = build_layer(builder(&mock))?;
     let base = serve_base_url(app(layer.clone())).await?;
     let http = reqwest::Client::new();
     assert_eq!(layer.stats(), StatsSnapshot::default());
@@ -183,7 +186,7 @@ async fn a_custom_error_responder_keeps_status_and_challenge() -> TestResult {
         );
         response
     };
-    let layer = builder(&mock).realm("shop").error_responder(html).build()?;
+    let layer = build_layer_with(builder(&mock), |l| l.realm("shop").error_responder(html))?;
     let base = serve_base_url(app(layer)).await?;
     let http = reqwest::Client::new();
 
@@ -228,7 +231,7 @@ async fn invalidate_forces_a_fresh_verification() -> TestResult {
     let mock = MockAmazon::start().await?;
     let token = mock_access_token("logout");
     mock.register(&token, MockUser::new("amzn1.account.LOGOUT"));
-    let layer = builder(&mock).build()?;
+    let layer = build_layer(builder(&mock))?;
     let base = serve_base_url(app(layer.clone())).await?;
     let http = reqwest::Client::new();
 
@@ -257,9 +260,8 @@ async fn two_layers_on_one_shared_cache_share_its_entries() -> TestResult {
     let mock = MockAmazon::start().await?;
     let token = mock_access_token("shared");
     mock.register(&token, MockUser::new("amzn1.account.SHARED"));
-    let first = builder(&mock).build()?;
-    let second = AmazonAuthLayer::builder()
-        .shared_cache(first.cache().clone())
+    let first = build_layer(builder(&mock))?;
+    let second = AmazonAuthLayer::builder(first.cache().clone())
         .realm("admin")
         .build()?;
     let base_first = serve_base_url(app(first.clone())).await?;
@@ -290,7 +292,7 @@ async fn two_layers_on_one_shared_cache_share_its_entries() -> TestResult {
     assert_eq!(challenge, r#"Bearer realm="admin""#);
 
     // A separately built layer does not share it.
-    let separate = builder(&mock).build()?;
+    let separate = build_layer(builder(&mock))?;
     let base_separate = serve_base_url(app(separate)).await?;
     assert_eq!(get_me(&http, &base_separate, Some(&token)).await?.0, 200);
     assert_eq!(mock.calls(), calls(2, 2));

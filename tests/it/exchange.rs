@@ -5,12 +5,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
+use tower_amazon_auth::client::{AmazonClient, ClientCredentials, RefreshToken, TokenResponse};
+use tower_amazon_auth::endpoint::Endpoints;
 use tower_amazon_auth::mock::{
     mock_access_token, MockAmazon, MockReply, MockUser, MOCK_CLIENT_ID, MOCK_CLIENT_SECRET,
 };
-use tower_amazon_auth::{
-    AmazonClient, AmazonError, ClientCredentials, Endpoints, RefreshToken, TokenResponse,
-};
+use tower_amazon_auth::AmazonError;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 

@@ -7,13 +7,14 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::common::{self, bearer_once, builder, token, Harness};
+use crate::common::{self, bearer_once, build_layer, builder, token, Harness};
 use http::{Request, Response};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tower::ServiceExt;
+use tower_amazon_auth::client::MAX_ANSWER_BYTES;
 use tower_amazon_auth::mock::{MockAmazon, MockReply, MockUser, MOCK_APP_ID, MOCK_CLIENT_ID};
-use tower_amazon_auth::{AmazonAuthBuilder, AmazonAuthLayer, AmazonUser, MAX_ANSWER_BYTES};
+use tower_amazon_auth::{AmazonUser, IdentityCache, IdentityCacheBuilder};
 
 /// How much later than the configured deadline a refused request may be answered.
 const MARGIN: Duration = Duration::from_secs(1);
@@ -197,7 +198,7 @@ async fn retry_after_from_amazon_is_passed_on_and_never_shortened() {
     ] {
         // A layer each: after a 429 the layer backs off, so it would answer the next token
         // with what remains of that back-off instead.
-        let h = Harness::new(|b| b.retry_after(Duration::from_secs(3)).tokeninfo_only()).await;
+        let h = Harness::with_layer(|b| b.tokeninfo_only(), |l| l.retry_after(Duration::from_secs(3))).await;
         let token = token(&format!("ra-{tag}"));
         h.mock.register(&token, reply);
         let secs = expect_unavailable(h.bearer(&token).await.0, tag).await;
@@ -205,7 +206,7 @@ async fn retry_after_from_amazon_is_passed_on_and_never_shortened() {
         assert!(secs >= 3, "{tag}: {secs} < the configured 3");
     }
     // Without a hint from Amazon, the configured value.
-    let h = Harness::new(|b| b.retry_after(Duration::from_secs(3)).tokeninfo_only()).await;
+    let h = Harness::with_layer(|b| b.tokeninfo_only(), |l| l.retry_after(Duration::from_secs(3))).await;
     let plain = token("ra-plain");
     h.mock.register(&plain, MockReply::status(502));
     assert_eq!(expect_unavailable(h.bearer(&plain).await.0, "plain").await, 3);
@@ -280,7 +281,7 @@ async fn an_absurd_exp_is_capped_in_the_users_expiry() {
     // In process, to read `AmazonUser::expires_at`: a token claiming 10^15 seconds is not
     // believed beyond a day, and nothing overflows.
     let mock = MockAmazon::start().await.unwrap();
-    let layer = builder(&mock).build().unwrap();
+    let layer = build_layer(builder(&mock)).unwrap();
     let seen = Arc::new(Mutex::new(None));
     let inner = {
         let seen = Arc::clone(&seen);
@@ -392,7 +393,7 @@ async fn retries_stay_within_the_deadline() {
 
 /// The stale-if-error scenario of the issue: a token with 3 s to live, verified once; max_ttl
 /// 300 ms; then Amazon goes down for this token.
-fn stale_harness(stale: bool) -> impl FnOnce(AmazonAuthBuilder) -> AmazonAuthBuilder {
+fn stale_harness(stale: bool) -> impl FnOnce(IdentityCacheBuilder) -> IdentityCacheBuilder {
     move |b| {
         b.stale_if_error(stale)
             .max_ttl(Duration::from_millis(300))
@@ -577,12 +578,11 @@ async fn the_answer_bound_holds_without_a_content_length() {
     ] {
         let body = serde_json::to_vec(&padded_answer(len)).unwrap();
         let base = chunked_amazon(body).await;
-        let layer = AmazonAuthLayer::builder()
+        let cache = IdentityCache::builder()
             .client_id(MOCK_CLIENT_ID)
             .base_url(&base)
-            .retries(0)
-            .build()
-            .unwrap();
+            .retries(0);
+        let layer = build_layer(cache).unwrap();
         let response = bearer_once(layer, &token("chunked")).await;
         assert_eq!(response.status(), expected, "a chunked answer of {len} bytes");
     }
@@ -594,7 +594,11 @@ async fn the_answer_bound_holds_without_a_content_length() {
 /// the other layer's back-off silently.
 #[tokio::test]
 async fn a_layers_retry_after_does_not_set_the_breakers_back_off() {
-    let h = Harness::new(|b| b.retries(0).tokeninfo_only().retry_after(Duration::from_secs(60))).await;
+    let h = Harness::with_layer(
+        |b| b.retries(0).tokeninfo_only(),
+        |l| l.retry_after(Duration::from_secs(60)),
+    )
+    .await;
     let token = token("backoff-owner");
     h.mock.register(&token, MockReply::status(500));
     // Five failures in a row open the breaker; each 503 carries the layer's Retry-After.

@@ -15,9 +15,9 @@ use axum::Router;
 use base64::Engine as _;
 use http::StatusCode;
 use tower_amazon_auth::mock::{MockAmazon, MockReply, MockUser, MOCK_CLIENT_ID};
-use tower_amazon_auth::{AccessToken, AmazonAuthBuilder, AmazonAuthLayer, AmazonUser, CacheError, Fleet};
+use tower_amazon_auth::{AccessToken, AmazonAuthLayer, AmazonUser, CacheError, Fleet, IdentityCacheBuilder};
 
-use crate::common::{builder, client, serve_base_url, token};
+use crate::common::{build_layer, builder, client, serve_base_url, token};
 use crate::external::{free_port, require, External};
 
 /// The fleet secret of these tests (32 bytes).
@@ -78,8 +78,8 @@ struct Instance {
 }
 
 impl Instance {
-    async fn new(builder: AmazonAuthBuilder) -> Self {
-        let layer = builder.build().unwrap();
+    async fn new(builder: IdentityCacheBuilder) -> Self {
+        let layer = build_layer(builder).unwrap();
         let app = Router::new()
             .route(
                 "/me",
@@ -146,7 +146,7 @@ impl Instance {
 /// An instance's settings. The command timeout is generous: these tests share two cores with
 /// the whole suite, and a Redis read that timed out would (correctly) send a request to Amazon
 /// and spoil a count of upstream calls. The fallback test sets the default timeout.
-fn fleet_builder(mock: &MockAmazon, redis: &External) -> AmazonAuthBuilder {
+fn fleet_builder(mock: &MockAmazon, redis: &External) -> IdentityCacheBuilder {
     builder(mock).fleet(settings(redis))
 }
 
@@ -914,16 +914,13 @@ async fn a_pilot_dropped_mid_verification_gives_the_fleet_lock_up() {
 #[tokio::test]
 async fn fleet_settings_are_checked_at_build_and_never_shown() {
     let mock = MockAmazon::start().await.unwrap();
-    let short = builder(&mock)
-        .fleet(Fleet::new("redis://127.0.0.1:1", "too short"))
-        .build();
+    let short = build_layer(builder(&mock).fleet(Fleet::new("redis://127.0.0.1:1", "too short")));
     assert_eq!(
         short.err(),
         Some(tower_amazon_auth::BuildError::FleetSecretTooShort)
     );
-    let prefix = builder(&mock)
-        .fleet(Fleet::new("redis://127.0.0.1:1", SECRET).key_prefix("has space"))
-        .build();
+    let prefix =
+        build_layer(builder(&mock).fleet(Fleet::new("redis://127.0.0.1:1", SECRET).key_prefix("has space")));
     assert_eq!(prefix.err(), Some(tower_amazon_auth::BuildError::FleetKeyPrefix));
     for (fleet, setting) in [
         (
@@ -939,46 +936,34 @@ async fn fleet_settings_are_checked_at_build_and_never_shown() {
             "backoff",
         ),
     ] {
-        match builder(&mock).fleet(fleet).build() {
+        match build_layer(builder(&mock).fleet(fleet)) {
             Err(tower_amazon_auth::BuildError::TooLarge { setting: s, .. }) => assert_eq!(s, setting),
             other => panic!("{setting}: {other:?}"),
         }
     }
-    let zero = builder(&mock)
-        .fleet(Fleet::new("redis://127.0.0.1:1", SECRET).command_timeout(Duration::ZERO))
-        .build();
+    let zero = build_layer(
+        builder(&mock).fleet(Fleet::new("redis://127.0.0.1:1", SECRET).command_timeout(Duration::ZERO)),
+    );
     assert_eq!(
         zero.err(),
         Some(tower_amazon_auth::BuildError::Zero("command_timeout"))
     );
-    let previous = builder(&mock)
-        .fleet(Fleet::new("redis://127.0.0.1:1", SECRET).previous_secret("short"))
-        .build();
+    let previous =
+        build_layer(builder(&mock).fleet(Fleet::new("redis://127.0.0.1:1", SECRET).previous_secret("short")));
     assert_eq!(
         previous.err(),
         Some(tower_amazon_auth::BuildError::FleetSecretTooShort)
     );
-    let bad_url = builder(&mock)
-        .fleet(Fleet::new("http://:hunter2@x", SECRET))
-        .build();
+    let bad_url = build_layer(builder(&mock).fleet(Fleet::new("http://:hunter2@x", SECRET)));
     let error = bad_url.expect_err("refused");
     assert!(!error.to_string().contains("hunter2"));
     let fleet = Fleet::new("redis://:hunter2@127.0.0.1:1", SECRET);
     let shown = format!("{fleet:?}");
     assert!(!shown.contains("hunter2") && !shown.contains(SECRET), "{shown}");
-    let with_shared = AmazonAuthLayer::builder()
-        .shared_cache(builder(&mock).build().unwrap().cache().clone())
-        .fleet(fleet)
-        .build();
-    assert_eq!(
-        with_shared.err(),
-        Some(tower_amazon_auth::BuildError::SharedCacheWith("fleet"))
-    );
     // Redis down at startup: the layer builds and serves via Amazon.
-    let down = builder(&mock)
-        .fleet(Fleet::new(format!("redis://127.0.0.1:{}", free_port()), SECRET))
-        .build()
-        .unwrap();
+    let down =
+        build_layer(builder(&mock).fleet(Fleet::new(format!("redis://127.0.0.1:{}", free_port()), SECRET)))
+            .unwrap();
     serves_via_amazon_but_cannot_revoke(&mock, &down, "fleet-down-at-startup").await;
 }
 
@@ -1250,7 +1235,7 @@ async fn invalidations_and_rejections_travel_across_the_fleet() {
 /// than panicking.
 #[test]
 fn a_fleet_layer_built_outside_a_runtime_is_an_error() {
-    let built = AmazonAuthLayer::builder()
+    let built = tower_amazon_auth::IdentityCache::builder()
         .client_id(MOCK_CLIENT_ID)
         .fleet(Fleet::new("redis://127.0.0.1:1", SECRET))
         .build();
@@ -1267,10 +1252,8 @@ fn a_fleet_layer_built_outside_a_runtime_is_an_error() {
 #[tokio::test]
 async fn a_rediss_url_uses_rustls_and_a_failed_handshake_is_redis_trouble() {
     let mock = MockAmazon::start().await.unwrap();
-    let layer = builder(&mock)
-        .fleet(Fleet::new(format!("rediss://{}", mock.addr()), SECRET))
-        .build()
-        .unwrap();
+    let layer =
+        build_layer(builder(&mock).fleet(Fleet::new(format!("rediss://{}", mock.addr()), SECRET))).unwrap();
     serves_via_amazon_but_cannot_revoke(&mock, &layer, "fleet-rediss").await;
     assert!(layer.stats().fleet_errors > 0);
 }
@@ -1299,10 +1282,10 @@ async fn a_verification_older_than_an_invalidation_is_not_written_back() {
         .unwrap();
     let mock = MockAmazon::start().await.unwrap();
     let deaf_url = format!("redis://deaf:deafpass@127.0.0.1:{}", redis.port);
-    let deaf_layer = builder(&mock)
-        .fleet(Fleet::new(deaf_url, SECRET).command_timeout(Duration::from_secs(2)))
-        .build()
-        .unwrap();
+    let deaf_layer = build_layer(
+        builder(&mock).fleet(Fleet::new(deaf_url, SECRET).command_timeout(Duration::from_secs(2))),
+    )
+    .unwrap();
     let app = Router::new()
         .route(
             "/me",

@@ -18,7 +18,7 @@ use axum::extract::Request;
 use axum::http::HeaderMap;
 use axum::Router;
 use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockReply, MockScope, MockUser};
-use tower_amazon_auth::{AmazonAuthBuilder, AmazonAuthLayer};
+use tower_amazon_auth::{AmazonAuthBuilder, AmazonAuthLayer, IdentityCacheBuilder};
 
 use crate::common;
 
@@ -118,10 +118,19 @@ pub(crate) struct AuthServer {
 }
 
 impl AuthServer {
-    pub(crate) async fn start(configure: impl FnOnce(AmazonAuthBuilder) -> AmazonAuthBuilder) -> Self {
+    pub(crate) async fn start(configure: impl FnOnce(IdentityCacheBuilder) -> IdentityCacheBuilder) -> Self {
+        Self::with_layer(configure, |l| l).await
+    }
+
+    /// [`AuthServer::start`], with the layer's own settings too.
+    pub(crate) async fn with_layer(
+        configure: impl FnOnce(IdentityCacheBuilder) -> IdentityCacheBuilder,
+        layer: impl FnOnce(AmazonAuthBuilder) -> AmazonAuthBuilder,
+    ) -> Self {
         let mock = MockAmazon::start().await.unwrap();
         let users = Users::register(&mock);
-        let layer = configure(common::builder(&mock)).build().unwrap();
+        let cache = configure(common::builder(&mock));
+        let layer = common::build_layer_with(cache, layer).unwrap();
         let app = Router::new()
             .route("/healthz", axum::routing::get(|| async { "ok" }))
             .fallback_service(layer.forward_auth());

@@ -10,17 +10,18 @@ use axum::extract::OriginalUri;
 use axum::routing::get;
 use axum::Router;
 use futures_util::future::join_all;
+use tower_amazon_auth::endpoint::Endpoints;
 use tower_amazon_auth::mock::{MockAmazon, MockReply, MockUser};
-use tower_amazon_auth::{AmazonAuthLayer, AmazonUser, Endpoints};
+use tower_amazon_auth::{AmazonAuthLayer, AmazonUser, IdentityCache};
 
-use crate::common::{builder, client, serve_base_url, token};
+use crate::common::{build_layer, build_layer_with, builder, client, serve_base_url, token};
 
 #[tokio::test]
 async fn a_query_token_is_stripped_from_axums_original_uri_too() {
     let mock = MockAmazon::start().await.unwrap();
     let token = token("originaluri");
     mock.register(&token, MockUser::new("amzn1.account.ORIGINAL"));
-    let layer = builder(&mock).build().unwrap();
+    let layer = build_layer(builder(&mock)).unwrap();
     let app =
         Router::new()
             .route(
@@ -47,7 +48,7 @@ async fn query_tokens_can_be_refused() {
     let mock = MockAmazon::start().await.unwrap();
     let token = token("noquery");
     mock.register(&token, MockUser::new("amzn1.account.NOQUERY"));
-    let layer = builder(&mock).allow_query_token(false).build().unwrap();
+    let layer = build_layer_with(builder(&mock), |l| l.allow_query_token(false)).unwrap();
     let app = Router::new()
         .route(
             "/me",
@@ -88,12 +89,11 @@ async fn an_amazon_user_set_before_an_optional_layer_is_not_its_user() {
         MockUser::new("amzn1.account.OUTER").aud("amzn1.application-oa2-client.OUTER"),
     );
     // The inner layer, for another app, lets anonymous requests through.
-    let inner = builder(&mock).optional(true).build().unwrap();
-    let outer = AmazonAuthLayer::builder()
+    let inner = build_layer_with(builder(&mock), |l| l.optional(true)).unwrap();
+    let outer = IdentityCache::builder()
         .client_id("amzn1.application-oa2-client.OUTER")
-        .base_url(mock.base_url())
-        .build()
-        .unwrap();
+        .base_url(mock.base_url());
+    let outer = build_layer(outer).unwrap();
     let app = Router::new()
         .route(
             "/home",
@@ -122,7 +122,7 @@ async fn an_amazon_user_set_before_an_optional_layer_is_not_its_user() {
 async fn a_flood_of_rejected_tokens_evicts_no_verified_identity() {
     const CAPACITY: usize = 50;
     let mock = MockAmazon::start().await.unwrap();
-    let layer = builder(&mock).capacity(CAPACITY as u64).build().unwrap();
+    let layer = build_layer(builder(&mock).capacity(CAPACITY as u64)).unwrap();
     let app = Router::new()
         .route(
             "/me",
@@ -159,11 +159,12 @@ async fn a_profile_only_identity_reports_no_expiry() {
     let mock = MockAmazon::start().await.unwrap();
     let token = token("profileonly");
     mock.register(&token, MockUser::new("amzn1.account.APPSTORE"));
-    let layer = AmazonAuthLayer::builder()
+    let cache = IdentityCache::builder()
         .endpoints(Endpoints::appstore_at(mock.base_url()).unwrap())
         .skip_audience_check()
         .build()
         .unwrap();
+    let layer = AmazonAuthLayer::builder(cache).build().unwrap();
     let app = Router::new()
         .route(
             "/me",
@@ -215,7 +216,7 @@ fn a_flood_of_failed_verifications_writes_few_warnings() {
             .unwrap();
         runtime.block_on(async {
             let mock = MockAmazon::start().await.unwrap();
-            let layer = builder(&mock).retries(0).build().unwrap();
+            let layer = build_layer(builder(&mock).retries(0)).unwrap();
             let app = Router::new()
                 .route(
                     "/me",
@@ -261,13 +262,14 @@ fn a_flood_of_failed_verifications_writes_few_warnings() {
 #[tokio::test]
 async fn extract_token_follows_the_layers_rules() {
     let mock = MockAmazon::start().await.unwrap();
-    let layer = builder(&mock).allow_query_token(false).build().unwrap();
+    let layer = build_layer_with(builder(&mock), |l| l.allow_query_token(false)).unwrap();
     let token = token("extract-rules");
     let encoded: String = form_urlencoded::byte_serialize(token.as_bytes()).collect();
     let request = http::Request::get(format!("/me?access_token={encoded}"))
         .body(())
         .unwrap();
-    let found = tower_amazon_auth::extract_token(request.uri(), request.headers(), layer.token_rules());
+    let found =
+        tower_amazon_auth::token::extract_token(request.uri(), request.headers(), layer.token_rules());
     assert!(
         found.is_err(),
         "the layer refuses a query token, extract_token took it"

@@ -3,7 +3,7 @@
 //! current-thread), so every hit after the first is the memo's to answer: it must never hand
 //! one token's user to another, and an invalidation from any other thread must reach it.
 
-use crate::common::{builder, client, serve_base_url};
+use crate::common::{build_layer, builder, client, serve_base_url};
 use axum::routing::get;
 use axum::{Extension, Router};
 use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockUser};
@@ -41,7 +41,7 @@ async fn tokens_sharing_memo_slots_never_get_each_others_user() -> TestResult {
     for (token, user) in &tokens {
         mock.register(token, MockUser::new(user));
     }
-    let layer = builder(&mock).build()?;
+    let layer = build_layer(builder(&mock))?;
     let base = serve_base_url(app(layer.clone())).await?;
     let http = client();
 
@@ -67,7 +67,7 @@ async fn invalidations_from_another_thread_reach_this_threads_memo() -> TestResu
     let mock = MockAmazon::start().await?;
     let token = mock_access_token("memo");
     mock.register(&token, MockUser::new("amzn1.account.MEMO"));
-    let layer = builder(&mock).build()?;
+    let layer = build_layer(builder(&mock))?;
     let base = serve_base_url(app(layer.clone())).await?;
     let http = client();
     let verifications = || mock.calls_for(&token).tokeninfo;
@@ -88,10 +88,7 @@ async fn invalidations_from_another_thread_reach_this_threads_memo() -> TestResu
     assert_eq!(verifications(), 2, "memoized again after the new verification");
 
     let cache = layer.cache().clone();
-    on_another_thread(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        runtime.block_on(cache.invalidate_all()).unwrap();
-    });
+    on_another_thread(move || cache.invalidate_all());
     assert_eq!(me(&http, &base, &token).await?.0, 200);
     assert_eq!(verifications(), 3, "invalidate_all missed this thread's memo");
     Ok(())

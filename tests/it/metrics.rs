@@ -4,12 +4,12 @@
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use tower_amazon_auth::mock::{MockAmazon, MockUser};
 
-use crate::common::{app, builder, client, serve, token, Reached};
+use crate::common::{app, build_layer, builder, client, serve, token, Reached};
 
 #[tokio::test]
 async fn export_metrics_publishes_the_counters() {
     let mock = MockAmazon::start().await.unwrap();
-    let layer = builder(&mock).build().unwrap();
+    let layer = build_layer(builder(&mock)).unwrap();
     let t = token("metrics");
     mock.register(&t, MockUser::new("amzn1.account.METRICS"));
     let addr = serve(app(layer.clone(), Reached::default())).await;

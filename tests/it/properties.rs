@@ -8,7 +8,8 @@ use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use http::{HeaderMap, Uri};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError};
-use tower_amazon_auth::{extract_token, AccessToken, TokenRules, TokenSource, AMZ_ACCESS_TOKEN};
+use tower_amazon_auth::token::{extract_token, TokenRules, TokenSource, AMZ_ACCESS_TOKEN};
+use tower_amazon_auth::AccessToken;
 
 /// The bytes a token may hold: visible ASCII without quotes or backslash.
 fn token_chars() -> Vec<char> {
@@ -183,7 +184,8 @@ mod layer {
     use proptest::test_runner::TestRunner;
     use tower::{Layer, ServiceExt};
     use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockUser, MOCK_CLIENT_ID};
-    use tower_amazon_auth::{extract_token, AmazonAuthLayer, AmazonUser, AMZ_ACCESS_TOKEN};
+    use tower_amazon_auth::token::{extract_token, AMZ_ACCESS_TOKEN};
+    use tower_amazon_auth::{AmazonAuthLayer, AmazonUser, IdentityCache};
 
     use super::config;
 
@@ -265,11 +267,12 @@ mod layer {
         for i in 0..GOOD {
             mock.register(good_token(i), MockUser::new(format!("amzn1.account.P{i}")));
         }
-        let layer = AmazonAuthLayer::builder()
+        let cache = IdentityCache::builder()
             .client_id(MOCK_CLIENT_ID)
             .base_url(mock.base_url())
             .build()
             .unwrap();
+        let layer = AmazonAuthLayer::builder(cache).build().unwrap();
         let reached = Arc::new(AtomicUsize::new(0));
         let inner = {
             let reached = Arc::clone(&reached);
@@ -365,11 +368,12 @@ mod layer {
             .unwrap();
         let mock = runtime.block_on(MockAmazon::start()).unwrap();
         mock.register(good_token(0), MockUser::new("amzn1.account.P0"));
-        let layer = AmazonAuthLayer::builder()
+        let cache = IdentityCache::builder()
             .client_id(MOCK_CLIENT_ID)
             .base_url(mock.base_url())
             .build()
             .unwrap();
+        let layer = AmazonAuthLayer::builder(cache).build().unwrap();
         let inner =
             tower::service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(String::new())) });
         let service = layer.layer(inner);

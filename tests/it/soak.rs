@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::common::{app, builder, client, serve, token, Reached};
+use crate::common::{app, build_layer_with, builder, client, serve, token, Reached};
 use futures_util::future::join_all;
 use tower_amazon_auth::defaults;
 use tower_amazon_auth::mock::{MockAmazon, MockReply, MockUser};
@@ -57,12 +57,10 @@ async fn soak_mixed_traffic_makes_no_wrong_decision() {
     let deadline = Duration::from_millis(1500);
     // Back-offs of 1 s (the breaker's back-off after a run of failures is `retry_after`): the
     // faults open it often, and the soak is about the decisions in between.
-    let layer = builder(&mock)
-        .deadline(deadline)
-        .capacity(CAPACITY)
-        .retry_after(Duration::from_secs(1))
-        .build()
-        .unwrap();
+    let layer = build_layer_with(builder(&mock).deadline(deadline).capacity(CAPACITY), |l| {
+        l.retry_after(Duration::from_secs(1))
+    })
+    .unwrap();
     let reached = Reached::default();
     let addr = serve(app(layer.clone(), reached.clone())).await;
     let base = format!("http://{addr}");

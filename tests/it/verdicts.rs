@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use tower_amazon_auth::mock::{MockAmazon, MockReply, MockUser};
 
-use crate::common::{builder, client, serve, token, Reached};
+use crate::common::{build_layer, builder, client, serve, token, Reached};
 
 /// A random delay up to 30 ms, different for each call.
 fn jitter() -> Duration {
@@ -59,11 +59,7 @@ async fn row(tokeninfo: Answer, profile: Answer) -> Vec<u16> {
     // requests to arrive, since each verification of such a row is a failure for the breaker
     // and five of them open it, after which a request gets a 503 (back-off) whatever the
     // answers. With 2 s, CI saw whole rows answered 503.
-    let layer = builder(&mock)
-        .retries(0)
-        .deadline(Duration::from_secs(8))
-        .build()
-        .unwrap();
+    let layer = build_layer(builder(&mock).retries(0).deadline(Duration::from_secs(8))).unwrap();
     let addr = serve(crate::common::app(layer, Reached::default())).await;
     // Longer than the deadline: the layer, not the client, must end every request.
     let http = reqwest::Client::builder()
@@ -124,7 +120,7 @@ async fn the_same_answers_always_give_the_same_status() {
 #[tokio::test]
 async fn answers_naming_two_users_are_refused_and_remembered() {
     let mock = MockAmazon::start().await.unwrap();
-    let layer = builder(&mock).build().unwrap();
+    let layer = build_layer(builder(&mock)).unwrap();
     let addr = serve(crate::common::app(layer, Reached::default())).await;
     let token = token("twousers");
     let user = MockUser::new("amzn1.account.ONE");
@@ -153,7 +149,7 @@ async fn answers_naming_two_users_are_refused_and_remembered() {
 #[tokio::test]
 async fn a_429_is_heeded_even_when_the_other_answer_decides() {
     let mock = MockAmazon::start().await.unwrap();
-    let layer = builder(&mock).build().unwrap();
+    let layer = build_layer(builder(&mock)).unwrap();
     let addr = serve(crate::common::app(layer, Reached::default())).await;
     let http = client();
     let throttled = token("throttled-but-decided");
@@ -185,7 +181,7 @@ async fn a_429_is_heeded_even_when_the_other_answer_decides() {
 #[tokio::test]
 async fn amazons_retry_after_is_capped() {
     let mock = MockAmazon::start().await.unwrap();
-    let layer = builder(&mock).retries(0).build().unwrap();
+    let layer = build_layer(builder(&mock).retries(0)).unwrap();
     let addr = serve(crate::common::app(layer, Reached::default())).await;
     let token = token("retryafter");
     mock.register(&token, MockReply::status(503).retry_after(1_000_000_000_000));
@@ -210,7 +206,7 @@ async fn amazons_retry_after_is_capped() {
 #[tokio::test]
 async fn after_a_429_no_new_token_is_verified_until_the_back_off_passes() {
     let mock = MockAmazon::start().await.unwrap();
-    let layer = builder(&mock).build().unwrap();
+    let layer = build_layer(builder(&mock)).unwrap();
     let addr = serve(crate::common::app(layer.clone(), Reached::default())).await;
     let http = client();
     let get = |token: String| {
@@ -266,12 +262,13 @@ async fn after_a_429_no_new_token_is_verified_until_the_back_off_passes() {
 #[tokio::test]
 async fn while_backing_off_stale_if_error_serves_what_it_verified_before() {
     let mock = MockAmazon::start().await.unwrap();
-    let layer = builder(&mock)
-        .stale_if_error(true)
-        .max_ttl(Duration::from_millis(300))
-        .clock_skew(Duration::ZERO)
-        .build()
-        .unwrap();
+    let layer = build_layer(
+        builder(&mock)
+            .stale_if_error(true)
+            .max_ttl(Duration::from_millis(300))
+            .clock_skew(Duration::ZERO),
+    )
+    .unwrap();
     let addr = serve(crate::common::app(layer.clone(), Reached::default())).await;
     let http = client();
     let get = |token: &str| http.get(format!("http://{addr}/me")).bearer_auth(token).send();

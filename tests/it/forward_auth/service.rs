@@ -263,7 +263,7 @@ async fn a_query_token_comes_from_the_original_uri() {
 
 #[tokio::test]
 async fn a_layer_that_refuses_query_tokens_refuses_them_here_too() {
-    let server = AuthServer::start(|b| b.allow_query_token(false)).await;
+    let server = AuthServer::with_layer(|b| b, |l| l.allow_query_token(false)).await;
     let query = format!("/app?access_token={}", server.users.good.replace('|', "%7C"));
     let response = verify(&server, "/verify", &[("x-original-uri", &query)]).await;
     assert_refused(&response, 401, Some("invalid_request"));
@@ -272,7 +272,7 @@ async fn a_layer_that_refuses_query_tokens_refuses_them_here_too() {
 
 #[tokio::test]
 async fn an_optional_layer_still_refuses_a_request_without_a_token() {
-    let server = AuthServer::start(|b| b.optional(true)).await;
+    let server = AuthServer::with_layer(|b| b, |l| l.optional(true)).await;
     assert_refused(&verify(&server, "/verify", &[]).await, 401, None);
 }
 
@@ -371,16 +371,19 @@ fn debug_shows_no_state_worth_hiding() {
 /// status, the challenge and `Retry-After` are the forward-auth ones, whatever it answered.
 #[tokio::test]
 async fn a_custom_responder_cannot_break_the_contract() {
-    let server = AuthServer::start(|b| {
-        b.error_responder(
-            |_: &tower_amazon_auth::AuthError, _: tower_amazon_auth::ErrorContext<'_>| {
-                let mut response =
-                    http::Response::new(http_body_util::Full::new(Bytes::from_static(b"nope")));
-                *response.status_mut() = http::StatusCode::IM_A_TEAPOT;
-                response
-            },
-        )
-    })
+    let server = AuthServer::with_layer(
+        |b| b,
+        |l| {
+            l.error_responder(
+                |_: &tower_amazon_auth::AuthError, _: tower_amazon_auth::response::ErrorContext<'_>| {
+                    let mut response =
+                        http::Response::new(http_body_util::Full::new(Bytes::from_static(b"nope")));
+                    *response.status_mut() = http::StatusCode::IM_A_TEAPOT;
+                    response
+                },
+            )
+        },
+    )
     .await;
     let response = verify(&server, "/verify", &[]).await;
     assert_refused(&response, 401, None);

@@ -1,5 +1,7 @@
-//! The cache key: [`TokenKey`], a keyed 128-bit digest of the token, and the
-//! [`KeyedDigest`] that computes it.
+//! [`TokenKey`]: what every level of the cache (and the fleet level in Redis) knows a token
+//! by, a keyed 128-bit digest of it, and the [`KeyedDigest`] that computes it. At the bottom of
+//! the crate: it imports nothing of it, so the identity, the cache and the fleet level all
+//! import it without circles.
 //!
 //! The raw token is never stored. The digest key is secret (random per process, or with the
 //! fleet level on, derived from the fleet secret so that every instance names a token the same
@@ -9,7 +11,40 @@
 use siphasher::sip128::SipHasher13;
 
 /// What every cache level keys a token by: a keyed 128-bit SipHash-1-3 of it.
-pub(crate) type TokenKey = u128;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub(crate) struct TokenKey(u128);
+
+impl TokenKey {
+    /// A key of these bits (for tests: real keys come from a [`KeyedDigest`]).
+    #[cfg(test)]
+    pub(crate) const fn from_bits(bits: u128) -> Self {
+        Self(bits)
+    }
+
+    /// The key as 16 big-endian bytes (how the fleet level writes it).
+    #[cfg(feature = "redis")]
+    pub(crate) fn to_be_bytes(self) -> [u8; 16] {
+        self.0.to_be_bytes()
+    }
+
+    /// The key written as [`to_be_bytes`](Self::to_be_bytes) wrote it.
+    #[cfg(feature = "redis")]
+    pub(crate) fn from_be_bytes(bytes: [u8; 16]) -> Self {
+        Self(u128::from_be_bytes(bytes))
+    }
+
+    /// The low bits, to pick a slot or shard (uniform: the key is a keyed digest).
+    #[inline]
+    pub(crate) fn low_bits(self) -> usize {
+        self.0 as usize
+    }
+
+    /// The high bits, to pick a stripe independently of [`low_bits`](Self::low_bits).
+    #[inline]
+    pub(crate) fn high_bits(self) -> usize {
+        (self.0 >> 64) as usize
+    }
+}
 
 /// Turns tokens into [`TokenKey`]s under one secret key.
 pub(crate) struct KeyedDigest(SipHasher13);
@@ -39,6 +74,6 @@ impl KeyedDigest {
     #[inline]
     pub(crate) fn key(&self, token: &[u8]) -> TokenKey {
         let h = self.0.hash(token);
-        (u128::from(h.h1) << 64) | u128::from(h.h2)
+        TokenKey((u128::from(h.h1) << 64) | u128::from(h.h2))
     }
 }

@@ -1,0 +1,108 @@
+//! Revocation (logout) and forgetting: the tombstones that refuse a token until its expiry,
+//! and outdating a token (or every token) on every level by bumping its
+//! [generation](super::generation) first, then clearing the levels.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+
+use super::entry::Entry;
+use super::Inner;
+use crate::error::{AuthError, CacheError, Rejection};
+use crate::identity::Origin;
+use crate::token_key::TokenKey;
+
+/// How long a revocation lasts when the token's expiry is unknown (Amazon's tokens live an
+/// hour).
+const REVOKED_UNKNOWN_EXPIRY: Duration = Duration::from_secs(3600);
+
+/// The longest a revocation learned from the fleet is kept here (Redis's word is not trusted
+/// to overflow a deadline).
+#[cfg(feature = "redis")]
+const MAX_TOMBSTONE: Duration = Duration::from_secs(24 * 3600);
+
+impl Inner {
+    /// Whether `key` is revoked now.
+    pub(super) fn is_revoked(&self, key: TokenKey) -> bool {
+        self.revoked.get(&key).is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Counts and returns the refusal of a revoked token.
+    pub(super) fn refuse_revoked(&self) -> AuthError {
+        self.stats.revoked.incr();
+        AuthError::InvalidToken(Rejection::Revoked)
+    }
+
+    /// Outdates every token on every level, then clears them (revocations stay).
+    pub(super) fn flush(&self) {
+        self.generations.bump_all();
+        self.store.invalidate_all();
+        self.rejected.invalidate_all();
+        self.in_flight.forget_all();
+    }
+
+    /// Outdates `key` on every level, then clears them.
+    pub(super) fn forget(&self, key: TokenKey) {
+        self.generations.bump(key);
+        self.store.invalidate(&key);
+        self.rejected.invalidate(&key);
+        self.in_flight.forget(key);
+    }
+
+    /// Writes `key`'s tombstone, then forgets it everywhere; refuses when `max_revocations` are
+    /// in force. Returns until when the token is revoked.
+    pub(super) fn revoke_key(&self, key: TokenKey) -> Result<Instant, CacheError> {
+        let now = Instant::now();
+        let expires = match self.store.get(&key) {
+            Some(Entry::Valid { identity, .. }) => identity.token_expires(),
+            _ => None,
+        };
+        let until = expires
+            .unwrap_or(now + REVOKED_UNKNOWN_EXPIRY)
+            .max(now + self.policy.negative_ttl);
+        if !self.revoked.contains_key(&key) {
+            // `moka` counts lazily: apply the pending writes and sweep the expired first (a
+            // logout is rare enough to pay for it).
+            self.revoked.run_pending_tasks();
+            if self.revoked.entry_count() >= self.policy.max_revocations {
+                tracing::warn!(
+                    max_revocations = self.policy.max_revocations,
+                    "revocation refused: too many in force"
+                );
+                return Err(CacheError::TooManyRevocations);
+            }
+        }
+        self.revoked.insert(key, until);
+        self.stats.revocations.incr();
+        self.forget(key);
+        Ok(until)
+    }
+
+    /// A revocation another instance made (or found in Redis): refused here for `revoked_for`
+    /// (at most a day, whatever Redis says: no token lives longer), and forgotten. Beyond
+    /// `max_revocations` only forgotten (the tombstone in Redis still refuses it at the next
+    /// miss).
+    #[cfg(feature = "redis")]
+    pub(super) fn install_tombstone(&self, key: TokenKey, revoked_for: Duration) {
+        let until = Instant::now() + revoked_for.min(MAX_TOMBSTONE);
+        let known = self.revoked.get(&key);
+        if known.is_none_or(|known| known < until)
+            && (known.is_some() || self.revoked.entry_count() < self.policy.max_revocations)
+        {
+            self.revoked.insert(key, until);
+        }
+        self.forget(key);
+    }
+}
+
+/// What [`AmazonUser::revoke`](crate::AmazonUser::revoke) reaches through the identity.
+impl Origin for Inner {
+    fn revoke(&self, key: TokenKey) -> BoxFuture<'_, Result<(), CacheError>> {
+        Box::pin(async move {
+            let _until = self.revoke_key(key)?;
+            #[cfg(feature = "redis")]
+            self.revoke_fleet(key, None, _until).await?;
+            Ok(())
+        })
+    }
+}
