@@ -56,6 +56,9 @@ pub struct Profile {
     pub postal_code: Option<String>,
 }
 
+/// The longest `exp` believed, whatever Amazon says (tokens live one hour).
+pub(crate) const MAX_EXP: Duration = Duration::from_secs(24 * 3600);
+
 /// A verified identity, shared by every request that presents the same token.
 #[derive(Clone)]
 pub(crate) struct Identity {
@@ -293,6 +296,40 @@ impl AmazonUser {
             source,
             key,
         }
+    }
+
+    /// An identity built from `tokeninfo` and `profile` answers your own code obtained (or made
+    /// up), as if they had just arrived: `aud` is `info.aud`, the expiry `info.exp` seconds from
+    /// now (capped at a day, as the layer caps it), and the profile's fields are those it has.
+    ///
+    /// No layer or cache verified it, so its [`revoke`](Self::revoke) answers
+    /// [`CacheError::NoCache`]. It is for unit tests of handlers, without a layer or a server;
+    /// the `MockUser::amazon_user` of the tower-amazon-auth-mock crate builds one.
+    ///
+    /// ```
+    /// use tower_amazon_auth::{AmazonUser, CacheError, Profile, TokenInfo};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), serde_json::Error> {
+    /// let info: TokenInfo = serde_json::from_str(
+    ///     r#"{"user_id":"amzn1.account.TEST","aud":"amzn1.application-oa2-client.test","exp":3600}"#,
+    /// )?;
+    /// let profile: Profile =
+    ///     serde_json::from_str(r#"{"user_id":"amzn1.account.TEST","email":"test@example.com"}"#)?;
+    /// let user = AmazonUser::from_answers(info, Some(profile));
+    /// assert_eq!(user.user_id(), "amzn1.account.TEST");
+    /// assert_eq!(user.aud(), "amzn1.application-oa2-client.test");
+    /// assert_eq!(user.email(), Some("test@example.com"));
+    /// assert!(user.expires_at().is_some());
+    /// assert!(matches!(user.revoke().await, Err(CacheError::NoCache)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn from_answers(info: TokenInfo, profile: Option<Profile>) -> AmazonUser {
+        let aud = Arc::from(info.aud.as_str());
+        let identity = Identity::new(info, aud, profile, Instant::now(), SystemTime::now(), MAX_EXP);
+        AmazonUser::new(Arc::new(identity), TokenSource::Bearer, None)
     }
 
     /// The Amazon account id (`amzn1.account.…`): the stable key for this user.

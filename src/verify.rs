@@ -33,11 +33,8 @@ use crate::access_token::AccessToken;
 use crate::breaker::{Breaker, Outcome};
 use crate::client::{AmazonClient, TokenInfoReply};
 use crate::error::{AmazonError, AuthError, Rejection, Unavailable};
-use crate::identity::{Identity, Profile};
+use crate::identity::{Identity, Profile, MAX_EXP};
 use crate::stats::Stats;
-
-/// The longest `exp` believed, whatever Amazon says (tokens live one hour).
-const MAX_EXP: Duration = Duration::from_secs(24 * 3600);
 
 /// How tokens are judged; set by the layer builder.
 #[derive(Debug)]

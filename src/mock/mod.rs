@@ -119,6 +119,9 @@ pub const MOCK_CLIENT_SECRET: &str = "mock-secret";
 /// Application id of the mock's application: the default `app_id` of a [`MockUser`].
 pub const MOCK_APP_ID: &str = "amzn1.application.mock";
 
+/// The `iss` of every tokeninfo answer, as Amazon's.
+const ISSUER: &str = "https://www.amazon.com";
+
 /// Makes a realistic Login with Amazon access token from `seed`.
 ///
 /// The token is `Atza|IwEBI` followed by 400 characters of `[A-Za-z0-9_-]` (410 bytes in all,

@@ -2,12 +2,10 @@
 //! and the [`MockReply`] the mock gives for a token (a user, one of Amazon's errors or a
 //! transport failure).
 
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use super::{MOCK_APP_ID, MOCK_CLIENT_ID};
-use crate::identity::{AmazonUser, Identity, Profile, TokenInfo};
-use crate::token::TokenSource;
+use super::{ISSUER, MOCK_APP_ID, MOCK_CLIENT_ID};
+use crate::{AmazonUser, Profile, TokenInfo};
 
 /// The scope a user granted, which decides the fields `/user/profile` returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,36 +166,38 @@ impl MockUser {
     /// ```
     #[must_use]
     pub fn amazon_user(&self) -> AmazonUser {
-        let info = TokenInfo {
-            iss: Some("https://www.amazon.com".to_owned()),
-            user_id: self.user_id.clone(),
-            aud: self.aud.clone(),
-            app_id: Some(self.app_id.clone()),
-            exp: self.exp,
-            iat: None,
-        };
-        let (email, name, postal_code) = match self.scope {
+        let (email, name, postal_code) = self.granted();
+        // `TokenInfo` and `Profile` are `#[non_exhaustive]`: built, as a user's code would, from
+        // the JSON Amazon answers.
+        let info = serde_json::json!({
+            "iss": ISSUER,
+            "user_id": self.user_id,
+            "aud": self.aud,
+            "app_id": self.app_id,
+            "exp": self.exp,
+        });
+        let profile = serde_json::json!({
+            "user_id": self.user_id,
+            "email": email,
+            "name": name,
+            "postal_code": postal_code,
+        });
+        let info: TokenInfo = serde_json::from_value(info).expect("tokeninfo's own shape deserializes");
+        let profile: Profile = serde_json::from_value(profile).expect("the profile's own shape deserializes");
+        AmazonUser::from_answers(info, Some(profile))
+    }
+
+    /// The `email`, `name` and `postal_code` the user's scope lets `/user/profile` return.
+    pub(super) fn granted(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
+        match self.scope {
             MockScope::UserId => (None, None, None),
-            MockScope::Profile => (self.email.clone(), self.name.clone(), None),
-            MockScope::ProfileAndPostalCode => {
-                (self.email.clone(), self.name.clone(), self.postal_code.clone())
-            }
-        };
-        let profile = Profile {
-            user_id: self.user_id.clone(),
-            email,
-            name,
-            postal_code,
-        };
-        let identity = Identity::new(
-            info,
-            Arc::from(self.aud.as_str()),
-            Some(profile),
-            Instant::now(),
-            SystemTime::now(),
-            Duration::from_secs(24 * 3600),
-        );
-        AmazonUser::new(Arc::new(identity), TokenSource::Bearer, None)
+            MockScope::Profile => (self.email.as_deref(), self.name.as_deref(), None),
+            MockScope::ProfileAndPostalCode => (
+                self.email.as_deref(),
+                self.name.as_deref(),
+                self.postal_code.as_deref(),
+            ),
+        }
     }
 }
 

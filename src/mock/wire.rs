@@ -20,12 +20,11 @@ use hyper::body::Incoming;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::reply::{MockReply, MockScope, ReplyKind};
+use super::reply::{MockReply, ReplyKind};
 use super::state::{lock, Registration, Shared, State};
 use super::transport::MockBody;
-use super::{MOCK_APP_ID, MOCK_CLIENT_ID};
+use super::{ISSUER, MOCK_APP_ID, MOCK_CLIENT_ID};
 
-const ISSUER: &str = "https://www.amazon.com";
 const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
 const ACCESS_TOKEN_HEADER: &str = "x-amz-access-token";
@@ -325,15 +324,7 @@ fn plan_for(reply: &MockReply, endpoint: Endpoint, registration: &Registration, 
                 plan_for(profile_reply, Endpoint::Profile, registration, now)
             }
             (Endpoint::Profile, _, None) => {
-                let (email, name, postal_code) = match user.scope {
-                    MockScope::UserId => (None, None, None),
-                    MockScope::Profile => (user.email.as_deref(), user.name.as_deref(), None),
-                    MockScope::ProfileAndPostalCode => (
-                        user.email.as_deref(),
-                        user.name.as_deref(),
-                        user.postal_code.as_deref(),
-                    ),
-                };
+                let (email, name, postal_code) = user.granted();
                 Plan::new(json_action(&ProfileJson {
                     user_id: &user.user_id,
                     email,
