@@ -1,7 +1,7 @@
 //! Where the hit path's time goes, piece by piece, and prototypes of cheaper pieces: the
 //! evidence behind the recommendations in BENCHMARKS.md.
 //!
-//! `cargo bench --features axum,mock --bench components -- --warm-up-time 1 --measurement-time 3`
+//! `cargo bench --features axum --bench components -- --warm-up-time 1 --measurement-time 3`
 //!
 //! * `component/*`: the public pieces of the hit path (token check, extraction), a replica of
 //!   the identity cache's moka store (same key, value, hasher and per-entry expiry as
@@ -27,10 +27,10 @@ use common::stores::{keys, quick, quick_get, shuffled, store, Identity, Sharded}
 use common::{Source, Template};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http::Uri;
-use tower_amazon_auth::mock::mock_access_token;
 use tower_amazon_auth::response::{default_response, ErrorContext};
 use tower_amazon_auth::token::{extract_token, TokenRules, ACCESS_TOKEN_PARAM};
 use tower_amazon_auth::{AccessToken, AuthError, Malformed};
+use tower_amazon_auth_mock::mock_access_token;
 
 // --- query extraction: the current way and a prototype ----------------------------------------
 

@@ -3,7 +3,7 @@
 //! on a barrier; wall time for all requests. Reported per request, so
 //! `2-thread throughput / 1-thread throughput = time(1 thread) / time(2 threads)`.
 //!
-//! `cargo bench --features axum,mock --bench concurrent -- --warm-up-time 1 --measurement-time 3`
+//! `cargo bench --features axum --bench concurrent -- --warm-up-time 1 --measurement-time 3`
 //!
 //! Scenarios: one token (`layer_one_token`); 10 000 tokens walked in order, each thread from a
 //! different offset (`layer_10k_tokens`); and 10 000 tokens drawn uniformly at random

@@ -2,7 +2,7 @@
 //! SipHash-1-3-128 against keyed SipHash-2-4-128, SHA-256, keyed BLAKE3 and foldhash (64-bit,
 //! not collision-safe: for reference only).
 //!
-//! `cargo bench --features axum,mock --bench digest -- --warm-up-time 1 --measurement-time 3`
+//! `cargo bench --features axum --bench digest -- --warm-up-time 1 --measurement-time 3`
 
 use std::hash::BuildHasher;
 use std::hint::black_box;
@@ -10,7 +10,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sha2::{Digest, Sha256};
 use siphasher::sip128::{SipHasher13, SipHasher24};
-use tower_amazon_auth::mock::mock_access_token;
+use tower_amazon_auth_mock::mock_access_token;
 
 fn digest(c: &mut Criterion) {
     let token = mock_access_token("digest");

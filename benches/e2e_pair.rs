@@ -6,7 +6,7 @@
 //! ≥ 0.80 pipelined) and the server's CPU time per request.
 //!
 //! ```text
-//! cargo bench --features mock --bench e2e_pair
+//! cargo bench --features axum --bench e2e_pair
 //! ```
 //!
 //! The server is this binary again in a child process (`E2E_PAIR_BENCH_CHILD=1`), pinned to
@@ -83,7 +83,7 @@ fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: only a real bench
     // run measures.
     if !std::env::args().any(|arg| arg == "--bench") {
-        println!("e2e_pair: run with `cargo bench --features mock --bench e2e_pair`");
+        println!("e2e_pair: run with `cargo bench --features axum --bench e2e_pair`");
         return;
     }
     let Some(wrk) = find("wrk") else {

@@ -9,7 +9,7 @@
 //!   with Redis; and the logout propagation delay (revoke on A → B refuses the token hot in its
 //!   local cache), median and max over 50 logouts.
 //!
-//! `cargo bench --features axum,mock,redis --bench fleet -- --warm-up-time 1 --measurement-time 3`
+//! `cargo bench --features axum,redis --bench fleet -- --warm-up-time 1 --measurement-time 3`
 //!
 //! Without `redis-server` on `PATH` the bench prints a notice and measures nothing.
 

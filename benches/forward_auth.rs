@@ -3,7 +3,7 @@
 //! without `auth_request`, in one run; and the auth server's own CPU time per verified request.
 //!
 //! ```text
-//! cargo bench --bench forward_auth --features mock
+//! cargo bench --bench forward_auth --features axum
 //! ```
 //!
 //! The auth server runs in a child process (this binary again, `FORWARD_AUTH_BENCH_CHILD=1`):
@@ -30,8 +30,8 @@ use std::path::Path;
 use std::process::{ChildStdin, Command, Stdio};
 use std::time::Duration;
 
-use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockScope, MockUser, MOCK_CLIENT_ID};
 use tower_amazon_auth::{AmazonAuthLayer, IdentityCache};
+use tower_amazon_auth_mock::{mock_access_token, MockAmazon, MockScope, MockUser, MOCK_CLIENT_ID};
 
 const CHILD_ENV: &str = "FORWARD_AUTH_BENCH_CHILD";
 const NGINX_TEMPLATE: &str = include_str!("../tests/it/forward_auth/nginx.conf");
@@ -44,7 +44,7 @@ fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: only a real bench
     // run measures.
     if !std::env::args().any(|arg| arg == "--bench") {
-        println!("forward_auth: run with `cargo bench --bench forward_auth --features mock`");
+        println!("forward_auth: run with `cargo bench --bench forward_auth --features axum`");
         return;
     }
     let (Some(nginx), Some(wrk)) = (find("nginx"), find("wrk")) else {

@@ -1,7 +1,7 @@
 //! Hit path, in process: a trivial inner service bare and wrapped by the layer with a warm
 //! cache. One token, 10 000 distinct tokens cycled, and each token source.
 //!
-//! `cargo bench --features axum,mock --bench hit_path -- --warm-up-time 1 --measurement-time 3`
+//! `cargo bench --features axum --bench hit_path -- --warm-up-time 1 --measurement-time 3`
 //!
 //! Two ways of driving a request: `async` (a `tokio` current-thread runtime, `oneshot` on a
 //! cloned service, awaited: what a server does) and `poll_once` (`poll_ready` and `call` on one

@@ -3,7 +3,7 @@
 //! answering the same request. No upstream call may happen: the mock's counters are checked
 //! after the run.
 //!
-//! `cargo bench --features axum,mock --bench junk -- --warm-up-time 1 --measurement-time 3`
+//! `cargo bench --features axum --bench junk -- --warm-up-time 1 --measurement-time 3`
 
 mod common;
 
@@ -13,7 +13,7 @@ use common::{inner, poll_once, Template, Upstream};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http::header::AUTHORIZATION;
 use tower::Layer;
-use tower_amazon_auth::mock::mock_access_token;
+use tower_amazon_auth_mock::mock_access_token;
 
 fn junk(c: &mut Criterion) {
     let upstream = Upstream::start();

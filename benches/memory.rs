@@ -1,7 +1,7 @@
 //! Memory per cached entry at 100 000 entries with a realistic profile (email, name, postal
 //! code), measured with a counting global allocator (live bytes requested from the allocator).
 //!
-//! `cargo bench --features axum,mock --bench memory`
+//! `cargo bench --features axum --bench memory`
 //!
 //! Method: every token is registered with the mock and sent once through a *first* layer, so
 //! the mock's own per-token bookkeeping is fully grown before anything is measured; that layer

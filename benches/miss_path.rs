@@ -4,7 +4,7 @@
 //! one invalid token, printing the upstream calls each caused (also asserted in
 //! `tests/it/coalescing_1000.rs`).
 //!
-//! `cargo bench --features axum,mock --bench miss_path -- --warm-up-time 1 --measurement-time 3`
+//! `cargo bench --features axum --bench miss_path -- --warm-up-time 1 --measurement-time 3`
 
 mod common;
 
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::{inner, tokens, Source, Template, Upstream};
 use criterion::{criterion_group, criterion_main, Criterion};
 use tower::{Layer, ServiceExt};
-use tower_amazon_auth::mock::MockReply;
+use tower_amazon_auth_mock::MockReply;
 
 const LATENCY: Duration = Duration::from_millis(20);
 

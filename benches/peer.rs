@@ -2,7 +2,7 @@
 //! side by side in one process, at one hot token, 10 000 tokens drawn uniformly and 100 000
 //! tokens drawn Zipf(1.0); warm caches, realistic 410-byte tokens and full profiles.
 //!
-//! `cargo bench --features axum,mock --bench peer -- --warm-up-time 1 --measurement-time 3`
+//! `cargo bench --features axum --bench peer -- --warm-up-time 1 --measurement-time 3`
 //!
 //! For a profiler, `-- peer-10000- --profile layer 2000000` runs one scenario's request loop
 //! for one service (`bare`, `layer` or `peer`) without criterion, e.g. under `perf record` or

@@ -48,10 +48,10 @@ use serde::Deserialize;
 use serde_json::json;
 use tower_amazon_auth::client::{AmazonClient, ClientCredentials};
 use tower_amazon_auth::endpoint::{Endpoints, Region};
-use tower_amazon_auth::mock::{
+use tower_amazon_auth::AmazonError;
+use tower_amazon_auth_mock::{
     mock_access_token, MockAmazon, MockScope, MockUser, MOCK_CLIENT_ID, MOCK_CLIENT_SECRET,
 };
-use tower_amazon_auth::AmazonError;
 
 const DEFAULT_ENDPOINT: &str = "appstore";
 const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:3001";

@@ -307,7 +307,8 @@ impl AmazonUser {
     /// the `MockUser::amazon_user` of the tower-amazon-auth-mock crate builds one.
     ///
     /// ```
-    /// use tower_amazon_auth::{AmazonUser, CacheError, Profile, TokenInfo};
+    /// use tower_amazon_auth::client::{Profile, TokenInfo};
+    /// use tower_amazon_auth::{AmazonUser, CacheError};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), serde_json::Error> {

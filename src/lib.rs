@@ -127,8 +127,6 @@ mod layer;
 mod log_limit;
 #[cfg(feature = "metrics")]
 mod metrics;
-#[cfg(feature = "mock")]
-pub mod mock;
 pub mod response;
 mod service;
 mod stats;
@@ -150,6 +148,12 @@ pub use identity::AmazonUser;
 pub use layer::AmazonAuthLayer;
 pub use service::AmazonAuth;
 pub use stats::StatsSnapshot;
+
+/// The guides under `docs/`, whose `rust` blocks `cargo test` compiles and runs: a guide cannot
+/// drift from the code it shows. Only doctests see it.
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../docs/testing.md")]
+pub struct TestingGuide;
 
 /// (feature `fuzz`) Entry points for the fuzz targets under `fuzz/`: not part of the API.
 #[cfg(feature = "fuzz")]

@@ -5,7 +5,6 @@
 //!
 //! A binary of its own rather than a module of `tests/it`: the counting `#[global_allocator]`
 //! would be the allocator of every test in that binary.
-#![cfg(feature = "mock")]
 // A counting global allocator needs `unsafe impl GlobalAlloc`; it only forwards to `System`.
 #![allow(unsafe_code)]
 
@@ -20,8 +19,8 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use tower::{Layer, Service, ServiceExt};
-use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockUser, MOCK_CLIENT_ID};
 use tower_amazon_auth::{AmazonAuthLayer, AmazonUser, IdentityCache};
+use tower_amazon_auth_mock::{mock_access_token, MockAmazon, MockUser, MOCK_CLIENT_ID};
 
 struct Counting;
 

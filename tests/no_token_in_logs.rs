@@ -3,7 +3,7 @@
 //!
 //! A binary of its own rather than a module of `tests/it`: the test installs the process's
 //! global subscriber, which would capture (and slow down) every test in that binary.
-#![cfg(all(feature = "mock", feature = "axum"))]
+#![cfg(feature = "axum")]
 
 #[path = "it/common.rs"]
 mod common;
@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{app, build_layer, builder, client, serve, token, Reached};
-use tower_amazon_auth::mock::{MockAmazon, MockReply, MockUser};
 use tower_amazon_auth::AccessToken;
+use tower_amazon_auth_mock::{MockAmazon, MockReply, MockUser};
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -135,10 +135,10 @@ async fn no_token_reaches_any_log_line() {
 
     // The token endpoint: neither the code, the tokens nor the client secret may be logged.
     let secret = "client-secret-that-must-never-be-logged";
-    mock.set_client(tower_amazon_auth::mock::MOCK_CLIENT_ID, secret);
+    mock.set_client(tower_amazon_auth_mock::MOCK_CLIENT_ID, secret);
     mock.register_code("code-that-must-never-be-logged", good.clone());
     let credentials =
-        tower_amazon_auth::client::ClientCredentials::new(tower_amazon_auth::mock::MOCK_CLIENT_ID, secret);
+        tower_amazon_auth::client::ClientCredentials::new(tower_amazon_auth_mock::MOCK_CLIENT_ID, secret);
     let tokens = client
         .exchange_code("code-that-must-never-be-logged", &credentials)
         .await
@@ -150,7 +150,7 @@ async fn no_token_reaches_any_log_line() {
         .unwrap();
     tracing::info!(?renewed, "user code logging a refresh");
     let wrong = tower_amazon_auth::client::ClientCredentials::new(
-        tower_amazon_auth::mock::MOCK_CLIENT_ID,
+        tower_amazon_auth_mock::MOCK_CLIENT_ID,
         "wrong-secret-xyz",
     );
     if let Err(error) = client.exchange_code("another-code-never-logged", &wrong).await {

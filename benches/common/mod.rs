@@ -12,9 +12,9 @@ use http::header::{HeaderValue, AUTHORIZATION};
 use http::{Request, Response, Uri};
 use http_body_util::Full;
 use tower::ServiceExt;
-use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockScope, MockUser, MOCK_CLIENT_ID};
 use tower_amazon_auth::token::AMZ_ACCESS_TOKEN;
 use tower_amazon_auth::{AmazonAuthLayer, IdentityCache, IdentityCacheBuilder, StatsSnapshot};
+use tower_amazon_auth_mock::{mock_access_token, MockAmazon, MockScope, MockUser, MOCK_CLIENT_ID};
 
 pub mod process;
 pub mod stores;

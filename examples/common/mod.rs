@@ -16,8 +16,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 
 use tokio::net::TcpListener;
-use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockScope, MockUser, MOCK_CLIENT_ID};
 use tower_amazon_auth::{AmazonAuthLayer, IdentityCache, IdentityCacheBuilder};
+use tower_amazon_auth_mock::{mock_access_token, MockAmazon, MockScope, MockUser, MOCK_CLIENT_ID};
 use tracing_subscriber::EnvFilter;
 
 /// Where tokens are verified when `AMAZON_CLIENT_ID` is set without `AMAZON_ENDPOINT`.

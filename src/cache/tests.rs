@@ -9,7 +9,7 @@ use super::lookup::WAIT_MARGIN;
 use super::IdentityCache;
 use crate::access_token::AccessToken;
 use crate::error::{AuthError, Rejection, Unavailable};
-use crate::mock::{mock_access_token, MockAmazon, MockReply, MockUser, MOCK_CLIENT_ID};
+use tower_amazon_auth_mock::{mock_access_token, MockAmazon, MockReply, MockUser, MOCK_CLIENT_ID};
 
 /// A cache on `mock` with `deadline`.
 fn cache_on(mock: &MockAmazon, deadline: Duration) -> IdentityCache {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use crate::common::{build_layer, build_layer_with, builder, serve_base_url};
 use axum::routing::get;
 use axum::Router;
-use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockReply, MockScope, MockUser};
 use tower_amazon_auth::{AmazonUser, AmazonUserRejection};
+use tower_amazon_auth_mock::{mock_access_token, MockAmazon, MockReply, MockScope, MockUser};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 

@@ -9,10 +9,8 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
-use tower_amazon_auth::mock::{
-    mock_access_token, MockAmazon, MockReply, MockScope, MockUser, MOCK_CLIENT_ID,
-};
 use tower_amazon_auth::{AmazonAuthLayer, IdentityCache};
+use tower_amazon_auth_mock::{mock_access_token, MockAmazon, MockReply, MockScope, MockUser, MOCK_CLIENT_ID};
 
 const HERD: usize = 1000;
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use axum::routing::{get, post};
 use axum::Router;
 use http::StatusCode;
-use tower_amazon_auth::mock::{MockAmazon, MockReply, MockUser};
 use tower_amazon_auth::{AccessToken, AmazonAuthLayer, AmazonUser, IdentityCacheBuilder};
+use tower_amazon_auth_mock::{MockAmazon, MockReply, MockUser};
 
 use crate::common::{build_layer, builder, client, serve_base_url, token};
 

@@ -10,10 +10,10 @@ use std::time::Duration;
 use axum::extract::Request;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use tower_amazon_auth::mock::{MockAmazon, MOCK_CLIENT_ID};
 use tower_amazon_auth::{
     AmazonAuthBuilder, AmazonAuthLayer, AmazonUser, BuildError, IdentityCache, IdentityCacheBuilder,
 };
+use tower_amazon_auth_mock::{MockAmazon, MOCK_CLIENT_ID};
 
 /// A realistic ~400-byte access token whose tag makes it unique.
 pub fn token(tag: &str) -> String {

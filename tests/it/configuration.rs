@@ -15,8 +15,8 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRu
 use tower::{Layer, ServiceExt};
 use tower_amazon_auth::client::AmazonClient;
 use tower_amazon_auth::endpoint::Endpoints;
-use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockReply, MockUser};
 use tower_amazon_auth::{AmazonAuthLayer, BuildError, IdentityCache};
+use tower_amazon_auth_mock::{mock_access_token, MockAmazon, MockReply, MockUser};
 
 use crate::common::{build_layer, build_layer_with, builder};
 

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use crate::common::{bearer_once, eventually, token, Harness};
 use reqwest::StatusCode;
 use serde_json::Value;
-use tower_amazon_auth::mock::{MockAmazon, MockReply, MockScope, MockUser};
 use tower_amazon_auth::{AmazonAuthLayer, BuildError, IdentityCache};
+use tower_amazon_auth_mock::{MockAmazon, MockReply, MockScope, MockUser};
 
 // The harness's own request helpers; the rest of it is `common::Harness`. A trait rather
 // than an inherent `impl`: the other test modules add helpers of the same names.
@@ -113,7 +113,7 @@ async fn accepts_a_good_token_from_each_source() {
         assert_eq!(body["email"], "sources@example.com");
         assert_eq!(body["name"], "Pat Example");
         assert_eq!(body["postal_code"], "98109");
-        assert_eq!(body["aud"], tower_amazon_auth::mock::MOCK_CLIENT_ID);
+        assert_eq!(body["aud"], tower_amazon_auth_mock::MOCK_CLIENT_ID);
         assert_eq!(body["source"], source);
     }
     // One verification served all five requests.

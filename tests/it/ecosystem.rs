@@ -8,11 +8,9 @@ use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
 use tower_amazon_auth::endpoint::{Endpoints, Region, APPSTORE_BASE_URL};
-use tower_amazon_auth::mock::{
-    mock_access_token, MockAmazon, MockCalls, MockReply, MockUser, MOCK_CLIENT_ID,
-};
 use tower_amazon_auth::response::{default_response, ErrorContext};
 use tower_amazon_auth::{AccessToken, AmazonAuthLayer, AuthError, BuildError, IdentityCache, StatsSnapshot};
+use tower_amazon_auth_mock::{mock_access_token, MockAmazon, MockCalls, MockReply, MockUser, MOCK_CLIENT_ID};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 

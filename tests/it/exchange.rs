@@ -7,10 +7,10 @@ use std::time::Duration;
 use serde_json::json;
 use tower_amazon_auth::client::{AmazonClient, ClientCredentials, RefreshToken, TokenResponse};
 use tower_amazon_auth::endpoint::Endpoints;
-use tower_amazon_auth::mock::{
+use tower_amazon_auth::AmazonError;
+use tower_amazon_auth_mock::{
     mock_access_token, MockAmazon, MockReply, MockUser, MOCK_CLIENT_ID, MOCK_CLIENT_SECRET,
 };
-use tower_amazon_auth::AmazonError;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 

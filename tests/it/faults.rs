@@ -13,8 +13,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use tower_amazon_auth::client::MAX_ANSWER_BYTES;
-use tower_amazon_auth::mock::{MockAmazon, MockReply, MockUser, MOCK_APP_ID, MOCK_CLIENT_ID};
 use tower_amazon_auth::{AmazonUser, IdentityCache, IdentityCacheBuilder};
+use tower_amazon_auth_mock::{MockAmazon, MockReply, MockUser, MOCK_APP_ID, MOCK_CLIENT_ID};
 
 /// How much later than the configured deadline a refused request may be answered.
 const MARGIN: Duration = Duration::from_secs(1);

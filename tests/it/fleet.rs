@@ -14,8 +14,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
 use http::StatusCode;
-use tower_amazon_auth::mock::{MockAmazon, MockReply, MockUser, MOCK_CLIENT_ID};
 use tower_amazon_auth::{AccessToken, AmazonAuthLayer, AmazonUser, CacheError, Fleet, IdentityCacheBuilder};
+use tower_amazon_auth_mock::{MockAmazon, MockReply, MockUser, MOCK_CLIENT_ID};
 
 use crate::common::{build_layer, builder, client, serve_base_url, token};
 use crate::external::{free_port, require, External};

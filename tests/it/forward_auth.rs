@@ -17,8 +17,8 @@ use axum::body::Bytes;
 use axum::extract::Request;
 use axum::http::HeaderMap;
 use axum::Router;
-use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockReply, MockScope, MockUser};
 use tower_amazon_auth::{AmazonAuthBuilder, AmazonAuthLayer, IdentityCacheBuilder};
+use tower_amazon_auth_mock::{mock_access_token, MockAmazon, MockReply, MockScope, MockUser};
 
 use crate::common;
 

@@ -10,7 +10,7 @@ use crate::common::{token, Harness};
 use futures_util::future::join_all;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tower_amazon_auth::mock::{MockReply, MockUser};
+use tower_amazon_auth_mock::{MockReply, MockUser};
 
 // The harness's own request helpers; the rest of it is `common::Harness`. A trait rather
 // than an inherent `impl`: the other test modules add helpers of the same names.

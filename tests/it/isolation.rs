@@ -11,8 +11,8 @@ use axum::routing::get;
 use axum::Router;
 use futures_util::future::join_all;
 use tower_amazon_auth::endpoint::Endpoints;
-use tower_amazon_auth::mock::{MockAmazon, MockReply, MockUser};
 use tower_amazon_auth::{AmazonAuthLayer, AmazonUser, IdentityCache};
+use tower_amazon_auth_mock::{MockAmazon, MockReply, MockUser};
 
 use crate::common::{build_layer, build_layer_with, builder, client, serve_base_url, token};
 

@@ -5,45 +5,38 @@
 //! `tests/no_token_in_logs.rs` (the global TRACE `tracing` subscriber; it shares `common`
 //! through `#[path]`).
 
-#[cfg(feature = "mock")]
 mod common;
 
-#[cfg(all(feature = "axum", feature = "mock"))]
+#[cfg(feature = "axum")]
 mod axum;
-#[cfg(feature = "mock")]
 mod coalescing_1000;
-#[cfg(all(feature = "mock", feature = "axum"))]
+#[cfg(feature = "axum")]
 mod coherence;
-#[cfg(all(feature = "mock", feature = "axum"))]
+#[cfg(feature = "axum")]
 mod configuration;
-#[cfg(all(feature = "mock", feature = "axum"))]
+#[cfg(feature = "axum")]
 mod core;
-#[cfg(feature = "mock")]
 mod ecosystem;
-#[cfg(all(feature = "mock", feature = "axum"))]
+#[cfg(feature = "axum")]
 mod examples;
-#[cfg(feature = "mock")]
 mod exchange;
 mod external;
-#[cfg(all(feature = "mock", feature = "axum"))]
+#[cfg(feature = "axum")]
 mod faults;
-#[cfg(all(feature = "mock", feature = "axum", feature = "redis"))]
+#[cfg(all(feature = "axum", feature = "redis"))]
 mod fleet;
-#[cfg(all(feature = "mock", feature = "axum"))]
+#[cfg(feature = "axum")]
 mod forward_auth;
-#[cfg(all(feature = "mock", feature = "axum"))]
+#[cfg(feature = "axum")]
 mod hardening;
-#[cfg(all(feature = "mock", feature = "axum"))]
+#[cfg(feature = "axum")]
 mod isolation;
 mod layout;
-#[cfg(feature = "mock")]
 mod memo;
-#[cfg(all(feature = "mock", feature = "axum", feature = "metrics"))]
+#[cfg(all(feature = "axum", feature = "metrics"))]
 mod metrics;
-#[cfg(feature = "mock")]
-mod mock;
 mod properties;
-#[cfg(all(feature = "mock", feature = "axum"))]
+#[cfg(feature = "axum")]
 mod soak;
-#[cfg(all(feature = "mock", feature = "axum"))]
+#[cfg(feature = "axum")]
 mod verdicts;

@@ -6,8 +6,8 @@
 use crate::common::{build_layer, builder, client, serve_base_url};
 use axum::routing::get;
 use axum::{Extension, Router};
-use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockUser};
 use tower_amazon_auth::{AccessToken, AmazonAuthLayer, AmazonUser};
+use tower_amazon_auth_mock::{mock_access_token, MockAmazon, MockUser};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 

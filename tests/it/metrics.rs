@@ -2,7 +2,7 @@
 //! `metrics` facade.
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use tower_amazon_auth::mock::{MockAmazon, MockUser};
+use tower_amazon_auth_mock::{MockAmazon, MockUser};
 
 use crate::common::{app, build_layer, builder, client, serve, token, Reached};
 

@@ -172,7 +172,6 @@ proptest! {
 
 /// The layer end to end, in process: a request reaches the inner service if and only if its
 /// one token is accepted.
-#[cfg(feature = "mock")]
 mod layer {
     use std::convert::Infallible;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -183,9 +182,9 @@ mod layer {
     use proptest::prelude::*;
     use proptest::test_runner::TestRunner;
     use tower::{Layer, ServiceExt};
-    use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockUser, MOCK_CLIENT_ID};
     use tower_amazon_auth::token::{extract_token, AMZ_ACCESS_TOKEN};
     use tower_amazon_auth::{AmazonAuthLayer, AmazonUser, IdentityCache};
+    use tower_amazon_auth_mock::{mock_access_token, MockAmazon, MockUser, MOCK_CLIENT_ID};
 
     use super::config;
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::common::{app, build_layer_with, builder, client, serve, token, Reached};
 use futures_util::future::join_all;
 use tower_amazon_auth::defaults;
-use tower_amazon_auth::mock::{MockAmazon, MockReply, MockUser};
+use tower_amazon_auth_mock::{MockAmazon, MockReply, MockUser};
 
 /// A tiny deterministic PRNG (xorshift64*), seeded per client.
 struct Rng(u64);

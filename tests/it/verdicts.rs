@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use tower_amazon_auth::mock::{MockAmazon, MockReply, MockUser};
+use tower_amazon_auth_mock::{MockAmazon, MockReply, MockUser};
 
 use crate::common::{build_layer, builder, client, serve, token, Reached};
 

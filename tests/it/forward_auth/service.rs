@@ -10,8 +10,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tower::ServiceExt as _;
-use tower_amazon_auth::mock::{MockUser, MOCK_CLIENT_ID};
 use tower_amazon_auth::AccessToken;
+use tower_amazon_auth_mock::{MockUser, MOCK_CLIENT_ID};
 
 use super::*;
 
@@ -125,7 +125,7 @@ async fn every_refusal_is_401_or_403_with_the_challenge() {
 #[tokio::test]
 async fn expired_and_revoked_tokens_are_401() {
     let server = AuthServer::start(|b| b).await;
-    let expired = tower_amazon_auth::mock::mock_access_token("forward-auth expired");
+    let expired = tower_amazon_auth_mock::mock_access_token("forward-auth expired");
     server
         .mock()
         .register(&expired, MockUser::new("amzn1.account.FWDEXPIRED").exp(0));

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::reply::MockReply;
-use super::{MOCK_CLIENT_ID, MOCK_CLIENT_SECRET};
+use crate::reply::MockReply;
+use crate::{MOCK_CLIENT_ID, MOCK_CLIENT_SECRET};
 
 /// Number of calls the mock received, per endpoint.
 ///

@@ -40,7 +40,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tower_amazon_auth::mock::{mock_access_token, MockAmazon, MockReply, MockScope, MockUser};
+//! use tower_amazon_auth_mock::{mock_access_token, MockAmazon, MockReply, MockScope, MockUser};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -75,7 +75,7 @@
 //!     .await?;
 //! let info: serde_json::Value = serde_json::from_str(&info)?;
 //! assert_eq!(info["user_id"], "amzn1.account.ALICE");
-//! assert_eq!(info["aud"], tower_amazon_auth::mock::MOCK_CLIENT_ID);
+//! assert_eq!(info["aud"], tower_amazon_auth_mock::MOCK_CLIENT_ID);
 //!
 //! let profile = http
 //!     .get(format!("{}/user/profile", amazon.base_url()))
@@ -93,17 +93,23 @@
 // Layout:
 // - `reply`: what a test registers (`MockUser`, `MockScope`, `MockReply`);
 // - `state`: what a `MockAmazon` shares with its connections, and the `MockCalls` counters;
-// - `wire`: routing, the endpoints' plans and JSON, the token endpoint, rendering;
+// - `plan`: what to answer (a body, an error, a transport failure) and rendering it;
+// - `endpoints`: routing, and the plans tokeninfo and profile answer;
+// - `token_endpoint`: the token endpoint's form, client authentication and grants;
 // - `transport`: the response body and the TCP stream, which can be cut short or reset;
 // - `server`: `MockAmazon` itself and the accept loop.
-// Imports among them form no cycle: `server` uses `wire`, `state`, `transport` and `reply`;
-// `wire` uses `state`, `transport` and `reply`; `state` uses `reply`; `reply` and `transport`
-// use none of them. Any of them may use the constants below.
+// Imports among them form no cycle (the workspace's layout test checks it): `server` uses
+// `endpoints`, `state`, `transport` and `reply`; `endpoints` uses `token_endpoint`, `plan` and
+// `state`; `token_endpoint` uses `plan` and `state`; `plan` uses `reply`, `state` and
+// `transport`; `state` uses `reply`; `reply` and `transport` use none of them. Any of them may
+// use the constants below.
+mod endpoints;
+mod plan;
 mod reply;
 mod server;
 mod state;
+mod token_endpoint;
 mod transport;
-mod wire;
 
 pub use reply::{MockReply, MockScope, MockUser};
 pub use server::MockAmazon;
@@ -129,7 +135,7 @@ const ISSUER: &str = "https://www.amazon.com";
 /// seeds give different tokens, so tests can name their users:
 ///
 /// ```
-/// use tower_amazon_auth::mock::mock_access_token;
+/// use tower_amazon_auth_mock::mock_access_token;
 ///
 /// let token = mock_access_token("alice");
 /// assert!(token.starts_with("Atza|IwEBI"));

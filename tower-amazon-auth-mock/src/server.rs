@@ -19,10 +19,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use super::reply::MockReply;
-use super::state::{lock, MockCalls, Registration, Shared};
-use super::transport::MockStream;
-use super::wire::handle;
+use crate::endpoints::handle;
+use crate::reply::MockReply;
+use crate::state::{lock, MockCalls, Registration, Shared};
+use crate::transport::MockStream;
 
 /// A Login with Amazon server on `127.0.0.1`, for tests. See the [module docs](super).
 ///
@@ -107,7 +107,7 @@ impl MockAmazon {
     ///
     /// A [`MockUser`]'s `exp` starts counting down now.
     ///
-    /// [`MockUser`]: super::MockUser
+    /// [`MockUser`]: crate::MockUser
     pub fn register(&self, token: impl Into<String>, reply: impl Into<MockReply>) {
         let registration = Registration {
             reply: reply.into(),
@@ -163,8 +163,8 @@ impl MockAmazon {
     /// [`MOCK_CLIENT_SECRET`]). Credentials may come in the form body (`client_id`,
     /// `client_secret`) or as HTTP Basic authentication, not both.
     ///
-    /// [`MOCK_CLIENT_ID`]: super::MOCK_CLIENT_ID
-    /// [`MOCK_CLIENT_SECRET`]: super::MOCK_CLIENT_SECRET
+    /// [`MOCK_CLIENT_ID`]: crate::MOCK_CLIENT_ID
+    /// [`MOCK_CLIENT_SECRET`]: crate::MOCK_CLIENT_SECRET
     pub fn set_client(&self, client_id: impl Into<String>, client_secret: impl Into<String>) {
         let mut state = lock(&self.shared.state);
         state.client_id = client_id.into();

@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use super::{ISSUER, MOCK_APP_ID, MOCK_CLIENT_ID};
-use crate::{AmazonUser, Profile, TokenInfo};
+use crate::{ISSUER, MOCK_APP_ID, MOCK_CLIENT_ID};
+use tower_amazon_auth::client::{Profile, TokenInfo};
+use tower_amazon_auth::AmazonUser;
 
 /// The scope a user granted, which decides the fields `/user/profile` returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +27,7 @@ pub enum MockScope {
 /// Defaults: `aud` [`MOCK_CLIENT_ID`], `app_id` [`MOCK_APP_ID`], `exp` 3600 seconds, no email,
 /// name or postal code, scope [`MockScope::Profile`], a normal profile answer.
 ///
-/// [`MockAmazon::register`]: super::MockAmazon::register
+/// [`MockAmazon::register`]: crate::MockAmazon::register
 #[derive(Debug, Clone)]
 pub struct MockUser {
     pub(super) user_id: String,
@@ -115,7 +116,7 @@ impl MockUser {
     /// The countdown follows tokio's clock: on a runtime whose clock is paused (tokio's
     /// `test-util` feature), `tokio::time::advance` moves it too.
     ///
-    /// [`MockAmazon::register`]: super::MockAmazon::register
+    /// [`MockAmazon::register`]: crate::MockAmazon::register
     #[must_use]
     pub fn exp(mut self, seconds_remaining: i64) -> Self {
         self.exp = seconds_remaining;
@@ -151,10 +152,10 @@ impl MockUser {
     /// The [`AmazonUser`] a layer would hand a handler for this user's token (as verified now,
     /// with the user's scope deciding the profile fields): to unit-test handlers without running
     /// the layer or a server. Its [`revoke`](AmazonUser::revoke) answers
-    /// [`CacheError::NoCache`](crate::CacheError::NoCache), as no cache verified it.
+    /// [`CacheError::NoCache`](tower_amazon_auth::CacheError::NoCache), as no cache verified it.
     ///
     /// ```
-    /// use tower_amazon_auth::mock::{MockScope, MockUser};
+    /// use tower_amazon_auth_mock::{MockScope, MockUser};
     ///
     /// let user = MockUser::new("amzn1.account.TEST")
     ///     .email("test@example.com")
@@ -208,7 +209,7 @@ impl MockUser {
 /// [`MockUser::profile_reply`] and [`MockReply::insufficient_scope`], which only change the
 /// profile. [`MockReply::delayed`] and [`MockReply::retry_after`] combine with any reply.
 ///
-/// [`MockAmazon::set_token_endpoint_reply`]: super::MockAmazon::set_token_endpoint_reply
+/// [`MockAmazon::set_token_endpoint_reply`]: crate::MockAmazon::set_token_endpoint_reply
 #[derive(Debug, Clone)]
 pub struct MockReply {
     pub(super) kind: ReplyKind,
@@ -327,7 +328,7 @@ impl MockReply {
 
     /// Never answers: the connection stays open until the [`MockAmazon`] is dropped.
     ///
-    /// [`MockAmazon`]: super::MockAmazon
+    /// [`MockAmazon`]: crate::MockAmazon
     #[must_use]
     pub fn hang() -> MockReply {
         MockReply::new(ReplyKind::Hang)
@@ -336,7 +337,7 @@ impl MockReply {
     /// This reply after an extra `delay` (added to any earlier `delayed` and to
     /// [`MockAmazon::set_latency`]).
     ///
-    /// [`MockAmazon::set_latency`]: super::MockAmazon::set_latency
+    /// [`MockAmazon::set_latency`]: crate::MockAmazon::set_latency
     #[must_use]
     pub fn delayed(mut self, delay: Duration) -> MockReply {
         self.delay = self.delay.saturating_add(delay);

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tower_amazon_auth::mock::{
+use tower_amazon_auth_mock::{
     mock_access_token, MockAmazon, MockCalls, MockReply, MockScope, MockUser, MOCK_APP_ID, MOCK_CLIENT_ID,
     MOCK_CLIENT_SECRET,
 };
