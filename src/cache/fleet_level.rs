@@ -36,12 +36,20 @@ impl IdentityCache {
             key,
             seen,
         };
+        let forgotten = inner.forgotten.get(&key);
         match fleet.lookup(key, token.expose()).await {
             Lookup::Miss(seen) => Err(claim(seen)),
             Lookup::Revoked(left) => {
                 // Here too from now on, even if Redis goes away.
                 inner.install_tombstone(key, left);
                 Ok(Err(AuthError::InvalidToken(Rejection::Revoked)))
+            }
+            // Verified before this instance last forgot the token: a copy from before an
+            // invalidation, written back. Asked of Amazon again.
+            Lookup::Found(_, _, age)
+                if forgotten.is_some_and(|at| now.checked_sub(age).is_none_or(|verified| verified <= at)) =>
+            {
+                Err(claim(Seen::default()))
             }
             // Held to this cache's own lives, counted from the verification (see
             // `fleet::record`): a verdict older than that is asked of Amazon again.

@@ -154,6 +154,12 @@ struct Inner {
     /// The second level in Redis, shared by the fleet.
     #[cfg(feature = "redis")]
     fleet: Option<Arc<FleetLevel>>,
+    /// When this instance last forgot each token (its own `invalidate` or `revoke`, or
+    /// another instance's, heard), for the longest a verdict may be kept: a verdict in the
+    /// second level verified before that is a miss, whatever the second level holds (a copy
+    /// written back there after the invalidation).
+    #[cfg(feature = "redis")]
+    forgotten: moka::sync::Cache<TokenKey, std::time::Instant, RandomState>,
 }
 
 impl std::fmt::Debug for IdentityCache {
@@ -192,6 +198,8 @@ impl IdentityCache {
                 .time_to_live(time_to_live)
                 .build_with_hasher(RandomState::default())
         };
+        #[cfg(feature = "redis")]
+        let (forgotten_capacity, forgotten_life) = (policy.capacity, policy.max_ttl.max(policy.negative_ttl));
         let time_to_live = TimeToLive::new(policy.max_ttl, policy.negative_ttl, policy.stale_if_error);
         let inner = Arc::new_cyclic(|this| Inner {
             store: entries(policy.capacity, time_to_live.identities),
@@ -215,6 +223,11 @@ impl IdentityCache {
             warn_unverified: LogLimit::default(),
             warn_stale: LogLimit::default(),
             this: this.clone(),
+            #[cfg(feature = "redis")]
+            forgotten: moka::sync::Cache::builder()
+                .max_capacity(forgotten_capacity)
+                .time_to_live(forgotten_life)
+                .build_with_hasher(RandomState::default()),
             #[cfg(feature = "redis")]
             fleet,
         });

@@ -44,6 +44,8 @@ impl Inner {
     /// Outdates `key` on every level, then clears them.
     pub(super) fn forget(&self, key: TokenKey) {
         self.generations.bump(key);
+        #[cfg(feature = "redis")]
+        self.forgotten.insert(key, Instant::now());
         self.store.invalidate(&key);
         self.rejected.invalidate(&key);
         self.in_flight.forget(key);

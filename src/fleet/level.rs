@@ -15,7 +15,7 @@ use super::message::{Event, Message};
 use super::naming::{channel, fingerprint, Naming};
 use super::record::{Decoded, Record};
 use super::scripts;
-use super::seal::Seal;
+use super::seal::{sealed_for, Seal};
 use super::secret::Keys;
 use super::Fleet;
 use crate::breaker::{Breaker, Outcome};
@@ -33,8 +33,12 @@ const LOCK_MARGIN: Duration = Duration::from_secs(1);
 /// The longest a pilot waits for another instance's verification by default (or the
 /// verification deadline, when shorter): an Amazon round trip normally takes well under it.
 const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(2);
-/// How much longer a bumped fleet generation is kept than a verification can take.
-const GENERATION_MARGIN: Duration = Duration::from_secs(5);
+/// How long a bumped fleet generation is kept. Every value is sealed for the generation it was
+/// written under, so a copy written back after an `invalidate` or `revoke` does not open; the
+/// generation must outlive every value that could be written back: a reader refuses one
+/// verified more than its `max_ttl` ago (at most 24 h), and an hour covers clocks that differ.
+/// Also longer than any verification under way at the bump can take to write back.
+const GENERATION_LIFE: Duration = Duration::from_secs(25 * 3600);
 /// Most revocations kept for a retry while Redis is away.
 const MAX_PENDING: usize = 10_000;
 
@@ -74,9 +78,6 @@ pub(crate) struct FleetLevel {
     pub(crate) channel: String,
     timeout: Duration,
     lock_wait: Duration,
-    /// How long a bumped fleet generation is kept: longer than any verification under way
-    /// when it was bumped can take to write back.
-    generation_life: Duration,
     /// Ours in the fleet lock, and the sender of our messages.
     pub(crate) instance: [u8; 8],
     lock_token: String,
@@ -178,7 +179,6 @@ impl FleetLevel {
             channel: channel(&fleet.prefix),
             timeout: fleet.command_timeout,
             lock_wait,
-            generation_life: lock_wait + verifier.deadline + fleet.command_timeout + GENERATION_MARGIN,
             lock_token: instance.iter().map(|b| format!("{b:02x}")).collect(),
             instance,
             breaker: Breaker::new(fleet.backoff, fleet.command_timeout),
@@ -399,10 +399,14 @@ impl FleetLevel {
                 let index = usize::try_from(int(items.get(4))?).ok()?.checked_sub(1)?;
                 let (secret, key) = keys.get(index)?;
                 let name = secret.naming.verdict(*key);
-                // Anything that does not open or decode is a miss, never an error.
+                let Seen(Some(generation)) = &seen else {
+                    return None;
+                };
+                // Anything that does not open or decode is a miss, never an error: a value
+                // sealed under another generation too (written back after an invalidation).
                 let decoded = secret
                     .seal
-                    .open(&name, value)
+                    .open(&sealed_for(&name, generation), value)
                     .and_then(|bytes| Record::decode(&bytes, &self.client_ids, self.check_audience));
                 match decoded {
                     Some((decoded, age)) => Answer::Done(Lookup::Found(decoded, life, age)),
@@ -427,7 +431,7 @@ impl FleetLevel {
         let life_ms = life.as_millis() as u64;
         let Some(value) = record
             .encode(std::time::SystemTime::now())
-            .and_then(|bytes| secret.seal.seal(&name, &bytes))
+            .and_then(|bytes| secret.seal.seal(&sealed_for(&name, &seen), &bytes))
         else {
             return self.release(key).await;
         };
@@ -554,7 +558,7 @@ impl FleetLevel {
             .arg(if revoked_for.is_some() { keys.len() } else { 0 })
             .arg(keys.len())
             .arg(life_ms)
-            .arg(self.generation_life.as_millis() as u64)
+            .arg(GENERATION_LIFE.as_millis() as u64)
             .arg(&self.channel);
         for (secret, key) in &keys {
             let message = Message {

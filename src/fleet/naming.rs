@@ -5,7 +5,7 @@
 //! | what | name | depends on |
 //! | --- | --- | --- |
 //! | verdict | `{prefix}v:{hex(MAC(verdict key, fingerprint ‖ token key))}` | token, secret, config fingerprint |
-//! | fleet lock | `{prefix}l:{same MAC}` | as the verdict |
+//! | fleet lock | `{prefix}l:{hex(MAC(lock key, fingerprint ‖ token key))}` | as the verdict, under a key of its own (so a writer who sees a verdict's name cannot name its lock) |
 //! | tombstone | `{prefix}t:{hex(MAC(tombstone key, token key))}` | token and secret only |
 //! | generation | `{prefix}g:{hex(MAC(tombstone key, "generation" ‖ token key))}` | token and secret only |
 //! | channel | `{prefix}events` | prefix |
@@ -55,6 +55,7 @@ pub(crate) fn fingerprint(verifier: &Verifier) -> [u8; 32] {
 pub(crate) struct Naming {
     prefix: String,
     verdict_key: [u8; 32],
+    lock_key: [u8; 32],
     tombstone_key: [u8; 32],
     fingerprint: [u8; 32],
 }
@@ -64,6 +65,7 @@ impl Naming {
         Self {
             prefix: prefix.to_owned(),
             verdict_key: keys.verdict,
+            lock_key: keys.lock,
             tombstone_key: keys.tombstone,
             fingerprint,
         }
@@ -79,18 +81,20 @@ impl Naming {
         name
     }
 
-    fn verdict_mac(&self, key: TokenKey) -> [u8; 32] {
-        mac(&self.verdict_key, &[&self.fingerprint, &key.to_be_bytes()])
-    }
-
     /// Where the verdict about `key` is kept.
     pub(crate) fn verdict(&self, key: TokenKey) -> Vec<u8> {
-        self.name("v:", &self.verdict_mac(key))
+        self.name(
+            "v:",
+            &mac(&self.verdict_key, &[&self.fingerprint, &key.to_be_bytes()]),
+        )
     }
 
     /// The fleet lock of `key`'s verification.
     pub(crate) fn lock(&self, key: TokenKey) -> Vec<u8> {
-        self.name("l:", &self.verdict_mac(key))
+        self.name(
+            "l:",
+            &mac(&self.lock_key, &[&self.fingerprint, &key.to_be_bytes()]),
+        )
     }
 
     /// Where `key`'s revocation is kept.
@@ -137,6 +141,11 @@ mod tests {
             a.verdict(TokenKey::from_bits(43))
         );
         assert!(a.verdict(TokenKey::from_bits(42)).starts_with(b"p:v:"));
+        // The lock's MAC is not the verdict's: one cannot be made from the other.
+        assert_ne!(
+            a.lock(TokenKey::from_bits(42))[4..],
+            a.verdict(TokenKey::from_bits(42))[4..]
+        );
         assert_eq!(a.verdict(TokenKey::from_bits(42)).len(), 4 + 32);
     }
 }

@@ -84,7 +84,7 @@ return 1
 }
 
 /// `revoke` and `invalidate`: writes the tombstones (never shortening one), bumps the
-/// generations (each kept for as long as a verification under way can take), deletes the
+/// generations (each kept for as long as a value written under the old one could be accepted), deletes the
 /// verdicts, publishes the messages.
 ///
 /// `KEYS`: `nt` tombstones, `ng` generations, then verdicts. `ARGV`: `nt`, `ng`, the

@@ -1,7 +1,8 @@
 //! [`Seal`]: the AEAD box around every value the fleet level writes to Redis.
 //! XChaCha20-Poly1305 with a random 192-bit nonce per value (random nonces of that size never
 //! repeat in practice, unlike a 96-bit GCM nonce), the Redis key the value is written under
-//! bound as associated data, so a value copied under another key does not open.
+//! bound as associated data with the token's fleet generation ([`sealed_for`]), so a value
+//! copied under another key, or written back after an invalidation, does not open.
 //!
 //! Layout: `nonce (24 bytes) ‖ ciphertext ‖ tag (16 bytes)`. Anything that does not open is
 //! `None`: a miss, never an error.
@@ -57,6 +58,17 @@ impl Seal {
             )
             .ok()
     }
+}
+
+/// What a value is sealed for: its name and the token's fleet generation when it was written
+/// (length-prefixed, so no two pairs read alike). A value written back after the generation
+/// moved (an `invalidate` or `revoke` since) does not open.
+pub(crate) fn sealed_for(name: &[u8], generation: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(8 + name.len() + generation.len());
+    aad.extend_from_slice(&(name.len() as u64).to_be_bytes());
+    aad.extend_from_slice(name);
+    aad.extend_from_slice(generation);
+    aad
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! [`Keys`]: everything derived from one fleet secret with HKDF-SHA256, each key for one
-//! purpose (the local digest, verdict names, tombstone names, the AEAD, message MACs, and a
+//! purpose (the local digest, verdict names, lock names, tombstone names, the AEAD, message MACs, and a
 //! short id that tells which secret a message was made under). The secret itself is dropped
 //! once the keys are derived; no key is ever shown by `Debug`.
 
@@ -20,6 +20,9 @@ pub(crate) struct Keys {
     pub(crate) digest: [u8; 16],
     /// MACs a token's name and the config fingerprint into a verdict's key.
     pub(crate) verdict: [u8; 32],
+    /// MACs a token's name and the config fingerprint into its fleet lock's key: a key of its
+    /// own, so a lock's name cannot be made from its verdict's (which Redis shows).
+    pub(crate) lock: [u8; 32],
     /// MACs a token's name into its tombstone's key.
     pub(crate) tombstone: [u8; 32],
     /// The XChaCha20-Poly1305 key of every value.
@@ -43,6 +46,7 @@ impl Keys {
         Self {
             digest: expand(&hkdf, b"local digest"),
             verdict: expand(&hkdf, b"verdict key"),
+            lock: expand(&hkdf, b"lock key"),
             tombstone: expand(&hkdf, b"tombstone key"),
             seal: expand(&hkdf, b"value seal"),
             message: expand(&hkdf, b"message mac"),
@@ -72,6 +76,7 @@ mod tests {
         let a = Keys::derive(&[1; 32]);
         let b = Keys::derive(&[2; 32]);
         assert_ne!(a.verdict, a.tombstone);
+        assert_ne!(a.verdict, a.lock);
         assert_ne!(a.seal, a.message);
         assert_ne!(a.id, b.id);
         assert_ne!(a.digest, b.digest);

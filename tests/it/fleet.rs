@@ -1333,3 +1333,137 @@ async fn a_verification_older_than_an_invalidation_is_not_written_back() {
     );
     assert_eq!(mock.calls_for(&t).tokeninfo, 2);
 }
+
+/// The verdict keys in Redis now.
+async fn verdict_keys(conn: &mut redis::aio::MultiplexedConnection) -> HashSet<String> {
+    let keys: Vec<String> = redis::cmd("KEYS").arg("taa:v:*").query_async(conn).await.unwrap();
+    keys.into_iter().collect()
+}
+
+/// A probe's replay: a token's sealed verdict copied while it was valid and written back under
+/// its own name after `invalidate` (Amazon now refusing the token) must not let the token in
+/// on an instance that misses: the copy is from before the invalidation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sealed_verdict_written_back_after_an_invalidation_is_a_miss() {
+    let Some(redis) = redis("fleet::a_sealed_verdict_written_back_after_an_invalidation_is_a_miss") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let a = Instance::new(fleet_builder(&mock, &redis)).await;
+    let mut conn = connection(&redis).await;
+    let t = token("fleet-replayed");
+    mock.register(&t, MockUser::new("amzn1.account.REPLAYED"));
+    assert_eq!(a.status(&t).await, 200);
+    let name = one(within_key(
+        &mut conn,
+        &HashSet::new(),
+        1,
+        &|c: &mut redis::aio::MultiplexedConnection| {
+            let mut c = c.clone();
+            async move { verdict_keys(&mut c).await }
+        },
+    )
+    .await);
+    let copy: Vec<u8> = redis::cmd("GET").arg(&name).query_async(&mut conn).await.unwrap();
+
+    mock.register(&t, MockReply::invalid_token());
+    a.layer
+        .cache()
+        .invalidate(&AccessToken::new(t.clone()))
+        .await
+        .unwrap();
+    assert!(
+        verdict_keys(&mut conn).await.is_empty(),
+        "invalidate left the verdict"
+    );
+    let _: () = redis::cmd("SET")
+        .arg(&name)
+        .arg(&copy)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let fresh = Instance::new(fleet_builder(&mock, &redis)).await;
+    assert_eq!(
+        fresh.status(&t).await,
+        401,
+        "a verdict from before the invalidation, written back, let the token in"
+    );
+    assert_eq!(mock.calls_for(&t).tokeninfo, 2, "Amazon was not asked");
+    assert_eq!(fresh.layer.stats().fleet_hits, 0);
+
+    // A writer who also puts the generation back as it was (deletes the bumped one) makes the
+    // copy open again in Redis; an instance that made (or heard) the invalidation still
+    // refuses it, by when it was verified.
+    let generations: Vec<String> = redis::cmd("KEYS")
+        .arg("taa:g:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(generations.len(), 1, "{generations:?}");
+    let _: () = redis::cmd("DEL")
+        .arg(&generations)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&name)
+        .arg(&copy)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        a.status(&t).await,
+        401,
+        "the invalidating instance took a copy from before its invalidation"
+    );
+    assert_eq!(mock.calls_for(&t).tokeninfo, 3);
+}
+
+/// A probe's squat: the fleet lock of a token's verification must not be nameable from what
+/// Redis shows of its verdict, or a writer who sets it makes every miss of the token wait the
+/// whole `lock_wait`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lock_named_after_the_verdict_holds_up_no_one() {
+    let Some(redis) = redis("fleet::a_lock_named_after_the_verdict_holds_up_no_one") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let a = Instance::new(fleet_builder(&mock, &redis)).await;
+    let mut conn = connection(&redis).await;
+    let t = token("fleet-squatted");
+    mock.register(&t, MockUser::new("amzn1.account.SQUATTED"));
+    assert_eq!(a.status(&t).await, 200);
+    let name = one(within_key(
+        &mut conn,
+        &HashSet::new(),
+        1,
+        &|c: &mut redis::aio::MultiplexedConnection| {
+            let mut c = c.clone();
+            async move { verdict_keys(&mut c).await }
+        },
+    )
+    .await);
+    // Every name the writer can make of the verdict's: its kind letter swapped for another.
+    let mac = name.strip_prefix("taa:v:").unwrap();
+    for kind in ["l", "lock", "k"] {
+        let _: () = redis::cmd("SET")
+            .arg(format!("taa:{kind}:{mac}"))
+            .arg("squatter")
+            .arg("PX")
+            .arg(60_000)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let _: () = redis::cmd("DEL").arg(&name).query_async(&mut conn).await.unwrap();
+
+    let fresh = Instance::new(fleet_builder(&mock, &redis)).await;
+    assert_eq!(fresh.status(&t).await, 200);
+    assert_eq!(
+        fresh.layer.stats().fleet_lock_waits,
+        0,
+        "a miss waited for a lock the writer squatted"
+    );
+    assert_eq!(mock.calls_for(&t).tokeninfo, 2);
+}
