@@ -26,7 +26,7 @@
 //! | `AMAZON_ENDPOINT` | base URL serving `/auth/o2/tokeninfo` and `/user/profile` | `https://api.amazon.com` |
 //! | `LISTEN_ADDR` | where to listen (port `0` picks a free port) | `127.0.0.1:4180` |
 //! | `RUST_LOG` | log filter; logs go to stderr and never contain a token | `info` |
-//! | `REDIS_URL` | (feature `redis`) turns the fleet level on: a Redis shared by every auth server instance (and by the Rust services using the layer with the same secret and client ids), so a token costs one verification for the fleet and a logout anywhere is refused everywhere | unset: no fleet level |
+//! | `REDIS_URL` | turns the fleet level on (the `tower-amazon-auth-redis` crate): a Redis shared by every auth server instance (and by the Rust services using the layer with the same secret and client ids), so a token costs one verification for the fleet and a logout anywhere is refused everywhere | unset: no fleet level |
 //! | `AMAZON_AUTH_CACHE_SECRET` | the fleet secret, at least 32 bytes, the same on every instance; required with `REDIS_URL`, never logged | none |
 //!
 //! The server listens on loopback by default and logs a warning when `LISTEN_ADDR` is anything

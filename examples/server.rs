@@ -24,7 +24,7 @@
 //! | `AMAZON_CLIENT_ID` | your client id, or several separated by commas | none: embedded mock (an error if `AMAZON_ENDPOINT` is set) |
 //! | `AMAZON_ENDPOINT` | base URL serving `/auth/o2/tokeninfo` and `/user/profile` | `https://api.amazon.com` |
 //! | `LISTEN_ADDR` | where to listen (port `0` picks a free port) | `127.0.0.1:3000` |
-//! | `REDIS_URL` | (feature `redis`) turns the fleet level on: a Redis shared by every instance (`redis://host:6379`, `rediss://…`); `POST /logout` then logs out fleet-wide (`503` when Redis cannot be reached) | unset: no fleet level |
+//! | `REDIS_URL` | turns the fleet level on (the `tower-amazon-auth-redis` crate): a Redis shared by every instance (`redis://host:6379`, `rediss://…`); `POST /logout` then logs out fleet-wide (`503` when Redis cannot be reached) | unset: no fleet level |
 //! | `AMAZON_AUTH_CACHE_SECRET` | the fleet secret, at least 32 bytes, the same on every instance; required with `REDIS_URL`, never logged | none |
 //! | `RUST_LOG` | log filter; logs go to stderr and never contain a token | `info` |
 //!

@@ -4,8 +4,9 @@
 //! stale identity, with stale-if-error). Then one probe verification goes through; its answer
 //! (any answer Amazon gives, a verdict included) closes the breaker, its failure opens it again.
 //!
-//! Cached identities never reach the breaker: only verifications do. The fleet level (feature
-//! `redis`) keeps a breaker of its own in front of Redis.
+//! Cached identities never reach the breaker: only verifications do. A second level keeps a
+//! breaker of its own in front of its store (public, in [`second_level`](crate::second_level),
+//! for that).
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -22,9 +23,23 @@ const MAX_BACKOFF: Duration = Duration::from_secs(MAX_RETRY_AFTER_SECS);
 /// The shortest back-off: `Retry-After` has a resolution of one second.
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Whether Amazon is asked at all, and why not.
+/// Whether an unreliable service (Amazon, a second level's store) is asked at all, and why not:
+/// after 5 failures in a row, or a throttling answer, no call is let through
+/// for the back-off; then one probe goes, whose answer closes it again.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_amazon_auth::second_level::{Breaker, Outcome};
+///
+/// let breaker = Breaker::new(Duration::from_secs(5), Duration::from_millis(50));
+/// for _ in 0..5 {
+///     breaker.admit().expect("closed").record(Outcome::Failed);
+/// }
+/// assert!(breaker.is_open());
+/// assert!(breaker.admit().is_err(), "backing off");
+/// ```
 #[derive(Debug)]
-pub(crate) struct Breaker {
+pub struct Breaker {
     state: Mutex<Current>,
     /// Back-off after a run of failures without a hint of Amazon's.
     backoff: Duration,
@@ -51,21 +66,22 @@ enum State {
     Probing { until: Instant },
 }
 
-/// What one verification ended with, for the breaker.
+/// What one call ended with, for the breaker.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Outcome {
-    /// Amazon answered (a verdict counts: it is up).
+pub enum Outcome {
+    /// The service answered (a verdict counts: it is up).
     Answered,
-    /// Amazon throttled us: back off for its `Retry-After` (seconds), if it gave one.
+    /// The service throttled us: back off for its `Retry-After` (seconds), if it gave one.
     Throttled(Option<u64>),
     /// No usable answer.
     Failed,
 }
 
-/// A verification the breaker let through. Record its outcome; dropped without one (its
-/// request went away), a probe lets the next request probe at once.
+/// A call the breaker let through. Record its outcome; dropped without one (its request went
+/// away), a probe lets the next request probe at once.
 #[must_use]
-pub(crate) struct Admission<'a> {
+#[derive(Debug)]
+pub struct Admission<'a> {
     breaker: &'a Breaker,
     epoch: u64,
     probe: bool,
@@ -75,7 +91,8 @@ pub(crate) struct Admission<'a> {
 impl Breaker {
     /// A closed breaker that backs off for `backoff` after a run of failures, and lets a new
     /// probe through when one has not answered within `probe_deadline`.
-    pub(crate) fn new(backoff: Duration, probe_deadline: Duration) -> Self {
+    /// (`backoff` is held to 1 s – 5 min.)
+    pub fn new(backoff: Duration, probe_deadline: Duration) -> Self {
         Self {
             state: Mutex::new(Current {
                 state: State::Closed { failures: 0 },
@@ -86,8 +103,12 @@ impl Breaker {
         }
     }
 
-    /// `Ok` when a verification may ask Amazon now; otherwise how long until it may.
-    pub(crate) fn admit(&self) -> Result<Admission<'_>, Duration> {
+    /// `Ok` when a call may go now; otherwise how long until one may.
+    ///
+    /// # Errors
+    ///
+    /// The breaker is open: the time left of its back-off.
+    pub fn admit(&self) -> Result<Admission<'_>, Duration> {
         let mut current = self.lock();
         let now = Instant::now();
         let probe = match current.state {
@@ -110,8 +131,7 @@ impl Breaker {
     }
 
     /// Whether it keeps calls out now (open, or waiting for a probe's answer).
-    #[cfg(feature = "redis")]
-    pub(crate) fn is_open(&self) -> bool {
+    pub fn is_open(&self) -> bool {
         !matches!(self.lock().state, State::Closed { .. })
     }
 
@@ -162,8 +182,8 @@ impl Breaker {
 }
 
 impl Admission<'_> {
-    /// Records what the admitted verification ended with.
-    pub(crate) fn record(mut self, outcome: Outcome) {
+    /// Records what the admitted call ended with.
+    pub fn record(mut self, outcome: Outcome) {
         self.recorded = true;
         self.breaker.record(self.epoch, outcome);
     }
@@ -196,16 +216,16 @@ mod tests {
             record(&breaker, Outcome::Failed);
         }
         record(&breaker, Outcome::Failed);
-        let wait = breaker.admit().err().expect("five failures in a row open it");
+        let wait = breaker.admit().expect_err("five failures in a row open it");
         assert!(wait > Duration::from_secs(4) && wait <= Duration::from_secs(5));
 
         let throttled = Breaker::new(Duration::from_secs(5), Duration::from_secs(5));
         record(&throttled, Outcome::Throttled(Some(1_000_000_000_000)));
-        let wait = throttled.admit().err().expect("a 429 opens it");
+        let wait = throttled.admit().expect_err("a 429 opens it");
         assert!(wait <= MAX_BACKOFF, "Retry-After is capped");
         let quick = Breaker::new(Duration::from_secs(5), Duration::from_secs(5));
         record(&quick, Outcome::Throttled(Some(0)));
-        assert!(quick.admit().err().expect("still open") > Duration::from_millis(900));
+        assert!(quick.admit().expect_err("still open") > Duration::from_millis(900));
     }
 
     /// Pretends the back-off has passed.

@@ -33,10 +33,3 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEADLINE: Duration = Duration::from_secs(5);
 /// Retries of an idempotent call to Amazon after a connection failure or a 5xx: 2.
 pub const RETRIES: u32 = 2;
-/// (fleet level) The prefix of every Redis key and of the pub/sub channel: `"taa:"`.
-pub const FLEET_KEY_PREFIX: &str = "taa:";
-/// (fleet level) The most one Redis command may take before it counts as failed and the
-/// request goes on without Redis: 50 ms.
-pub const FLEET_COMMAND_TIMEOUT: Duration = Duration::from_millis(50);
-/// (fleet level) How long Redis is left alone after a run of failed commands: 5 s.
-pub const FLEET_BACKOFF: Duration = Duration::from_secs(5);

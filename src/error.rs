@@ -10,6 +10,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use std::error::Error;
+use std::sync::Arc;
+
 use http::{HeaderValue, StatusCode};
 
 /// Why a request did not get an identity.
@@ -353,21 +356,11 @@ pub enum BuildError {
     /// The operating system's random number generator failed.
     #[error("no system randomness for the cache key: {0}")]
     Randomness(String),
-    /// (fleet level) A fleet secret (current or previous) is shorter than 32 bytes.
-    #[error("the fleet secret must be at least 32 bytes")]
-    FleetSecretTooShort,
-    /// (fleet level) The Redis URL is not one the client understands (`redis://`, `rediss://`,
-    /// `redis+unix://`). The URL itself is not repeated, as it may hold a password.
-    #[error("the Redis URL of the fleet level is invalid")]
-    FleetUrl,
-    /// (fleet level) The key prefix is empty, longer than 64 bytes, or holds characters other
-    /// than printable ASCII without spaces.
-    #[error("the fleet key prefix must be 1 to 64 printable ASCII characters without spaces")]
-    FleetKeyPrefix,
-    /// (fleet level) `build()` ran outside a Tokio runtime: the fleet level's subscriber is a
-    /// task.
-    #[error("a layer with the fleet level must be built inside a Tokio runtime")]
-    FleetOutsideRuntime,
+    /// The [second level](crate::second_level) refused its settings, or could not start here
+    /// (for Redis: a short secret, an invalid URL, a build outside a Tokio runtime, …). Its
+    /// own error is inside: [`SecondLevelError::downcast_ref`].
+    #[error("second cache level: {0}")]
+    SecondLevel(SecondLevelError),
 }
 
 /// The text named no [`Region`](crate::endpoint::Region).
@@ -389,9 +382,70 @@ pub enum CacheError {
     /// (each until its token expires): this one was not recorded, so the logout did not happen.
     #[error("too many revocations in force: this one was not recorded")]
     TooManyRevocations,
-    /// (fleet level) Redis could not be reached (down, slow, refusing, or left alone by the
-    /// breaker after repeated failures): the revocation or invalidation was applied on this
-    /// instance only. For a logout, answer 503 and let the client try again.
-    #[error("the fleet cache level (Redis) is unavailable: applied on this instance only")]
-    Fleet,
+    /// The [second level](crate::second_level) could not be reached (for Redis: down, slow,
+    /// refusing, or left alone by the breaker after repeated failures): the revocation or
+    /// invalidation was applied on this instance only. For a logout, answer 503 and let the
+    /// client try again.
+    #[error("the second cache level is unavailable: applied on this instance only")]
+    SecondLevel,
 }
+
+/// An error of a second level: its settings refused at `build()` (in
+/// [`BuildError::SecondLevel`](crate::BuildError::SecondLevel)), or its store unreachable. It
+/// carries the level's own error type: reach it with [`downcast_ref`](Self::downcast_ref).
+///
+/// Its message is the level's; a level must keep secrets and tokens out of it.
+///
+/// ```
+/// use tower_amazon_auth::second_level::SecondLevelError;
+///
+/// #[derive(Debug, thiserror::Error, PartialEq)]
+/// #[error("the secret is too short")]
+/// struct ShortSecret;
+///
+/// let error = SecondLevelError::new(ShortSecret);
+/// assert_eq!(error.downcast_ref::<ShortSecret>(), Some(&ShortSecret));
+/// assert_eq!(error.to_string(), "the secret is too short");
+/// ```
+#[derive(Clone)]
+pub struct SecondLevelError(Arc<dyn Error + Send + Sync>);
+
+impl SecondLevelError {
+    /// Wraps a level's own error.
+    pub fn new(error: impl Error + Send + Sync + 'static) -> Self {
+        Self(Arc::new(error))
+    }
+
+    /// The level's own error, if it is an `E`.
+    pub fn downcast_ref<E: Error + 'static>(&self) -> Option<&E> {
+        self.0.downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for SecondLevelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for SecondLevelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl Error for SecondLevelError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+/// Two errors are equal when they say the same (the level's error types need not be
+/// comparable), so [`BuildError`](crate::BuildError) stays comparable in tests.
+impl PartialEq for SecondLevelError {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for SecondLevelError {}

@@ -208,10 +208,9 @@ impl Identity {
     }
 }
 
-/// An [`Identity`] as the fleet level keeps it in Redis (inside an AEAD box, never in clear):
-/// its fields, and its expiry on the wall clock (the monotonic one means nothing to another
-/// process).
-#[cfg(feature = "redis")]
+/// An [`Identity`] as a second level keeps it (in the cache's payload; the Redis level seals it
+/// in an AEAD box, never in clear): its fields, and its expiry on the wall clock (the monotonic
+/// one means nothing to another process).
 #[derive(Serialize, Deserialize)]
 pub(crate) struct IdentityRecord {
     user_id: Box<str>,
@@ -224,9 +223,8 @@ pub(crate) struct IdentityRecord {
     expires_ms: Option<u64>,
 }
 
-#[cfg(feature = "redis")]
 impl Identity {
-    /// This identity as the fleet level stores it.
+    /// This identity as a second level stores it (in the cache's payload).
     pub(crate) fn record(&self) -> IdentityRecord {
         IdentityRecord {
             user_id: Box::from(self.user_id()),

@@ -54,7 +54,7 @@
 //! Settings are split by what they configure, so none can be given twice:
 //!
 //! - [`IdentityCacheBuilder`] (from [`IdentityCache::builder`]) holds every verification, cache
-//!   and back-off setting: client ids, region, TTLs, capacities, timeouts, retries, the fleet
+//!   and back-off setting: client ids, region, TTLs, capacities, timeouts, retries, a second
 //!   level. Several layers given clones of one cache share it.
 //! - [`AmazonAuthBuilder`] (from [`AmazonAuthLayer::builder`], which takes the cache) holds
 //!   what is one layer's own: realm, optional mode, token sources and prefix rule, stripping,
@@ -80,12 +80,12 @@
 //!
 //! # Where things live
 //!
-//! Each file owns one concept, and a file only imports files below it in this list:
+//! Each file owns one concept, and a file only imports files above it in this list:
 //!
 //! | module | owns |
 //! | --- | --- |
 //! | `defaults` | every default |
-//! | `error` | every error type: [`AuthError`], [`AmazonError`], [`BuildError`], … |
+//! | `error` | every error type: [`AuthError`], [`AmazonError`], [`BuildError`], [`SecondLevelError`](second_level::SecondLevelError), … |
 //! | `token_key` | the keyed digest every cache level knows a token by |
 //! | `access_token` | [`AccessToken`], [`TokenRules`](token::TokenRules): what a token must be |
 //! | [`token`] | where a token is in a request: extraction and stripping |
@@ -96,10 +96,10 @@
 //! | `log_limit` | rate-limited warnings |
 //! | `metrics` | (feature `metrics`) the figures through the `metrics` facade |
 //! | [`client`] | [`AmazonClient`](client::AmazonClient): the only code that speaks HTTP to Amazon; answer decoding; the grants |
-//! | `breaker` | honouring Amazon's back-off: no verification while it asked us to wait |
+//! | `breaker` | honouring Amazon's back-off: no verification while it asked us to wait (a second level's store gets one too) |
 //! | `verify` | the verification policy: tokeninfo ∥ profile, `aud`, how the two answers combine |
-//! | `fleet/` | (feature `redis`) `Fleet`: the second cache level in Redis, fleet-wide logout |
-//! | `cache/` | [`IdentityCache`], [`IdentityCacheBuilder`]: the levels (per-thread memo, `moka` store, the fleet level), coalescing, expiry |
+//! | [`second_level`] | [`SecondLevel`](second_level::SecondLevel): the one boundary where the cache meets a store shared by the fleet (Redis: the `tower-amazon-auth-redis` crate), and the coherence rule it keeps |
+//! | `cache/` | [`IdentityCache`], [`IdentityCacheBuilder`]: the levels (per-thread memo, `moka` store, a second level), coalescing, expiry |
 //! | [`future`] | [`ResponseFuture`](future::ResponseFuture), [`AuthBody`](future::AuthBody) |
 //! | `service` | [`AmazonAuth`]: decide, admit, refuse |
 //! | `layer` | [`AmazonAuthLayer`] |
@@ -118,8 +118,6 @@ pub mod client;
 pub mod defaults;
 pub mod endpoint;
 mod error;
-#[cfg(feature = "redis")]
-mod fleet;
 pub mod forward_auth;
 pub mod future;
 mod identity;
@@ -128,6 +126,7 @@ mod log_limit;
 #[cfg(feature = "metrics")]
 mod metrics;
 pub mod response;
+pub mod second_level;
 mod service;
 mod stats;
 pub mod token;
@@ -142,8 +141,6 @@ pub use cache::{IdentityCache, IdentityCacheBuilder};
 pub use error::{
     AmazonError, AuthError, BuildError, CacheError, Malformed, Rejection, Unavailable, UnknownRegion,
 };
-#[cfg(feature = "redis")]
-pub use fleet::{Fleet, FLEET_MIN_SECRET_LEN};
 pub use identity::AmazonUser;
 pub use layer::AmazonAuthLayer;
 pub use service::AmazonAuth;

@@ -8,9 +8,19 @@ use std::time::{Duration, Instant};
 /// At most one line of a kind per this interval.
 pub(crate) const EVERY: Duration = Duration::from_secs(5);
 
-/// The state of one kind of warning.
+/// The state of one kind of warning: at most one line per 5 s, counting the ones held back.
+///
+/// ```
+/// use tower_amazon_auth::second_level::LogLimit;
+///
+/// let limit = LogLimit::default();
+/// if let Some(suppressed) = limit.admit() {
+///     tracing::warn!(suppressed, "the store failed");
+/// }
+/// assert_eq!(limit.admit(), None, "held back for 5 s");
+/// ```
 #[derive(Debug, Default)]
-pub(crate) struct LogLimit {
+pub struct LogLimit {
     window: Mutex<Window>,
 }
 
@@ -25,7 +35,7 @@ struct Window {
 impl LogLimit {
     /// `Some(held back since the last line)` when a line may be written now; `None` (and one
     /// more held back) otherwise.
-    pub(crate) fn admit(&self) -> Option<u64> {
+    pub fn admit(&self) -> Option<u64> {
         let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         if window

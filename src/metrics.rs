@@ -1,16 +1,14 @@
 //! (feature `metrics`) The crate's figures through the [`metrics`](https://docs.rs/metrics)
-//! facade, for Prometheus and the other exporters: latency histograms of every call to Amazon
-//! and every Redis command as they happen, and every counter of
-//! [`StatsSnapshot`](crate::StatsSnapshot) when
+//! facade, for Prometheus and the other exporters: latency histograms of every call to Amazon as
+//! they happen, and every counter of [`StatsSnapshot`](crate::StatsSnapshot) when
 //! [`IdentityCache::export_metrics`](crate::IdentityCache::export_metrics) is called (the hit
-//! path stays free of it).
+//! path stays free of it). A second level publishes its own (the Redis level: the
+//! `tower_amazon_auth_redis_seconds` histogram and the `tower_amazon_auth_fleet_*` figures).
 //!
 //! | name | kind | labels |
 //! | --- | --- | --- |
 //! | `tower_amazon_auth_amazon_seconds` | histogram | `endpoint` (`tokeninfo`, `profile`, …), `status` (HTTP status, or `error`) |
-//! | `tower_amazon_auth_redis_seconds` | histogram | `command` (`read`, `fill`, `release`, `forget`), `result` (`ok`, `error`, `timeout`) |
-//! | `tower_amazon_auth_<field>_total` | counter | one per counter of `StatsSnapshot` (`hits`, `misses`, `fleet_hits`, …) |
-//! | `tower_amazon_auth_fleet_subscribed`, `…_fleet_breaker_open` | gauge | 1 or 0 |
+//! | `tower_amazon_auth_<field>_total` | counter | one per counter of `StatsSnapshot` (`hits`, `misses`, …) |
 
 use std::time::Duration;
 
@@ -22,17 +20,6 @@ pub(crate) fn amazon_call(endpoint: &'static str, status: &str, elapsed: Duratio
         "tower_amazon_auth_amazon_seconds",
         "endpoint" => endpoint,
         "status" => status.to_owned()
-    )
-    .record(elapsed.as_secs_f64());
-}
-
-/// Records one Redis command of the fleet level.
-#[cfg(feature = "redis")]
-pub(crate) fn redis_command(command: &'static str, result: &'static str, elapsed: Duration) {
-    metrics::histogram!(
-        "tower_amazon_auth_redis_seconds",
-        "command" => command,
-        "result" => result
     )
     .record(elapsed.as_secs_f64());
 }
@@ -53,14 +40,6 @@ pub(crate) fn export(snapshot: &StatsSnapshot) {
         revoked,
         missing_token,
         malformed,
-        fleet_hits,
-        fleet_misses,
-        fleet_errors,
-        fleet_invalidations_received,
-        fleet_lock_waits,
-        fleet_subscriptions,
-        fleet_subscribed,
-        fleet_breaker_open,
     } = *snapshot;
     for (name, value) in [
         ("tower_amazon_auth_hits_total", hits),
@@ -76,22 +55,7 @@ pub(crate) fn export(snapshot: &StatsSnapshot) {
         ("tower_amazon_auth_revoked_total", revoked),
         ("tower_amazon_auth_missing_token_total", missing_token),
         ("tower_amazon_auth_malformed_total", malformed),
-        ("tower_amazon_auth_fleet_hits_total", fleet_hits),
-        ("tower_amazon_auth_fleet_misses_total", fleet_misses),
-        ("tower_amazon_auth_fleet_errors_total", fleet_errors),
-        (
-            "tower_amazon_auth_fleet_invalidations_received_total",
-            fleet_invalidations_received,
-        ),
-        ("tower_amazon_auth_fleet_lock_waits_total", fleet_lock_waits),
-        ("tower_amazon_auth_fleet_subscriptions_total", fleet_subscriptions),
     ] {
         metrics::counter!(name).absolute(value);
-    }
-    for (name, value) in [
-        ("tower_amazon_auth_fleet_subscribed", fleet_subscribed),
-        ("tower_amazon_auth_fleet_breaker_open", fleet_breaker_open),
-    ] {
-        metrics::gauge!(name).set(f64::from(u8::from(value)));
     }
 }

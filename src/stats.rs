@@ -105,8 +105,6 @@ impl Stats {
             revoked: self.revoked.get(),
             missing_token: self.missing.get(),
             malformed: self.malformed.get(),
-            // The fleet level fills its own (see `IdentityCache::stats`).
-            ..StatsSnapshot::default()
         }
     }
 }
@@ -147,21 +145,4 @@ pub struct StatsSnapshot {
     pub missing_token: u64,
     /// Requests refused as malformed or carrying a refresh token, before any upstream call.
     pub malformed: u64,
-    /// (fleet level) Misses answered from Redis (a verdict another instance wrote).
-    pub fleet_hits: u64,
-    /// (fleet level) Misses Redis had nothing for (or could not answer).
-    pub fleet_misses: u64,
-    /// (fleet level) Redis commands that failed or timed out (the ones not sent while the
-    /// breaker is open are not counted: `fleet_breaker_open` tells that).
-    pub fleet_errors: u64,
-    /// (fleet level) Messages from other instances applied (invalidations and revocations).
-    pub fleet_invalidations_received: u64,
-    /// (fleet level) Misses that waited for another instance's verification of the same token.
-    pub fleet_lock_waits: u64,
-    /// (fleet level) Times the subscriber (re)subscribed, each flushing the local verdicts.
-    pub fleet_subscriptions: u64,
-    /// (fleet level) Whether the subscriber is connected now.
-    pub fleet_subscribed: bool,
-    /// (fleet level) Whether the breaker keeps Redis out of requests now.
-    pub fleet_breaker_open: bool,
 }

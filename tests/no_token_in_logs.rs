@@ -5,16 +5,13 @@
 //! global subscriber, which would capture (and slow down) every test in that binary.
 #![cfg(feature = "axum")]
 
-#[path = "it/common.rs"]
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{app, build_layer, builder, client, serve, token, Reached};
 use tower_amazon_auth::AccessToken;
 use tower_amazon_auth_mock::{MockAmazon, MockReply, MockUser};
+use tower_amazon_auth_test_support::fixtures::{app, build_layer, builder, client, serve, token, Reached};
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);

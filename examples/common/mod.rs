@@ -134,24 +134,12 @@ fn with_fleet(builder: IdentityCacheBuilder) -> Result<IdentityCacheBuilder, Box
     let Some(url) = env("REDIS_URL") else {
         return Ok(builder);
     };
-    #[cfg(feature = "redis")]
-    {
-        let secret = env("AMAZON_AUTH_CACHE_SECRET").ok_or(SECRET_REQUIRED)?;
-        if secret.len() < tower_amazon_auth::FLEET_MIN_SECRET_LEN {
-            return Err("AMAZON_AUTH_CACHE_SECRET must be at least 32 bytes".into());
-        }
-        tracing::info!("fleet cache level on: Redis from REDIS_URL");
-        Ok(builder.fleet(tower_amazon_auth::Fleet::new(url, secret)))
+    let secret = env("AMAZON_AUTH_CACHE_SECRET").ok_or(SECRET_REQUIRED)?;
+    if secret.len() < tower_amazon_auth_redis::FLEET_MIN_SECRET_LEN {
+        return Err("AMAZON_AUTH_CACHE_SECRET must be at least 32 bytes".into());
     }
-    #[cfg(not(feature = "redis"))]
-    {
-        let _ = (url, builder, SECRET_REQUIRED);
-        Err(
-            "REDIS_URL is set but this example was built without the `redis` feature: \
-             build it with --features redis (or --all-features)"
-                .into(),
-        )
-    }
+    tracing::info!("fleet cache level on: Redis from REDIS_URL");
+    Ok(builder.second_level(tower_amazon_auth_redis::Fleet::new(url, secret)))
 }
 
 /// Listens on `LISTEN_ADDR`, or on `default` when it is unset, and logs where. Returns the

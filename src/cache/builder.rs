@@ -12,6 +12,7 @@ use crate::client::AmazonClient;
 use crate::defaults;
 use crate::endpoint::{Endpoints, Region};
 use crate::error::BuildError;
+use crate::second_level::{CacheSettings, IntoSecondLevel, SecondLevel, SecondLevelError};
 use crate::verify::Verifier;
 
 /// The documented limits of the duration and count settings: what `build()` accepts at most.
@@ -52,34 +53,6 @@ fn at_most<T: PartialOrd>(
         });
     }
     Ok(())
-}
-
-/// Checks the fleet level's settings: the secrets' length, the key prefix, the durations'
-/// limits (documented on each setter of [`Fleet`](crate::Fleet)).
-#[cfg(feature = "redis")]
-fn check_fleet(fleet: &crate::fleet::Fleet) -> Result<(), BuildError> {
-    use crate::fleet::FLEET_MIN_SECRET_LEN;
-    let short = |secret: &[u8]| secret.len() < FLEET_MIN_SECRET_LEN;
-    if short(&fleet.secret) || fleet.previous.as_deref().is_some_and(short) {
-        return Err(BuildError::FleetSecretTooShort);
-    }
-    let prefix_ok =
-        (1..=64).contains(&fleet.prefix.len()) && fleet.prefix.bytes().all(|b| b.is_ascii_graphic());
-    if !prefix_ok {
-        return Err(BuildError::FleetKeyPrefix);
-    }
-    if fleet.command_timeout < Duration::from_millis(1) {
-        return Err(BuildError::Zero("command_timeout"));
-    }
-    at_most(
-        "command_timeout",
-        fleet.command_timeout,
-        (Duration::from_secs(5), "5 s"),
-    )?;
-    if let Some(wait) = fleet.lock_wait {
-        at_most("lock_wait", wait, (Duration::from_secs(300), "5 min"))?;
-    }
-    at_most("backoff", fleet.backoff, (Duration::from_secs(300), "5 min"))
 }
 
 impl IdentityCache {
@@ -147,7 +120,7 @@ impl IdentityCache {
 /// | [`deadline`](Self::deadline) | [`defaults::DEADLINE`] (5 s) | time allowed to verify one token, retries included; then 503 |
 /// | [`retries`](Self::retries) | [`defaults::RETRIES`] (2) | retries after a connection failure or a 5xx (jittered backoff), within the deadline |
 /// | [`backoff`](Self::backoff) | [`defaults::BACKOFF`] (5 s) | no verification for this long after a run of failures at Amazon |
-/// | `fleet` (feature `redis`) | off | a second cache level in Redis shared by the fleet, and fleet-wide logout |
+/// | [`second_level`](Self::second_level) | none | a second cache level shared by the fleet (Redis: the `tower-amazon-auth-redis` crate), and fleet-wide logout |
 #[derive(Debug)]
 #[must_use]
 pub struct IdentityCacheBuilder {
@@ -167,8 +140,20 @@ pub struct IdentityCacheBuilder {
     deadline: Duration,
     retries: u32,
     backoff: Duration,
-    #[cfg(feature = "redis")]
-    fleet: Option<crate::fleet::Fleet>,
+    second_level: Option<PendingLevel>,
+}
+
+/// A second level's settings, until `build()` attaches them.
+type Attach = Box<dyn FnOnce(&CacheSettings<'_>) -> Result<Arc<dyn SecondLevel>, SecondLevelError> + Send>;
+
+/// A second level given to the builder, not yet attached.
+struct PendingLevel(Attach);
+
+impl std::fmt::Debug for PendingLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Its settings may hold secrets: only that there is one.
+        f.write_str("PendingLevel")
+    }
 }
 
 impl Default for IdentityCacheBuilder {
@@ -190,8 +175,7 @@ impl Default for IdentityCacheBuilder {
             deadline: defaults::DEADLINE,
             retries: defaults::RETRIES,
             backoff: defaults::BACKOFF,
-            #[cfg(feature = "redis")]
-            fleet: None,
+            second_level: None,
         }
     }
 }
@@ -361,22 +345,20 @@ impl IdentityCacheBuilder {
         self
     }
 
-    /// (feature `redis`) Adds the fleet level: a second cache level in Redis shared by every
-    /// instance given the same [`Fleet`](crate::Fleet) settings, so a token costs one
-    /// verification per fleet rather than per instance, and [`revoke`] logs a token out on
-    /// every instance. Checked at [`build`](Self::build), which must then run inside a Tokio
-    /// runtime; no connection is opened there, and a Redis that is down (at startup or later)
-    /// only sends requests to Amazon directly. See [`Fleet`](crate::Fleet). Default: off.
+    /// Adds a [second level](crate::second_level) behind the local one, shared by every
+    /// instance given the same settings, so a token costs one verification per fleet rather than
+    /// per instance, and [`revoke`] logs a token out on every instance. For Redis, the
+    /// `tower-amazon-auth-redis` crate's `Fleet`. Attached at [`build`](Self::build), where its
+    /// own settings are checked too ([`BuildError::SecondLevel`]). Default: none.
     ///
     /// [`revoke`]: crate::IdentityCache::revoke
-    #[cfg(feature = "redis")]
-    pub fn fleet(mut self, fleet: crate::fleet::Fleet) -> Self {
-        self.fleet = Some(fleet);
+    pub fn second_level(mut self, level: impl IntoSecondLevel) -> Self {
+        self.second_level = Some(PendingLevel(Box::new(move |cache| level.attach(cache))));
         self
     }
 
-    /// Checks the settings and builds the cache. With the fleet level, this must run inside a
-    /// Tokio runtime (no connection is opened here).
+    /// Checks the settings and builds the cache, attaching the second level, if any (the Redis
+    /// level must be built inside a Tokio runtime; it opens no connection here).
     pub fn build(self) -> Result<IdentityCache, BuildError> {
         let endpoints = self.endpoints?;
         for (name, value) in [
@@ -449,20 +431,22 @@ impl IdentityCacheBuilder {
             max_in_flight: self.max_in_flight,
             stale_if_error: self.stale_if_error,
         };
-        #[cfg(feature = "redis")]
-        let fleet = match self.fleet {
-            Some(fleet) => {
-                check_fleet(&fleet)?;
-                Some(crate::fleet::level::FleetLevel::new(
-                    fleet,
-                    &verifier,
-                    policy.capacity,
-                )?)
-            }
+        let second_level = match self.second_level {
+            Some(PendingLevel(attach)) => Some(
+                attach(&CacheSettings {
+                    client_ids: &verifier.client_ids,
+                    endpoints: verifier.client.endpoints(),
+                    check_audience: verifier.check_audience,
+                    fetch_profile: verifier.fetch_profile,
+                    payload_version: super::payload::FORMAT_VERSION,
+                    deadline: verifier.deadline,
+                    capacity: policy.capacity,
+                })
+                .map_err(BuildError::SecondLevel)?,
+            ),
             None => None,
         };
-        #[cfg(not(feature = "redis"))]
-        let fleet = None;
-        IdentityCache::from_parts(verifier, policy, fleet).map_err(|e| BuildError::Randomness(e.to_string()))
+        IdentityCache::from_parts(verifier, policy, second_level)
+            .map_err(|e| BuildError::Randomness(e.to_string()))
     }
 }

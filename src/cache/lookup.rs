@@ -88,7 +88,7 @@ impl IdentityCache {
                 }
                 Joined::Wait(waiting) => {
                     // Bounded: a verification kept alive but never polled must not hold anyone.
-                    let patience = inner.verifier.deadline + inner.fleet_wait() + WAIT_MARGIN;
+                    let patience = inner.verifier.deadline + inner.second_level_wait() + WAIT_MARGIN;
                     match tokio::time::timeout(patience, waiting.verdict()).await {
                         Ok(Some(verdict)) => break (stamp, verdict, true),
                         // The request doing it went away before finishing: join again.
@@ -130,15 +130,12 @@ impl IdentityCache {
 }
 
 impl Inner {
-    /// How much longer than a verification the request doing it may take with the fleet
-    /// level: the wait for another instance's verification (see
-    /// [`Fleet::lock_wait`](crate::Fleet::lock_wait)) and its own Redis commands. The requests
-    /// waiting for it wait that much longer.
-    fn fleet_wait(&self) -> Duration {
-        #[cfg(feature = "redis")]
-        if let Some(fleet) = &self.fleet {
-            return fleet.lock_wait() + fleet.command_time();
-        }
-        Duration::ZERO
+    /// How much longer than a verification the request doing it may take with a second level
+    /// (see [`SecondLevel::extra_wait`](crate::second_level::SecondLevel::extra_wait)): the
+    /// requests waiting for it wait that much longer.
+    fn second_level_wait(&self) -> Duration {
+        self.second_level
+            .as_ref()
+            .map_or(Duration::ZERO, |level| level.extra_wait())
     }
 }

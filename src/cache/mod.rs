@@ -33,15 +33,15 @@
 //! Generations are striped (see [`generation`]), so outdating one token also makes a few
 //! unrelated tokens verify again; it never makes anyone serve a wrong verdict.
 //!
-//! # The fleet level (feature `redis`)
+//! # A second level
 //!
-//! With [`Fleet`](crate::Fleet) settings, a miss asks Redis (after the local levels, before
-//! Amazon, from the request doing the verification only) and a verdict from Amazon is written there; `revoke`
-//! and `invalidate` are applied locally first, then in Redis and published to the other
-//! instances, which apply them through [`Inner::forget`] and a local tombstone, the same
-//! generation bump as here. So every rule above holds on every instance for a message it has
-//! received, and a miss anywhere sees a tombstone written anywhere. What a subscriber that was
-//! disconnected may still serve, and for how long, is set out in `src/fleet/mod.rs`.
+//! With a [second level](crate::second_level) (Redis, shared by the fleet), a miss asks it
+//! (after the local levels, before Amazon, from the request doing the verification only) and a
+//! verdict from Amazon is written there; `revoke` and `invalidate` are applied locally first,
+//! then in the level, which tells the other instances, whose caches apply them through
+//! [`Inner::forget`] and a local tombstone, the same generation bump as here. So every rule
+//! above holds on every instance for an event it has received, and a miss anywhere sees a
+//! tombstone written anywhere. The level's side of this rule is written at the trait.
 //!
 //! | file | owns |
 //! | --- | --- |
@@ -56,19 +56,20 @@
 //! | [`entry`] | what a store remembers about a token, and when `moka` drops it |
 //! | [`memo`] | each thread's memory of the identities it served last |
 //! | [`in_flight`] | the verifications under way, one per token and generation |
-//! | `fleet_level` | (feature `redis`) how these levels meet the fleet level in Redis |
+//! | `second_level` | how these levels meet a [second level](crate::second_level) |
+//! | `payload` | what a second level keeps of a verdict, and the checks on the way back |
 
 mod builder;
 pub(crate) mod entry;
 mod expiry;
-#[cfg(feature = "redis")]
-mod fleet_level;
 pub(crate) mod generation;
 pub(crate) mod in_flight;
 mod lookup;
 pub(crate) mod memo;
 mod operations;
+pub(crate) mod payload;
 mod revocation;
+mod second_level;
 #[cfg(test)]
 mod tests;
 mod verification;
@@ -85,22 +86,14 @@ use self::generation::Generations;
 use self::in_flight::InFlight;
 use self::memo::Memo;
 use crate::error::AuthError;
-#[cfg(feature = "redis")]
-use crate::fleet::level::FleetLevel;
 use crate::log_limit::LogLimit;
+use crate::second_level::{RemoteEvents, SecondLevel};
 use crate::stats::Stats;
 use crate::token_key::{KeyedDigest, TokenKey};
 use crate::verify::Verifier;
 
 /// What a verification ends with.
 type Verdict = Result<Entry, AuthError>;
-
-/// The fleet level a cache may have (none without the `redis` feature).
-#[cfg(feature = "redis")]
-pub(crate) type Fleet = FleetLevel;
-/// The fleet level a cache may have (none without the `redis` feature).
-#[cfg(not(feature = "redis"))]
-pub(crate) type Fleet = std::convert::Infallible;
 
 /// The identity cache and the verification behind it: every verification, cache and back-off
 /// setting, built with [`IdentityCache::builder`] (or [`IdentityCache::new`] for the
@@ -151,14 +144,12 @@ struct Inner {
     warn_stale: LogLimit,
     /// This cache, for the identities it stores (see [`Origin`](crate::identity::Origin)).
     this: Weak<Inner>,
-    /// The second level in Redis, shared by the fleet.
-    #[cfg(feature = "redis")]
-    fleet: Option<Arc<FleetLevel>>,
-    /// When this instance last forgot each token (its own `invalidate` or `revoke`, or
-    /// another instance's, heard), for the longest a verdict may be kept: a verdict in the
-    /// second level verified before that is a miss, whatever the second level holds (a copy
-    /// written back there after the invalidation).
-    #[cfg(feature = "redis")]
+    /// The second level (Redis, shared by the fleet), if any.
+    second_level: Option<Arc<dyn SecondLevel>>,
+    /// With a second level: when this instance last forgot each token (its own `invalidate`
+    /// or `revoke`, or another instance's, heard), for the longest a verdict may be kept: a
+    /// verdict in the second level verified before that is a miss, whatever the level holds (a
+    /// copy written back there after the invalidation).
     forgotten: moka::sync::Cache<TokenKey, std::time::Instant, RandomState>,
 }
 
@@ -179,17 +170,11 @@ impl IdentityCache {
     fn from_parts(
         verifier: Verifier,
         policy: CachePolicy,
-        fleet: Option<Fleet>,
+        second_level: Option<Arc<dyn SecondLevel>>,
     ) -> Result<Self, getrandom::Error> {
-        // With the fleet level, every instance names a token the same way.
-        #[cfg(feature = "redis")]
-        let (digest, fleet) = match fleet {
-            Some(fleet) => (fleet.digest(), Some(Arc::new(fleet))),
-            None => (KeyedDigest::random()?, None),
-        };
-        #[cfg(not(feature = "redis"))]
-        let digest = match fleet {
-            Some(never) => match never {},
+        // With a second level, every instance names a token the same way.
+        let digest = match second_level.as_ref().and_then(|level| level.digest_key()) {
+            Some(key) => KeyedDigest::with_key(key),
             None => KeyedDigest::random()?,
         };
         let entries = |capacity, time_to_live| {
@@ -198,7 +183,6 @@ impl IdentityCache {
                 .time_to_live(time_to_live)
                 .build_with_hasher(RandomState::default())
         };
-        #[cfg(feature = "redis")]
         let (forgotten_capacity, forgotten_life) = (policy.capacity, policy.max_ttl.max(policy.negative_ttl));
         let time_to_live = TimeToLive::new(policy.max_ttl, policy.negative_ttl, policy.stale_if_error);
         let inner = Arc::new_cyclic(|this| Inner {
@@ -223,18 +207,15 @@ impl IdentityCache {
             warn_unverified: LogLimit::default(),
             warn_stale: LogLimit::default(),
             this: this.clone(),
-            #[cfg(feature = "redis")]
             forgotten: moka::sync::Cache::builder()
                 .max_capacity(forgotten_capacity)
                 .time_to_live(forgotten_life)
                 .build_with_hasher(RandomState::default()),
-            #[cfg(feature = "redis")]
-            fleet,
+            second_level,
         });
-        #[cfg(feature = "redis")]
-        if let Some(fleet) = &inner.fleet {
-            let local = Arc::downgrade(&inner) as Weak<dyn crate::fleet::subscriber::Local>;
-            crate::fleet::subscriber::spawn(fleet, local);
+        if let Some(level) = &inner.second_level {
+            let local = Arc::downgrade(&inner) as Weak<dyn crate::second_level::LocalLevels>;
+            level.subscribe(RemoteEvents::new(local));
         }
         Ok(Self { inner })
     }

@@ -2,9 +2,6 @@
 //! [`revoke`](IdentityCache::revoke), [`invalidate_all`](IdentityCache::invalidate_all), the
 //! count of cached verdicts and the counters.
 
-#[cfg(feature = "redis")]
-use std::sync::atomic::Ordering::Relaxed;
-
 use super::IdentityCache;
 use crate::access_token::AccessToken;
 use crate::error::CacheError;
@@ -20,12 +17,12 @@ impl IdentityCache {
     /// Amazon keeps calling the token valid until it expires. Use [`revoke`](Self::revoke) for
     /// that.
     ///
-    /// With the fleet level, the token's verdict is also deleted from Redis and every instance
-    /// is told to forget it.
+    /// With a [second level](crate::second_level), the token's verdict is also deleted there
+    /// and every instance is told to forget it.
     ///
     /// # Errors
     ///
-    /// [`CacheError::Fleet`] when the fleet level could not reach Redis: the token was
+    /// [`CacheError::SecondLevel`] when the second level could not be reached: the token was
     /// forgotten on this instance only.
     ///
     /// ```
@@ -37,14 +34,7 @@ impl IdentityCache {
     pub async fn invalidate(&self, token: &AccessToken) -> Result<(), CacheError> {
         let key = self.key(token.expose().as_bytes());
         self.inner.forget(key);
-        #[cfg(feature = "redis")]
-        if let Some(fleet) = &self.inner.fleet {
-            fleet
-                .forget(key, Some(token.expose()), None)
-                .await
-                .map_err(|()| CacheError::Fleet)?;
-        }
-        Ok(())
+        self.inner.forget_in_second_level(key, Some(token), None).await
     }
 
     /// Refuses `token` on this cache until it expires (logout): from now on every request
@@ -61,16 +51,17 @@ impl IdentityCache {
     /// # Errors
     ///
     /// [`CacheError::TooManyRevocations`] when `max_revocations` are in force (the logout did
-    /// not happen: answer it with a 5xx). With the fleet level, [`CacheError::Fleet`] when the
-    /// tombstone could not be written to Redis: the token is refused on this instance, and
-    /// the instance keeps trying to write the tombstone in the background (every second while
-    /// its subscriber is connected, until the token expires), but until then other instances
-    /// may still accept it: answer 503, so the client knows the logout is not complete.
+    /// not happen: answer it with a 5xx). With a second level, [`CacheError::SecondLevel`]
+    /// when the tombstone could not be written there: the token is refused on this instance,
+    /// and the level keeps trying to write the tombstone in the background (the Redis level:
+    /// every second while its subscriber is connected, until the token expires), but until then
+    /// other instances may still accept it: answer 503, so the client knows the logout is not
+    /// complete.
     ///
-    /// With the fleet level, the tombstone is also written to Redis for the token's remaining
-    /// life (under the previous secret too, during a rotation), the token's verdicts there are
-    /// deleted, and every instance is told: each refuses the token from its next request on, or,
-    /// if it missed the message, from its next miss, which reads the tombstone.
+    /// With a second level, the tombstone is also written there for the token's remaining life,
+    /// the token's verdicts there are deleted, and every instance is told: each refuses the
+    /// token from its next request on, or, if it missed the message, from its next miss, which
+    /// reads the tombstone.
     ///
     /// ```
     /// # async fn demo(layer: tower_amazon_auth::AmazonAuthLayer) -> Result<(), tower_amazon_auth::CacheError> {
@@ -80,14 +71,14 @@ impl IdentityCache {
     /// ```
     pub async fn revoke(&self, token: &AccessToken) -> Result<(), CacheError> {
         let key = self.key(token.expose().as_bytes());
-        let _until = self.inner.revoke_key(key)?;
-        #[cfg(feature = "redis")]
-        self.inner.revoke_fleet(key, Some(token.expose()), _until).await?;
-        Ok(())
+        let revoked_for = self.inner.revoke_key(key)?;
+        self.inner
+            .forget_in_second_level(key, Some(token), Some(revoked_for))
+            .await
     }
 
-    /// Forgets every cached verdict (revocations stay), on this instance: with the fleet
-    /// level, Redis and the other instances keep theirs. A request that starts after this
+    /// Forgets every cached verdict (revocations stay), on this instance: with a second level,
+    /// the level and the other instances keep theirs. A request that starts after this
     /// returns is verified again.
     ///
     /// ```
@@ -111,24 +102,30 @@ impl IdentityCache {
         inner.store.entry_count() + inner.rejected.entry_count()
     }
 
-    /// A snapshot of the counters.
+    /// A snapshot of the counters (a second level counts its own: see its crate).
     pub fn stats(&self) -> StatsSnapshot {
-        #[allow(unused_mut)]
-        let mut snapshot = self.inner.stats.snapshot();
-        #[cfg(feature = "redis")]
-        if let Some(fleet) = &self.inner.fleet {
-            fleet.counters.fill(&mut snapshot);
-            snapshot.fleet_subscribed = fleet.subscribed.load(Relaxed);
-            snapshot.fleet_breaker_open = fleet.breaker_open();
-        }
-        snapshot
+        self.inner.stats.snapshot()
+    }
+
+    /// The [second level](crate::second_level), if it is an `L`: for the level's crate to reach
+    /// its own state (its statistics, say) from a cache.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), tower_amazon_auth::BuildError> {
+    /// let cache = tower_amazon_auth::IdentityCache::new("amzn1.application-oa2-client.0123456789abcdef")?;
+    /// assert!(cache.second_level::<()>().is_none(), "no second level");
+    /// # Ok(()) }
+    /// ```
+    pub fn second_level<L: 'static>(&self) -> Option<&L> {
+        self.inner.second_level.as_deref()?.as_any().downcast_ref()
     }
 
     /// (feature `metrics`) Publishes every counter of [`stats`](Self::stats) through the
     /// `metrics` facade (absolute values; names in the `metrics` module docs:
-    /// `tower_amazon_auth_hits_total`, …). Call it where your exporter is scraped, or from a
-    /// periodic task; the latency histograms of Amazon and Redis calls are recorded as they
-    /// happen without it.
+    /// `tower_amazon_auth_hits_total`, …), and the second level's own (see
+    /// [`SecondLevel::export_metrics`](crate::second_level::SecondLevel::export_metrics)). Call
+    /// it where your exporter is scraped, or from a periodic task; the latency histograms of
+    /// Amazon calls are recorded as they happen without it.
     ///
     /// ```no_run
     /// # async fn demo(layer: tower_amazon_auth::AmazonAuthLayer) {
@@ -145,5 +142,8 @@ impl IdentityCache {
     #[cfg(feature = "metrics")]
     pub fn export_metrics(&self) {
         crate::metrics::export(&self.stats());
+        if let Some(level) = &self.inner.second_level {
+            level.export_metrics();
+        }
     }
 }

@@ -16,9 +16,8 @@ use crate::token_key::TokenKey;
 /// hour).
 const REVOKED_UNKNOWN_EXPIRY: Duration = Duration::from_secs(3600);
 
-/// The longest a revocation learned from the fleet is kept here (Redis's word is not trusted
+/// The longest a revocation learned from a second level is kept here (its word is not trusted
 /// to overflow a deadline).
-#[cfg(feature = "redis")]
 const MAX_TOMBSTONE: Duration = Duration::from_secs(24 * 3600);
 
 impl Inner {
@@ -44,16 +43,17 @@ impl Inner {
     /// Outdates `key` on every level, then clears them.
     pub(super) fn forget(&self, key: TokenKey) {
         self.generations.bump(key);
-        #[cfg(feature = "redis")]
-        self.forgotten.insert(key, Instant::now());
+        if self.second_level.is_some() {
+            self.forgotten.insert(key, Instant::now());
+        }
         self.store.invalidate(&key);
         self.rejected.invalidate(&key);
         self.in_flight.forget(key);
     }
 
     /// Writes `key`'s tombstone, then forgets it everywhere; refuses when `max_revocations` are
-    /// in force. Returns until when the token is revoked.
-    pub(super) fn revoke_key(&self, key: TokenKey) -> Result<Instant, CacheError> {
+    /// in force. Returns for how long the token is revoked.
+    pub(super) fn revoke_key(&self, key: TokenKey) -> Result<Duration, CacheError> {
         let now = Instant::now();
         let expires = match self.store.get(&key) {
             Some(Entry::Valid { identity, .. }) => identity.token_expires(),
@@ -77,14 +77,13 @@ impl Inner {
         self.revoked.insert(key, until);
         self.stats.revocations.incr();
         self.forget(key);
-        Ok(until)
+        Ok(until.saturating_duration_since(now).max(Duration::from_millis(1)))
     }
 
-    /// A revocation another instance made (or found in Redis): refused here for `revoked_for`
-    /// (at most a day, whatever Redis says: no token lives longer), and forgotten. Beyond
-    /// `max_revocations` only forgotten (the tombstone in Redis still refuses it at the next
-    /// miss).
-    #[cfg(feature = "redis")]
+    /// A revocation another instance made (or found in the second level): refused here for
+    /// `revoked_for` (at most a day, whatever the level says: no token lives longer), and
+    /// forgotten. Beyond `max_revocations` only forgotten (the tombstone in the level still
+    /// refuses it at the next miss).
     pub(super) fn install_tombstone(&self, key: TokenKey, revoked_for: Duration) {
         let until = Instant::now() + revoked_for.min(MAX_TOMBSTONE);
         let known = self.revoked.get(&key);
@@ -101,10 +100,8 @@ impl Inner {
 impl Origin for Inner {
     fn revoke(&self, key: TokenKey) -> BoxFuture<'_, Result<(), CacheError>> {
         Box::pin(async move {
-            let _until = self.revoke_key(key)?;
-            #[cfg(feature = "redis")]
-            self.revoke_fleet(key, None, _until).await?;
-            Ok(())
+            let revoked_for = self.revoke_key(key)?;
+            self.forget_in_second_level(key, None, Some(revoked_for)).await
         })
     }
 }

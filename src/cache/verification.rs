@@ -1,5 +1,5 @@
 //! A miss's work, done by one request per token and generation: [`IdentityCache::verify_and_store`]
-//! asks the fleet level, then Amazon (under the in-flight limit), and stores the verdict if it
+//! asks the second level, then Amazon (under the in-flight limit), and stores the verdict if it
 //! is still of the token's current [generation](super::generation); when Amazon cannot answer,
 //! stale-if-error may serve the identity kept from before.
 
@@ -40,8 +40,7 @@ impl IdentityCache {
         if let Some(entry) = inner.rejected.get(&key).filter(standing) {
             return Ok(entry);
         }
-        #[cfg(feature = "redis")]
-        let claim = match self.ask_fleet(key, generation, token).await {
+        let claim = match self.ask_second_level(key, generation, token).await {
             Ok(verdict) => return verdict,
             Err(claim) => claim,
         };
@@ -58,9 +57,8 @@ impl IdentityCache {
                 let policy = &inner.policy;
                 let entry =
                     policy.identity_entry(identity, inner.origin(), received, policy.max_ttl, generation);
-                let _stored = inner.store_identity(key, generation, &entry);
-                #[cfg(feature = "redis")]
-                inner.tell_fleet(_stored.then_some(&entry), claim);
+                let stored = inner.store_identity(key, generation, &entry);
+                inner.tell_second_level(stored.then_some(&entry), claim);
                 Ok(entry)
             }
             Err(error) if error.is_definite() => {
@@ -69,16 +67,14 @@ impl IdentityCache {
                 let entry = inner
                     .policy
                     .rejection_entry(error, Instant::now(), negative_ttl, generation);
-                let _stored = inner.remember_rejection(key, generation, &entry);
-                #[cfg(feature = "redis")]
-                inner.tell_fleet(_stored.then_some(&entry), claim);
+                let stored = inner.remember_rejection(key, generation, &entry);
+                inner.tell_second_level(stored.then_some(&entry), claim);
                 Ok(entry)
             }
             Err(error) => {
                 inner.stats.record_error(&error);
-                // No verdict for the fleet: let another instance try.
-                #[cfg(feature = "redis")]
-                inner.tell_fleet(None, claim);
+                // No verdict for the second level: let another instance try.
+                inner.tell_second_level(None, claim);
                 if let Some(entry) = stale.and_then(|stale| serve_stale(stale, Instant::now())) {
                     if let Some(suppressed) = inner.warn_stale.admit() {
                         tracing::warn!(%error, elapsed_us, suppressed, "Amazon unavailable: serving a stale identity");

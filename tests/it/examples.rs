@@ -30,9 +30,6 @@ pub(crate) fn example_binaries() -> &'static HashMap<String, PathBuf> {
         if cfg!(feature = "axum") {
             features.push("axum");
         }
-        if cfg!(feature = "redis") {
-            features.push("redis");
-        }
         if cfg!(feature = "metrics") {
             features.push("metrics");
         }

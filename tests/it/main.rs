@@ -5,7 +5,7 @@
 //! `tests/no_token_in_logs.rs` (the global TRACE `tracing` subscriber; it shares `common`
 //! through `#[path]`).
 
-mod common;
+use tower_amazon_auth_test_support::{external, fixtures as common};
 
 #[cfg(feature = "axum")]
 mod axum;
@@ -20,11 +20,10 @@ mod ecosystem;
 #[cfg(feature = "axum")]
 mod examples;
 mod exchange;
-mod external;
 #[cfg(feature = "axum")]
 mod faults;
-#[cfg(all(feature = "axum", feature = "redis"))]
-mod fleet;
+#[cfg(feature = "axum")]
+mod fleet_examples;
 #[cfg(feature = "axum")]
 mod forward_auth;
 #[cfg(feature = "axum")]

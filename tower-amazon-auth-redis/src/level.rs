@@ -4,33 +4,30 @@
 //! [`Breaker`], so a slow or absent Redis only ever means "ask Amazon".
 
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 use tokio::sync::watch;
 
-use super::message::{Event, Message};
-use super::naming::{channel, fingerprint, Naming};
-use super::record::{Decoded, Record};
-use super::scripts;
-use super::seal::{sealed_for, Seal};
-use super::secret::Keys;
-use super::Fleet;
-use crate::breaker::{Breaker, Outcome};
-use crate::error::BuildError;
-use crate::log_limit::LogLimit;
-use crate::stats::{Counter, StatsSnapshot};
-use crate::token_key::{KeyedDigest, TokenKey};
-use crate::verify::Verifier;
+use tower_amazon_auth::second_level::{Breaker, CacheSettings, KeyedDigest, LogLimit, Outcome, TokenKey};
+
+use crate::counters::{Count, Counters};
+use crate::error::FleetError;
+use crate::message::{Event, Message};
+use crate::naming::{channel, fingerprint, Naming};
+use crate::scripts;
+use crate::seal::{sealed_for, Seal};
+use crate::secret::Keys;
+use crate::settings::Fleet;
 
 /// How often a request waiting for another instance's verification looks again.
 const POLL: Duration = Duration::from_millis(20);
 /// How much longer the fleet lock lives than the wait for it (so it outlives a verification
 /// that takes the whole deadline).
 const LOCK_MARGIN: Duration = Duration::from_secs(1);
-/// The longest a pilot waits for another instance's verification by default (or the
+/// The longest a request verifying a token waits for another instance's verification by default (or the
 /// verification deadline, when shorter): an Amazon round trip normally takes well under it.
 const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(2);
 /// How long a bumped fleet generation is kept. Every value is sealed for the generation it was
@@ -56,8 +53,9 @@ pub(crate) struct Secret {
 pub(crate) enum Lookup {
     /// The token is revoked, for this much longer.
     Revoked(Duration),
-    /// A verdict, good for this much longer by its Redis key, verified this long ago.
-    Found(Decoded, Duration, Duration),
+    /// A verdict (the core's payload, opened), good for this much longer by its Redis key,
+    /// and the generation the read saw (for a fill that replaces it).
+    Found(Vec<u8>, Duration, Seen),
     /// Nothing usable (this instance may hold the fleet lock): verify, then
     /// [`FleetLevel::fill`] with what was seen (or [`FleetLevel::release`]).
     Miss(Seen),
@@ -88,14 +86,12 @@ pub(crate) struct FleetLevel {
     /// still on the previous secret, and their messages reach this one.
     previous_of: Option<moka::sync::Cache<TokenKey, TokenKey>>,
     current_of: Option<moka::sync::Cache<TokenKey, TokenKey>>,
-    client_ids: Box<[Arc<str>]>,
-    check_audience: bool,
     read: Script,
     fill: Script,
     release: Script,
     forget: Script,
     /// Whether the subscriber is connected now.
-    pub(crate) subscribed: AtomicBool,
+    subscribed: AtomicBool,
     pub(crate) counters: Counters,
     /// Revocations that could not be written to Redis, with when they end: retried by the
     /// subscriber until they are written or end.
@@ -104,52 +100,26 @@ pub(crate) struct FleetLevel {
     stop: watch::Sender<()>,
 }
 
-/// The fleet level's counters (added to the cache's [`StatsSnapshot`](crate::StatsSnapshot)).
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) hits: Counter,
-    pub(crate) misses: Counter,
-    pub(crate) errors: Counter,
-    pub(crate) received: Counter,
-    pub(crate) lock_waits: Counter,
-    pub(crate) resubscriptions: Counter,
-}
-
-impl Counters {
-    /// Copies the counters into `snapshot`.
-    pub(crate) fn fill(&self, snapshot: &mut StatsSnapshot) {
-        snapshot.fleet_hits = self.hits.get();
-        snapshot.fleet_misses = self.misses.get();
-        snapshot.fleet_errors = self.errors.get();
-        snapshot.fleet_invalidations_received = self.received.get();
-        snapshot.fleet_lock_waits = self.lock_waits.get();
-        snapshot.fleet_subscriptions = self.resubscriptions.get();
-    }
-}
-
 impl FleetLevel {
-    /// Sets the level up for a cache with `verifier`, from settings the builder checked (no
+    /// Sets the level up for a cache with `cache`'s settings, from settings already checked (no
     /// connection is opened: the first command, or the subscriber, connects). Refuses only a
     /// URL the client cannot parse, and a call outside a Tokio runtime.
-    pub(crate) fn new(fleet: Fleet, verifier: &Verifier, capacity: u64) -> Result<Self, BuildError> {
-        // The settings were checked by the builder (`builder.rs`); what is left is the URL.
-        let lock_wait = fleet
-            .lock_wait
-            .unwrap_or(verifier.deadline.min(DEFAULT_LOCK_WAIT));
+    pub(crate) fn new(fleet: Fleet, cache: &CacheSettings<'_>) -> Result<Self, FleetError> {
+        let lock_wait = fleet.lock_wait.unwrap_or(cache.deadline.min(DEFAULT_LOCK_WAIT));
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(BuildError::FleetOutsideRuntime);
+            return Err(FleetError::OutsideRuntime);
         }
         // The parse error may quote the URL, password included: say nothing of it.
-        let client = redis::Client::open(fleet.url.as_str()).map_err(|_| BuildError::FleetUrl)?;
+        let client = redis::Client::open(fleet.url.as_str()).map_err(|_| FleetError::Url)?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(fleet.command_timeout))
             .set_connection_timeout(Some(fleet.command_timeout.max(Duration::from_secs(1))))
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(20))
             .set_max_delay(Duration::from_secs(1));
-        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|_| BuildError::FleetUrl)?;
-        let fingerprint = fingerprint(verifier);
+        let manager =
+            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|_| FleetError::Url)?;
+        let fingerprint = fingerprint(cache);
         let secret = |bytes: &[u8]| {
             let keys = Keys::derive(bytes);
             Secret {
@@ -165,13 +135,13 @@ impl FleetLevel {
         // rarely read mapping (and with it a revocation's copy under the previous secret).
         let map = || {
             moka::sync::Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(cache.capacity)
                 .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .build()
         };
         let rotating = secrets.len() > 1;
         let mut instance = [0; 8];
-        getrandom::fill(&mut instance).map_err(|e| BuildError::Randomness(e.to_string()))?;
+        getrandom::fill(&mut instance).map_err(|e| FleetError::Randomness(e.to_string()))?;
         Ok(Self {
             manager,
             client,
@@ -185,8 +155,6 @@ impl FleetLevel {
             warn: LogLimit::default(),
             previous_of: rotating.then(map),
             current_of: rotating.then(map),
-            client_ids: verifier.client_ids.clone(),
-            check_audience: verifier.check_audience,
             read: scripts::read(),
             fill: scripts::fill(),
             release: scripts::release(),
@@ -198,20 +166,27 @@ impl FleetLevel {
         })
     }
 
-    /// The local digest every instance with this secret uses.
-    pub(crate) fn digest(&self) -> KeyedDigest {
-        KeyedDigest::with_key(self.secrets[0].keys.digest)
+    /// The key of the local digest every instance with this secret uses.
+    pub(crate) fn digest_key(&self) -> [u8; 16] {
+        self.secrets[0].keys.digest
     }
 
-    /// How long a pilot waits for another instance's verification of the same token.
-    pub(crate) fn lock_wait(&self) -> Duration {
-        self.lock_wait
+    /// The most a request verifying a token spends on the fleet level: the wait for another
+    /// instance's verification, and its read before Amazon and its write after, each bounded
+    /// by the command timeout.
+    pub(crate) fn extra_wait(&self) -> Duration {
+        self.lock_wait + self.timeout * 2
     }
 
-    /// The most a pilot's Redis commands add to a verification besides the lock wait: its
-    /// read before Amazon and its write after, each bounded by the command timeout.
-    pub(crate) fn command_time(&self) -> Duration {
-        self.timeout * 2
+    /// Whether the subscriber is connected now.
+    pub(crate) fn is_subscribed(&self) -> bool {
+        self.subscribed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The subscriber (dis)connected.
+    pub(crate) fn set_subscribed(&self, subscribed: bool) {
+        self.subscribed
+            .store(subscribed, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Ends when the level is dropped.
@@ -276,15 +251,16 @@ impl FleetLevel {
         let started = Instant::now();
         let answered = tokio::time::timeout(self.timeout, command).await;
         #[cfg(feature = "metrics")]
-        crate::metrics::redis_command(
-            what,
-            match &answered {
+        metrics::histogram!(
+            "tower_amazon_auth_redis_seconds",
+            "command" => what,
+            "result" => match &answered {
                 Ok(Ok(_)) => "ok",
                 Ok(Err(_)) => "error",
                 Err(_) => "timeout",
-            },
-            started.elapsed(),
-        );
+            }
+        )
+        .record(started.elapsed().as_secs_f64());
         let failure = match answered {
             Ok(Ok(value)) => {
                 admission.record(Outcome::Answered);
@@ -294,7 +270,7 @@ impl FleetLevel {
             Err(_) => "timed out".to_owned(),
         };
         admission.record(Outcome::Failed);
-        self.counters.errors.incr();
+        self.counters.incr(Count::Errors);
         if let Some(suppressed) = self.warn.admit() {
             tracing::warn!(
                 command = what,
@@ -347,23 +323,23 @@ impl FleetLevel {
                 Some(Answer::Busy(_)) if Instant::now() + POLL < give_up => {
                     if !waited {
                         waited = true;
-                        self.counters.lock_waits.incr();
+                        self.counters.incr(Count::LockWaits);
                     }
                     tokio::time::sleep(POLL).await;
                 }
                 Some(Answer::Busy(seen)) => {
-                    self.counters.misses.incr();
+                    self.counters.incr(Count::Misses);
                     return Lookup::Miss(seen);
                 }
                 None => {
-                    self.counters.misses.incr();
+                    self.counters.incr(Count::Misses);
                     return Lookup::Miss(Seen(None));
                 }
                 Some(Answer::Done(lookup)) => {
-                    match lookup {
-                        Lookup::Found(..) => self.counters.hits.incr(),
-                        _ => self.counters.misses.incr(),
-                    };
+                    self.counters.incr(match lookup {
+                        Lookup::Found(..) => Count::Hits,
+                        Lookup::Revoked(_) | Lookup::Miss(_) => Count::Misses,
+                    });
                     return lookup;
                 }
             }
@@ -402,14 +378,11 @@ impl FleetLevel {
                 let Seen(Some(generation)) = &seen else {
                     return None;
                 };
-                // Anything that does not open or decode is a miss, never an error: a value
-                // sealed under another generation too (written back after an invalidation).
-                let decoded = secret
-                    .seal
-                    .open(&sealed_for(&name, generation), value)
-                    .and_then(|bytes| Record::decode(&bytes, &self.client_ids, self.check_audience));
-                match decoded {
-                    Some((decoded, age)) => Answer::Done(Lookup::Found(decoded, life, age)),
+                // Anything that does not open is a miss, never an error: a value sealed under
+                // another generation too (written back after an invalidation). What opens, the
+                // core decodes and checks.
+                match secret.seal.open(&sealed_for(&name, generation), value) {
+                    Some(payload) => Answer::Done(Lookup::Found(payload, life, seen)),
                     None => Answer::Done(Lookup::Miss(seen)),
                 }
             }
@@ -422,17 +395,14 @@ impl FleetLevel {
     /// generation moved since `seen` (an `invalidate` or `revoke` anywhere since the read that
     /// preceded this verification); releases the fleet lock. Failures are counted, never
     /// reported: the verdict stands locally.
-    pub(crate) async fn fill(&self, key: TokenKey, record: Record, life: Duration, seen: Seen) {
+    pub(crate) async fn fill(&self, key: TokenKey, payload: Vec<u8>, life: Duration, seen: Seen) {
         let Seen(Some(seen)) = seen else {
             return self.release(key).await;
         };
         let secret = &self.secrets[0];
         let name = secret.naming.verdict(key);
         let life_ms = life.as_millis() as u64;
-        let Some(value) = record
-            .encode(std::time::SystemTime::now())
-            .and_then(|bytes| secret.seal.seal(&sealed_for(&name, &seen), &bytes))
-        else {
+        let Some(value) = secret.seal.seal(&sealed_for(&name, &seen), &payload) else {
             return self.release(key).await;
         };
         if life_ms == 0 {

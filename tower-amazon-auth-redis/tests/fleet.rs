@@ -1,4 +1,4 @@
-//! The fleet level (feature `redis`) on a real `redis-server` the tests start themselves: one
+//! The fleet level on a real `redis-server` the tests start themselves: one
 //! verification per token across instances, fleet-wide logout (also through a subscriber that
 //! missed the message), Redis down or frozen, two services on one Redis, and nothing readable
 //! at rest. Each "instance" is a layer with its own local cache, served on 127.0.0.1.
@@ -14,52 +14,23 @@ use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
 use http::StatusCode;
-use tower_amazon_auth::{AccessToken, AmazonAuthLayer, AmazonUser, CacheError, Fleet, IdentityCacheBuilder};
+use tower_amazon_auth::{
+    AccessToken, AmazonAuthLayer, AmazonUser, BuildError, CacheError, IdentityCacheBuilder,
+};
 use tower_amazon_auth_mock::{MockAmazon, MockReply, MockUser, MOCK_CLIENT_ID};
+use tower_amazon_auth_redis::{Fleet, FleetError, FleetStats};
 
-use crate::common::{build_layer, builder, client, serve_base_url, token};
-use crate::external::{free_port, require, External};
+use tower_amazon_auth_test_support::external::{
+    free_port, redis, redis_url as url, require, start_redis, External,
+};
+use tower_amazon_auth_test_support::fixtures::{
+    build_layer, builder, client, serve_base_url, token, within_patience, PATIENCE,
+};
 
 /// The fleet secret of these tests (32 bytes).
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 /// Another fleet's secret.
 const OTHER_SECRET: &str = "fedcba9876543210fedcba9876543210";
-/// How long a test waits for something to propagate.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-/// A `redis-server` on a free port, or `None` (skipped) when it is not installed.
-fn redis(test: &str) -> Option<External> {
-    let binary = require("redis-server", "redis-server", test)?;
-    Some(start_redis(&binary, free_port()))
-}
-
-fn start_redis(binary: &std::path::Path, port: u16) -> External {
-    External::start(
-        "redis",
-        binary,
-        port,
-        |_| Ok(()),
-        |dir| {
-            vec![
-                "--port".to_owned(),
-                port.to_string(),
-                "--bind".to_owned(),
-                "127.0.0.1".to_owned(),
-                "--save".to_owned(),
-                String::new(),
-                "--appendonly".to_owned(),
-                "no".to_owned(),
-                "--dir".to_owned(),
-                dir.display().to_string(),
-            ]
-        },
-    )
-    .expect("redis-server starts")
-}
-
-fn url(redis: &External) -> String {
-    format!("redis://127.0.0.1:{}", redis.port)
-}
 
 /// A connection of the test's own, to look at and tamper with what is in Redis.
 async fn connection(redis: &External) -> redis::aio::MultiplexedConnection {
@@ -68,6 +39,19 @@ async fn connection(redis: &External) -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .unwrap()
+}
+
+/// The fleet level's counters of `layer`'s cache.
+fn fleet_stats(layer: &AmazonAuthLayer) -> FleetStats {
+    FleetStats::of(layer.cache()).expect("a cache with the fleet level")
+}
+
+/// The fleet level's error inside a refused build, if that is why it was refused.
+fn refusal<T: std::fmt::Debug>(built: Result<T, BuildError>) -> Option<FleetError> {
+    match built {
+        Err(BuildError::SecondLevel(error)) => error.downcast_ref::<FleetError>().cloned(),
+        other => panic!("not refused by the fleet level: {other:?}"),
+    }
 }
 
 /// One instance: a layer with its own local cache, `/me` and `POST /logout` behind it.
@@ -109,7 +93,7 @@ impl Instance {
     /// cache, which would make a test's count of upstream calls depend on timing).
     async fn wait_subscribed(&self) {
         let deadline = Instant::now() + PATIENCE;
-        while !self.layer.stats().fleet_subscribed {
+        while !fleet_stats(&self.layer).subscribed {
             assert!(Instant::now() < deadline, "the subscriber never connected");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -147,7 +131,7 @@ impl Instance {
 /// the whole suite, and a Redis read that timed out would (correctly) send a request to Amazon
 /// and spoil a count of upstream calls. The fallback test sets the default timeout.
 fn fleet_builder(mock: &MockAmazon, redis: &External) -> IdentityCacheBuilder {
-    builder(mock).fleet(settings(redis))
+    builder(mock).second_level(settings(redis))
 }
 
 fn settings(redis: &External) -> Fleet {
@@ -162,24 +146,6 @@ async fn instances(n: usize, mock: &MockAmazon, redis: &External) -> Vec<Instanc
         all.push(Instance::new(fleet_builder(mock, redis)).await);
     }
     all
-}
-
-/// Polls `check` until it is true or [`PATIENCE`] has passed; returns how long it took.
-async fn within_patience<F, Fut>(what: &str, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    loop {
-        if check().await {
-            let took = started.elapsed();
-            let _ = writeln!(std::io::stderr(), "fleet: {what} after {took:?}");
-            return took;
-        }
-        assert!(started.elapsed() < PATIENCE, "{what}: not within {PATIENCE:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// Case 1: a token used on four instances in turn costs one tokeninfo and one profile call;
@@ -203,7 +169,7 @@ async fn four_instances_verify_a_token_once() {
         (1, 1),
         "one verification per fleet"
     );
-    let hits: u64 = fleet.iter().map(|i| i.layer.stats().fleet_hits).sum();
+    let hits: u64 = fleet.iter().map(|i| fleet_stats(&i.layer).hits).sum();
     assert_eq!(hits, 3, "the three others were answered by Redis");
 
     let burst = token("fleet-burst");
@@ -230,7 +196,7 @@ async fn four_instances_verify_a_token_once() {
         calls.tokeninfo <= 1 && calls.profile <= 1,
         "200 simultaneous first requests over 4 instances cost {calls:?}; {stats:#?}"
     );
-    let waits: u64 = fleet.iter().map(|i| i.layer.stats().fleet_lock_waits).sum();
+    let waits: u64 = fleet.iter().map(|i| fleet_stats(&i.layer).lock_waits).sum();
     let _ = writeln!(
         std::io::stderr(),
         "fleet: burst of 200 over 4: {calls:?}, {waits} lock waits"
@@ -318,7 +284,7 @@ async fn a_logout_missed_while_disconnected_is_applied_after_reconnect() {
         assert_eq!(a.status(&hot).await, 200);
         assert_eq!(b.status(&hot).await, 200);
         assert_eq!(b.status(&hot).await, 200);
-        let before = b.layer.stats();
+        let before = fleet_stats(&b.layer);
         let _: redis::Value = redis::cmd("CLIENT")
             .arg("KILL")
             .arg("TYPE")
@@ -332,11 +298,10 @@ async fn a_logout_missed_while_disconnected_is_applied_after_reconnect() {
             .await
             .unwrap();
         within_patience("B subscribed again", move || async move {
-            b.layer.stats().fleet_subscriptions > before.fleet_subscriptions
-                && b.layer.stats().fleet_subscribed
+            fleet_stats(&b.layer).subscriptions > before.subscriptions && fleet_stats(&b.layer).subscribed
         })
         .await;
-        let got_message = b.layer.stats().fleet_invalidations_received > before.fleet_invalidations_received;
+        let got_message = fleet_stats(&b.layer).invalidations_received > before.invalidations_received;
         if !got_message {
             missed += 1;
         }
@@ -366,7 +331,7 @@ async fn redis_frozen_or_down_falls_back_to_amazon_and_recovers() {
     let mut fleet = Vec::new();
     for _ in 0..2 {
         let fast = Fleet::new(url(&redis), SECRET).backoff(Duration::from_secs(1));
-        fleet.push(Instance::new(builder(&mock).fleet(fast)).await);
+        fleet.push(Instance::new(builder(&mock).second_level(fast)).await);
     }
     let (a, b) = (&fleet[0], &fleet[1]);
 
@@ -406,7 +371,7 @@ async fn redis_frozen_or_down_falls_back_to_amazon_and_recovers() {
         401,
         "the failed fleet logout still holds here"
     );
-    assert!(a.layer.stats().fleet_errors > 0);
+    assert!(fleet_stats(&a.layer).errors > 0);
     redis.signal("CONT").unwrap();
 
     drop(redis);
@@ -462,7 +427,7 @@ async fn two_services_share_nothing_and_moved_or_altered_values_are_misses() {
     assert_eq!(api.status(&shared).await, 200);
     assert_eq!(admin.status(&shared).await, 200);
     assert_eq!(mock.calls_for(&shared).tokeninfo, 2, "a verdict crossed services");
-    assert_eq!(admin.layer.stats().fleet_hits, 0);
+    assert_eq!(fleet_stats(&admin.layer).hits, 0);
 
     let mut redis_conn = connection(&redis).await;
     let verdicts = |conn: &mut redis::aio::MultiplexedConnection| {
@@ -528,7 +493,7 @@ async fn two_services_share_nothing_and_moved_or_altered_values_are_misses() {
         2,
         "a tampered value was not a miss"
     );
-    assert_eq!(fresh.layer.stats().fleet_hits, 0);
+    assert_eq!(fleet_stats(&fresh.layer).hits, 0);
 }
 
 /// The `count` verdict keys that appeared since `before` (fills are written in the
@@ -648,7 +613,7 @@ async fn nothing_in_redis_reveals_a_token_or_a_user() {
     // Another fleet's instance (another secret) names the token otherwise and cannot open
     // this fleet's value even when it is put under its own name.
     let t = &secrets[4];
-    let other = Instance::new(builder(&mock).fleet(Fleet::new(url(&redis), OTHER_SECRET))).await;
+    let other = Instance::new(builder(&mock).second_level(Fleet::new(url(&redis), OTHER_SECRET))).await;
     let before: HashSet<Vec<u8>> = keys.iter().cloned().collect();
     assert_eq!(other.status(t).await, 200);
     assert_eq!(
@@ -680,14 +645,14 @@ async fn nothing_in_redis_reveals_a_token_or_a_user() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let other_fresh = Instance::new(builder(&mock).fleet(Fleet::new(url(&redis), OTHER_SECRET))).await;
+    let other_fresh = Instance::new(builder(&mock).second_level(Fleet::new(url(&redis), OTHER_SECRET))).await;
     assert_eq!(other_fresh.status(t).await, 200);
     assert_eq!(
         mock.calls_for(t).tokeninfo,
         3,
         "a value sealed under another secret was not a miss"
     );
-    assert_eq!(other_fresh.layer.stats().fleet_hits, 0);
+    assert_eq!(fleet_stats(&other_fresh.layer).hits, 0);
 }
 
 /// Secret rotation: an instance given a new secret and the previous one reads what the
@@ -701,7 +666,7 @@ async fn a_rotated_secret_keeps_verdicts_and_logouts_of_the_previous_one() {
     let mock = MockAmazon::start().await.unwrap();
     let old = Instance::new(fleet_builder(&mock, &redis)).await;
     let new = Instance::new(
-        builder(&mock).fleet(
+        builder(&mock).second_level(
             Fleet::new(url(&redis), OTHER_SECRET)
                 .previous_secret(SECRET)
                 .command_timeout(Duration::from_secs(2)),
@@ -749,7 +714,7 @@ async fn a_logout_between_rotating_instances_does_not_flush_their_caches() {
     };
     let mock = MockAmazon::start().await.unwrap();
     let rotating = || {
-        builder(&mock).fleet(
+        builder(&mock).second_level(
             Fleet::new(url(&redis), OTHER_SECRET)
                 .previous_secret(SECRET)
                 .command_timeout(Duration::from_secs(2)),
@@ -776,7 +741,7 @@ async fn a_logout_between_rotating_instances_does_not_flush_their_caches() {
         .unwrap();
     let b = &b;
     within_patience("b receives the logout and the invalidation", move || async move {
-        b.layer.stats().fleet_invalidations_received >= 2
+        fleet_stats(&b.layer).invalidations_received >= 2
     })
     .await;
     assert_eq!(b.status(&hot).await, 200);
@@ -837,10 +802,10 @@ async fn a_rejection_from_redis_stands_no_longer_than_its_writer_gave_it() {
     let t = token("fleet-short-rejection");
     mock.register(&t, MockReply::invalid_token());
     assert_eq!(writer.status(&t).await, 401);
-    let hits = reader.layer.stats().fleet_hits;
+    let hits = fleet_stats(&reader.layer).hits;
     assert_eq!(reader.status(&t).await, 401);
     assert_eq!(
-        reader.layer.stats().fleet_hits,
+        fleet_stats(&reader.layer).hits,
         hits + 1,
         "the reader read the writer's rejection"
     );
@@ -864,7 +829,7 @@ async fn a_pilot_dropped_mid_verification_gives_the_fleet_lock_up() {
         return;
     };
     let mock = MockAmazon::start().await.unwrap();
-    let long_lock = || builder(&mock).fleet(settings(&redis).lock_wait(Duration::from_secs(30)));
+    let long_lock = || builder(&mock).second_level(settings(&redis).lock_wait(Duration::from_secs(30)));
     let a = Instance::new(long_lock()).await;
     let b = Instance::new(long_lock()).await;
     let t = token("fleet-dropped-pilot");
@@ -903,7 +868,7 @@ async fn a_pilot_dropped_mid_verification_gives_the_fleet_lock_up() {
     }
     assert_eq!(b.status(&t).await, 200);
     assert_eq!(
-        b.layer.stats().fleet_lock_waits,
+        fleet_stats(&b.layer).lock_waits,
         0,
         "b waited for a lock nobody held"
     );
@@ -914,14 +879,12 @@ async fn a_pilot_dropped_mid_verification_gives_the_fleet_lock_up() {
 #[tokio::test]
 async fn fleet_settings_are_checked_at_build_and_never_shown() {
     let mock = MockAmazon::start().await.unwrap();
-    let short = build_layer(builder(&mock).fleet(Fleet::new("redis://127.0.0.1:1", "too short")));
-    assert_eq!(
-        short.err(),
-        Some(tower_amazon_auth::BuildError::FleetSecretTooShort)
+    let short = build_layer(builder(&mock).second_level(Fleet::new("redis://127.0.0.1:1", "too short")));
+    assert_eq!(refusal(short), Some(FleetError::SecretTooShort));
+    let prefix = build_layer(
+        builder(&mock).second_level(Fleet::new("redis://127.0.0.1:1", SECRET).key_prefix("has space")),
     );
-    let prefix =
-        build_layer(builder(&mock).fleet(Fleet::new("redis://127.0.0.1:1", SECRET).key_prefix("has space")));
-    assert_eq!(prefix.err(), Some(tower_amazon_auth::BuildError::FleetKeyPrefix));
+    assert_eq!(refusal(prefix), Some(FleetError::KeyPrefix));
     for (fleet, setting) in [
         (
             Fleet::new("redis://127.0.0.1:1", SECRET).command_timeout(Duration::MAX),
@@ -936,34 +899,42 @@ async fn fleet_settings_are_checked_at_build_and_never_shown() {
             "backoff",
         ),
     ] {
-        match build_layer(builder(&mock).fleet(fleet)) {
-            Err(tower_amazon_auth::BuildError::TooLarge { setting: s, .. }) => assert_eq!(s, setting),
+        match refusal(build_layer(builder(&mock).second_level(fleet))) {
+            Some(FleetError::Setting { setting: s, rule }) => {
+                assert_eq!(s, setting);
+                assert!(rule.starts_with("at most"), "{rule}");
+            }
             other => panic!("{setting}: {other:?}"),
         }
     }
     let zero = build_layer(
-        builder(&mock).fleet(Fleet::new("redis://127.0.0.1:1", SECRET).command_timeout(Duration::ZERO)),
+        builder(&mock)
+            .second_level(Fleet::new("redis://127.0.0.1:1", SECRET).command_timeout(Duration::ZERO)),
     );
     assert_eq!(
-        zero.err(),
-        Some(tower_amazon_auth::BuildError::Zero("command_timeout"))
+        refusal(zero),
+        Some(FleetError::Setting {
+            setting: "command_timeout",
+            rule: "at least 1 ms"
+        })
     );
-    let previous =
-        build_layer(builder(&mock).fleet(Fleet::new("redis://127.0.0.1:1", SECRET).previous_secret("short")));
-    assert_eq!(
-        previous.err(),
-        Some(tower_amazon_auth::BuildError::FleetSecretTooShort)
+    let previous = build_layer(
+        builder(&mock).second_level(Fleet::new("redis://127.0.0.1:1", SECRET).previous_secret("short")),
     );
-    let bad_url = build_layer(builder(&mock).fleet(Fleet::new("http://:hunter2@x", SECRET)));
+    assert_eq!(refusal(previous), Some(FleetError::SecretTooShort));
+    let bad_url = build_layer(builder(&mock).second_level(Fleet::new("http://:hunter2@x", SECRET)));
     let error = bad_url.expect_err("refused");
     assert!(!error.to_string().contains("hunter2"));
+    assert!(!format!("{error:?}").contains("hunter2"));
+    assert_eq!(refusal::<()>(Err(error)), Some(FleetError::Url));
     let fleet = Fleet::new("redis://:hunter2@127.0.0.1:1", SECRET);
     let shown = format!("{fleet:?}");
     assert!(!shown.contains("hunter2") && !shown.contains(SECRET), "{shown}");
     // Redis down at startup: the layer builds and serves via Amazon.
-    let down =
-        build_layer(builder(&mock).fleet(Fleet::new(format!("redis://127.0.0.1:{}", free_port()), SECRET)))
-            .unwrap();
+    let down = build_layer(
+        builder(&mock).second_level(Fleet::new(format!("redis://127.0.0.1:{}", free_port()), SECRET)),
+    )
+    .unwrap();
     serves_via_amazon_but_cannot_revoke(&mock, &down, "fleet-down-at-startup").await;
 }
 
@@ -988,205 +959,8 @@ async fn serves_via_amazon_but_cannot_revoke(mock: &MockAmazon, layer: &AmazonAu
     assert_eq!(response.status(), 200);
     assert_eq!(
         layer.cache().revoke(&AccessToken::new(t)).await.err(),
-        Some(CacheError::Fleet)
+        Some(CacheError::SecondLevel)
     );
-}
-
-/// An example server process (`examples/server`, `examples/forward_auth`) on the fleet: its
-/// address, once it listens and its subscriber is connected. Killed on drop.
-struct ServerProcess {
-    child: std::process::Child,
-    base: String,
-    logs: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl ServerProcess {
-    fn start(mock: &MockAmazon, redis: &External) -> Self {
-        Self::start_example("server", mock, redis)
-    }
-
-    fn start_example(example: &str, mock: &MockAmazon, redis: &External) -> Self {
-        use std::io::BufRead as _;
-        let binary = crate::examples::example_binaries()
-            .get(example)
-            .unwrap_or_else(|| panic!("the {example} example"));
-        let mut child = std::process::Command::new(binary)
-            .env("AMAZON_CLIENT_ID", MOCK_CLIENT_ID)
-            .env("AMAZON_ENDPOINT", mock.base_url())
-            .env("REDIS_URL", url(redis))
-            .env("AMAZON_AUTH_CACHE_SECRET", SECRET)
-            .env("LISTEN_ADDR", "127.0.0.1:0")
-            .env("RUST_LOG", "info,tower_amazon_auth=debug")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|error| panic!("spawn the {example} example: {error}"));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (ready, signals) = std::sync::mpsc::channel();
-        let all = logs.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("listening") {
-                    if let Some(addr) = line.split("addr=").nth(1) {
-                        let _ = ready.send(Some(addr.trim().to_owned()));
-                    }
-                }
-                if line.contains("fleet cache level: subscribed") {
-                    let _ = ready.send(None);
-                }
-                let mut all = all.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
-        let (mut addr, mut subscribed) = (None, false);
-        while addr.is_none() || !subscribed {
-            match signals.recv_timeout(PATIENCE) {
-                Ok(Some(listening)) => addr = Some(listening),
-                Ok(None) => subscribed = true,
-                Err(_) => panic!("the {example} example did not start: {}", logs.lock().unwrap()),
-            }
-        }
-        Self {
-            child,
-            base: format!("http://{}", addr.unwrap_or_default()),
-            logs,
-        }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Case 7: three `examples/server` processes on one Redis and one `MockAmazon`: a token used
-/// on each costs one tokeninfo call; `POST /logout` on one, and the other two answer 401
-/// although Amazon still calls the token valid. The secret is never logged.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_example_servers_share_verdicts_and_logouts() {
-    let Some(redis) = redis("fleet::three_example_servers_share_verdicts_and_logouts") else {
-        return;
-    };
-    let mock = MockAmazon::start().await.unwrap();
-    let servers: Vec<ServerProcess> = (0..3).map(|_| ServerProcess::start(&mock, &redis)).collect();
-    let http = client();
-    let t = token("fleet-examples");
-    mock.register(
-        &t,
-        MockUser::new("amzn1.account.EXAMPLES").email("ex@example.com"),
-    );
-    for server in &servers {
-        let response = http
-            .get(format!("{}/me", server.base))
-            .bearer_auth(&t)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-    }
-    assert_eq!(
-        mock.calls_for(&t).tokeninfo,
-        1,
-        "one tokeninfo call for the fleet"
-    );
-    let logout = http
-        .post(format!("{}/logout", servers[0].base))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(logout.status(), 204);
-    let (http, t) = (&http, &t);
-    for server in &servers[1..] {
-        within_patience(
-            "an example server refuses a token logged out on another",
-            move || async move {
-                let response = http
-                    .get(format!("{}/me", server.base))
-                    .bearer_auth(t)
-                    .send()
-                    .await
-                    .unwrap();
-                response.status() == 401
-            },
-        )
-        .await;
-    }
-    for server in &servers {
-        let logs = server.logs.lock().unwrap();
-        assert!(!logs.contains(SECRET), "the fleet secret was logged");
-        assert!(!logs.contains(t.as_str()), "a token was logged");
-    }
-
-    // REDIS_URL without the secret: a clear startup error, for the forward-auth server too.
-    for example in ["server", "forward_auth"] {
-        let binary = crate::examples::example_binaries()
-            .get(example)
-            .unwrap_or_else(|| panic!("the {example} example"));
-        let output = std::process::Command::new(binary)
-            .env("AMAZON_CLIENT_ID", MOCK_CLIENT_ID)
-            .env("AMAZON_ENDPOINT", mock.base_url())
-            .env("REDIS_URL", url(&redis))
-            .env_remove("AMAZON_AUTH_CACHE_SECRET")
-            .env("LISTEN_ADDR", "127.0.0.1:0")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap_or_else(|error| panic!("run the {example} example: {error}"));
-        assert!(!output.status.success(), "{example}");
-        assert!(
-            String::from_utf8_lossy(&output.stderr).contains("AMAZON_AUTH_CACHE_SECRET is not"),
-            "{example}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-}
-
-/// The forward-auth server on the fleet (issue #14's `REDIS_URL`): it shares verdicts and
-/// logouts with a Rust service using the layer: a token verified by `examples/server` costs the
-/// auth server no verification, and a logout there is refused here.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_forward_auth_server_shares_the_fleet() {
-    let Some(redis) = redis("fleet::the_forward_auth_server_shares_the_fleet") else {
-        return;
-    };
-    let mock = MockAmazon::start().await.unwrap();
-    let server = ServerProcess::start(&mock, &redis);
-    let auth = ServerProcess::start_example("forward_auth", &mock, &redis);
-    let http = client();
-    let t = token("fleet-forward-auth");
-    mock.register(&t, MockUser::new("amzn1.account.FORWARD"));
-    let me = http
-        .get(format!("{}/me", server.base))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(me.status(), 200);
-    let verify = || http.get(format!("{}/verify", auth.base)).bearer_auth(&t).send();
-    let allowed = verify().await.unwrap();
-    assert_eq!(allowed.status(), 200);
-    assert_eq!(
-        allowed.headers().get("x-auth-request-user").unwrap(),
-        "amzn1.account.FORWARD"
-    );
-    assert_eq!(mock.calls_for(&t).tokeninfo, 1, "the auth server verified again");
-    let logout = http
-        .post(format!("{}/logout", server.base))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(logout.status(), 204);
-    within_patience("the auth server refuses a token logged out elsewhere", || async {
-        verify().await.unwrap().status() == 401
-    })
-    .await;
 }
 
 /// `invalidate` on A reaches B (which verifies again, and learns Amazon changed its mind); a
@@ -1219,12 +993,12 @@ async fn invalidations_and_rejections_travel_across_the_fleet() {
 
     let bad = token("fleet-rejected");
     mock.register(&bad, MockReply::invalid_token());
-    let hits = b.layer.stats().fleet_hits;
+    let hits = fleet_stats(&b.layer).hits;
     assert_eq!(a.status(&bad).await, 401);
     // A holds the fleet lock until its rejection is written, so B waits for it.
     assert_eq!(b.status(&bad).await, 401);
     assert_eq!(
-        b.layer.stats().fleet_hits,
+        fleet_stats(&b.layer).hits,
         hits + 1,
         "B did not read A's rejection"
     );
@@ -1237,12 +1011,12 @@ async fn invalidations_and_rejections_travel_across_the_fleet() {
 fn a_fleet_layer_built_outside_a_runtime_is_an_error() {
     let built = tower_amazon_auth::IdentityCache::builder()
         .client_id(MOCK_CLIENT_ID)
-        .fleet(Fleet::new("redis://127.0.0.1:1", SECRET))
+        .second_level(Fleet::new("redis://127.0.0.1:1", SECRET))
         .build();
-    assert_eq!(
-        built.err(),
-        Some(tower_amazon_auth::BuildError::FleetOutsideRuntime)
-    );
+    let BuildError::SecondLevel(error) = built.expect_err("refused") else {
+        panic!("not the fleet level's error")
+    };
+    assert_eq!(error.downcast_ref(), Some(&FleetError::OutsideRuntime));
 }
 
 /// `rediss://` goes through rustls (no OpenSSL); a server that does not speak TLS (here the
@@ -1253,9 +1027,10 @@ fn a_fleet_layer_built_outside_a_runtime_is_an_error() {
 async fn a_rediss_url_uses_rustls_and_a_failed_handshake_is_redis_trouble() {
     let mock = MockAmazon::start().await.unwrap();
     let layer =
-        build_layer(builder(&mock).fleet(Fleet::new(format!("rediss://{}", mock.addr()), SECRET))).unwrap();
+        build_layer(builder(&mock).second_level(Fleet::new(format!("rediss://{}", mock.addr()), SECRET)))
+            .unwrap();
     serves_via_amazon_but_cannot_revoke(&mock, &layer, "fleet-rediss").await;
-    assert!(layer.stats().fleet_errors > 0);
+    assert!(fleet_stats(&layer).errors > 0);
 }
 
 /// The fleet generation: an instance that missed an `invalidate` (its Redis user may not
@@ -1283,7 +1058,7 @@ async fn a_verification_older_than_an_invalidation_is_not_written_back() {
     let mock = MockAmazon::start().await.unwrap();
     let deaf_url = format!("redis://deaf:deafpass@127.0.0.1:{}", redis.port);
     let deaf_layer = build_layer(
-        builder(&mock).fleet(Fleet::new(deaf_url, SECRET).command_timeout(Duration::from_secs(2))),
+        builder(&mock).second_level(Fleet::new(deaf_url, SECRET).command_timeout(Duration::from_secs(2))),
     )
     .unwrap();
     let app = Router::new()
@@ -1321,7 +1096,7 @@ async fn a_verification_older_than_an_invalidation_is_not_written_back() {
         "the request under way keeps its verdict"
     );
     assert!(
-        !deaf_layer.stats().fleet_subscribed,
+        !fleet_stats(&deaf_layer).subscribed,
         "the deaf instance subscribed after all"
     );
     // Its fill is written in the background: give it time to land (or, rightly, not).
@@ -1390,7 +1165,7 @@ async fn a_sealed_verdict_written_back_after_an_invalidation_is_a_miss() {
         "a verdict from before the invalidation, written back, let the token in"
     );
     assert_eq!(mock.calls_for(&t).tokeninfo, 2, "Amazon was not asked");
-    assert_eq!(fresh.layer.stats().fleet_hits, 0);
+    assert_eq!(fleet_stats(&fresh.layer).hits, 0);
 
     // A writer who also puts the generation back as it was (deletes the bumped one) makes the
     // copy open again in Redis; an instance that made (or heard) the invalidation still
@@ -1461,7 +1236,7 @@ async fn a_lock_named_after_the_verdict_holds_up_no_one() {
     let fresh = Instance::new(fleet_builder(&mock, &redis)).await;
     assert_eq!(fresh.status(&t).await, 200);
     assert_eq!(
-        fresh.layer.stats().fleet_lock_waits,
+        fleet_stats(&fresh.layer).lock_waits,
         0,
         "a miss waited for a lock the writer squatted"
     );

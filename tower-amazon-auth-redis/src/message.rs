@@ -11,8 +11,9 @@
 //! Layout (65 bytes): `kind (1) ‖ secret id (8) ‖ first copy's secret id (8) ‖ sender (8) ‖
 //! token key (16, big-endian) ‖ revoked for, ms (8, big-endian) ‖ MAC (16)`.
 
-use super::secret::{mac, Keys};
-use crate::token_key::TokenKey;
+use tower_amazon_auth::second_level::TokenKey;
+
+use crate::secret::{mac, Keys};
 
 const LEN: usize = 1 + 8 + 8 + 8 + 16 + 8;
 const MAC_LEN: usize = 16;
@@ -108,7 +109,7 @@ mod tests {
     fn a_message_opens_under_its_secret_only_and_unaltered() {
         let keys = Keys::derive(&[9; 32]);
         let message = Message {
-            key: TokenKey::from_bits(0x0123_4567_89ab_cdef_0011_2233_4455_6677),
+            key: TokenKey::from_be_bytes(0x0123_4567_89ab_cdef_0011_2233_4455_6677u128.to_be_bytes()),
             event: Event::Revoke(1234),
             sender: [5; 8],
             first: keys.id,

@@ -1,11 +1,13 @@
-//! [`Record`]: what a verdict in Redis holds once opened: a verified identity, or a definite
-//! rejection, with when it was verified (wall clock). Encoded as a version byte and JSON; a
-//! record of another version, or one that does not decode, is a miss.
+//! [`Record`]: the payload a second level keeps for a verdict (opaque to it): a verified
+//! identity, or a definite rejection, with when it was verified (wall clock). Encoded as a
+//! version byte and JSON; a payload of another version, or one that does not decode, is a miss.
+//! The cache writes it and checks it on the way back as it checks Amazon's answer, so the
+//! audience and expiry checks never depend on a level.
 //!
 //! The verification time lets a reader hold a verdict to its own `max_ttl` and `negative_ttl`
-//! counted from the verification, whatever life the writer gave the Redis key (another
-//! configuration, or a write that a stalled Redis applied late), and however often it reads
-//! the key again.
+//! counted from the verification, whatever life the writer gave the level's key (another
+//! configuration, or a write that a stalled store applied late), and however often it reads it
+//! again.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,11 +17,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{AuthError, Rejection};
 use crate::identity::{Identity, IdentityRecord};
 
-/// The format version of a value; part of the config fingerprint too, so a deploy that
-/// changes the format reads nothing written in the old one.
+/// The format version of a payload; shown to a second level for its fingerprint (see
+/// [`CacheSettings::payload_version`](crate::second_level::CacheSettings::payload_version)), so
+/// a deploy that changes the format reads nothing written in the old one.
 pub(crate) const FORMAT_VERSION: u8 = 2;
 
-/// A verdict as Redis keeps it.
+/// A verdict as a second level keeps it.
 #[derive(Serialize, Deserialize)]
 pub(crate) enum Record {
     /// Verified.

@@ -1,11 +1,11 @@
 //! Shared helpers for the integration tests: realistic tokens, an axum app behind the layer,
 //! served on 127.0.0.1, a reqwest client, and a harness bundling them with a `MockAmazon`.
-#![allow(dead_code, unreachable_pub)]
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::Request;
 use axum::routing::get;
@@ -30,6 +30,7 @@ pub fn token(tag: &str) -> String {
 pub struct Reached(pub Arc<AtomicUsize>);
 
 impl Reached {
+    /// How many requests reached it so far.
     pub fn count(&self) -> usize {
         self.0.load(Ordering::SeqCst)
     }
@@ -120,6 +121,27 @@ pub async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// How long a test waits for something to propagate between instances.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Polls `check` until it is true or [`PATIENCE`] has passed; returns how long it took.
+pub async fn within_patience<F, Fut>(what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            let took = started.elapsed();
+            let _ = writeln!(std::io::stderr(), "fleet: {what} after {took:?}");
+            return took;
+        }
+        assert!(started.elapsed() < PATIENCE, "{what}: not within {PATIENCE:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Serves `app(layer)` and sends it one `GET /me` with `token` as a bearer token.
 pub async fn bearer_once(layer: AmazonAuthLayer, token: &str) -> reqwest::Response {
     let addr = serve(app(layer, Reached::default())).await;
@@ -136,12 +158,17 @@ pub async fn bearer_once(layer: AmazonAuthLayer, token: &str) -> reqwest::Respon
 /// own (`impl CoreHarness for Harness`): inherent `impl Harness` blocks in two modules of one
 /// binary could not both define a `bearer` or a `good`.
 pub struct Harness {
+    /// The Amazon the layer verifies with.
     pub mock: MockAmazon,
+    /// The layer in front of the app.
     pub layer: AmazonAuthLayer,
+    /// Where the app listens.
     pub addr: SocketAddr,
     /// `http://{addr}`.
     pub base: String,
+    /// Requests that reached the app behind the layer.
     pub reached: Reached,
+    /// A client for it (see [`client`]).
     pub http: reqwest::Client,
 }
 

@@ -18,31 +18,27 @@
 
 use sha2::{Digest, Sha256};
 
-use super::record::FORMAT_VERSION;
-use super::secret::{mac, Keys};
-use crate::token_key::TokenKey;
-use crate::verify::Verifier;
+use tower_amazon_auth::second_level::{CacheSettings, TokenKey};
+
+use crate::secret::{mac, Keys};
 
 /// Bytes of a MAC kept in a name (128 bits).
 const NAME_BYTES: usize = 16;
 
-/// The config fingerprint of a verifier: what makes a verdict valid for this service only.
-pub(crate) fn fingerprint(verifier: &Verifier) -> [u8; 32] {
+/// The config fingerprint of a cache: what makes a verdict valid for this service only.
+pub(crate) fn fingerprint(cache: &CacheSettings<'_>) -> [u8; 32] {
     let mut hash = Sha256::new();
     let mut field = |bytes: &[u8]| {
         // Length-prefixed, so no two lists of fields hash alike.
         hash.update((bytes.len() as u64).to_be_bytes());
         hash.update(bytes);
     };
-    field(&[FORMAT_VERSION]);
-    field(&[
-        u8::from(verifier.check_audience),
-        u8::from(verifier.fetch_profile),
-    ]);
-    let endpoints = verifier.client.endpoints();
+    field(&[cache.payload_version]);
+    field(&[u8::from(cache.check_audience), u8::from(cache.fetch_profile)]);
+    let endpoints = cache.endpoints;
     field(endpoints.tokeninfo_url().unwrap_or("").as_bytes());
     field(endpoints.profile_url().as_bytes());
-    let mut ids: Vec<&str> = verifier.client_ids.iter().map(|id| &**id).collect();
+    let mut ids: Vec<&str> = cache.client_ids.iter().map(|id| &**id).collect();
     ids.sort_unstable();
     ids.dedup();
     for id in ids {
@@ -129,23 +125,28 @@ mod tests {
         let a = Naming::new("p:", &keys, [1; 32]);
         let b = Naming::new("p:", &keys, [2; 32]);
         assert_ne!(
-            a.verdict(TokenKey::from_bits(42)),
-            b.verdict(TokenKey::from_bits(42))
+            a.verdict(TokenKey::from_be_bytes(42u128.to_be_bytes())),
+            b.verdict(TokenKey::from_be_bytes(42u128.to_be_bytes()))
         );
         assert_eq!(
-            a.tombstone(TokenKey::from_bits(42)),
-            b.tombstone(TokenKey::from_bits(42))
+            a.tombstone(TokenKey::from_be_bytes(42u128.to_be_bytes())),
+            b.tombstone(TokenKey::from_be_bytes(42u128.to_be_bytes()))
         );
         assert_ne!(
-            a.verdict(TokenKey::from_bits(42)),
-            a.verdict(TokenKey::from_bits(43))
+            a.verdict(TokenKey::from_be_bytes(42u128.to_be_bytes())),
+            a.verdict(TokenKey::from_be_bytes(43u128.to_be_bytes()))
         );
-        assert!(a.verdict(TokenKey::from_bits(42)).starts_with(b"p:v:"));
+        assert!(a
+            .verdict(TokenKey::from_be_bytes(42u128.to_be_bytes()))
+            .starts_with(b"p:v:"));
         // The lock's MAC is not the verdict's: one cannot be made from the other.
         assert_ne!(
-            a.lock(TokenKey::from_bits(42))[4..],
-            a.verdict(TokenKey::from_bits(42))[4..]
+            a.lock(TokenKey::from_be_bytes(42u128.to_be_bytes()))[4..],
+            a.verdict(TokenKey::from_be_bytes(42u128.to_be_bytes()))[4..]
         );
-        assert_eq!(a.verdict(TokenKey::from_bits(42)).len(), 4 + 32);
+        assert_eq!(
+            a.verdict(TokenKey::from_be_bytes(42u128.to_be_bytes())).len(),
+            4 + 32
+        );
     }
 }

@@ -9,10 +9,12 @@
 //!   with Redis; and the logout propagation delay (revoke on A → B refuses the token hot in its
 //!   local cache), median and max over 50 logouts.
 //!
-//! `cargo bench --features axum,redis --bench fleet -- --warm-up-time 1 --measurement-time 3`
+//! `cargo bench -p tower-amazon-auth-redis --bench fleet -- --warm-up-time 1 --measurement-time 3`
 //!
 //! Without `redis-server` on `PATH` the bench prints a notice and measures nothing.
 
+/// The core's bench helpers, shared rather than copied.
+#[path = "../../benches/common/mod.rs"]
 mod common;
 
 use std::net::TcpStream;
@@ -22,7 +24,8 @@ use std::time::{Duration, Instant};
 use common::{inner, poll_once, tokens, Source, Template, Upstream};
 use criterion::Criterion;
 use tower::{Layer, ServiceExt};
-use tower_amazon_auth::{AccessToken, AmazonAuthLayer, Fleet};
+use tower_amazon_auth::{AccessToken, AmazonAuthLayer};
+use tower_amazon_auth_redis::{Fleet, FleetStats};
 
 const SECRET: &str = "bench-secret-bench-secret-bench-secret";
 
@@ -75,14 +78,19 @@ impl Drop for Redis {
     }
 }
 
+/// The fleet level's counters of `layer`'s cache.
+fn fleet_stats(layer: &AmazonAuthLayer) -> FleetStats {
+    FleetStats::of(layer.cache()).expect("a cache with the fleet level")
+}
+
 fn fleet_layer(upstream: &Upstream, redis: &Redis) -> AmazonAuthLayer {
     let layer = common::layer(
         upstream
             .builder()
-            .fleet(Fleet::new(&redis.url, SECRET).command_timeout(Duration::from_secs(1))),
+            .second_level(Fleet::new(&redis.url, SECRET).command_timeout(Duration::from_secs(1))),
     );
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !layer.stats().fleet_subscribed {
+    while !fleet_stats(&layer).subscribed {
         assert!(Instant::now() < deadline, "the subscriber never connected");
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -137,9 +145,10 @@ fn bench(c: &mut Criterion, upstream: &Upstream, redis: &Redis) {
         })
     });
     let before = b_layer.stats();
+    let fleet_before = fleet_stats(&b_layer);
     println!(
         "l2_hit: fleet hits so far {}, upstream calls {}",
-        before.fleet_hits, before.upstream_calls
+        fleet_before.hits, before.upstream_calls
     );
 
     let mut n = 0;

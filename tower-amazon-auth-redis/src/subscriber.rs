@@ -1,23 +1,23 @@
-//! The subscriber: a task per cache that listens on the fleet's channel and applies the other
-//! instances' messages to the local levels through [`Local`] (the same generation bump as a
+//! The subscriber: a task per cache that listens on the fleet's channel and hands the other
+//! instances' messages to the cache through its [`RemoteEvents`] (the same generation bump as a
 //! local `invalidate` or `revoke`). Each time it (re)subscribes it flushes the local verdicts
 //! (revocations stay), since messages published while it was away are lost. It reconnects with
 //! a capped back-off and ends when its cache is dropped. While connected, it also retries every
 //! second the revocations that could not be written to Redis (see
-//! [`FleetLevel::retry_pending`]).
+//! `FleetLevel::retry_pending`).
 //!
 //! At its first subscription it checks Redis's `maxmemory-policy` and warns when Redis may
 //! evict keys under memory pressure: a tombstone evicted is a logout lost.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
+use tower_amazon_auth::second_level::{LogLimit, RemoteEvents};
 
-use super::level::FleetLevel;
-use super::message::{Event, Message};
-use crate::token_key::TokenKey;
+use crate::counters::Count;
+use crate::level::FleetLevel;
+use crate::message::{Event, Message};
 
 /// The first reconnection delay; doubled after each failure.
 const FIRST_DELAY: Duration = Duration::from_millis(50);
@@ -28,28 +28,17 @@ const CONNECT: Duration = Duration::from_secs(2);
 /// How often revocations that could not be written to Redis are tried again.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// The local levels of a cache, as the subscriber reaches them.
-pub(crate) trait Local: Send + Sync {
-    /// Forgets `key` on every local level.
-    fn forget(&self, key: TokenKey);
-    /// Refuses `key` locally for `revoked_for`, and forgets it.
-    fn revoke(&self, key: TokenKey, revoked_for: Duration);
-    /// Forgets every cached verdict (revocations stay).
-    fn flush(&self);
-}
-
-/// Starts the subscriber of `fleet`, applying messages to `local` (inside a Tokio runtime). It
-/// ends when either is dropped.
-pub(crate) fn spawn(fleet: &Arc<FleetLevel>, local: Weak<dyn Local>) {
+/// Starts the subscriber of `fleet`, handing messages to `events` (inside a Tokio runtime). It
+/// ends when the level or the cache is dropped.
+pub(crate) fn spawn(fleet: &Arc<FleetLevel>, events: RemoteEvents) {
     let stop = fleet.stopped();
-    tokio::spawn(run(Arc::downgrade(fleet), local, stop));
+    tokio::spawn(run(Arc::downgrade(fleet), events, stop));
 }
 
-async fn run(fleet: Weak<FleetLevel>, local: Weak<dyn Local>, mut stop: tokio::sync::watch::Receiver<()>) {
+async fn run(fleet: Weak<FleetLevel>, events: RemoteEvents, mut stop: tokio::sync::watch::Receiver<()>) {
     let mut delay = FIRST_DELAY;
     let mut checked_policy = false;
-    let subscribe_warn = crate::log_limit::LogLimit::default();
-    let both = || Some((fleet.upgrade()?, local.upgrade()?));
+    let subscribe_warn = LogLimit::default();
     loop {
         let Some((client, channel)) = fleet.upgrade().map(|f| (f.client.clone(), f.channel.clone())) else {
             return;
@@ -66,17 +55,19 @@ async fn run(fleet: Weak<FleetLevel>, local: Weak<dyn Local>, mut stop: tokio::s
         match connected {
             Ok(Ok(pubsub)) => {
                 delay = FIRST_DELAY;
-                let Some((f, l)) = both() else { return };
+                let Some(f) = fleet.upgrade() else { return };
                 // Whatever was published while we were away is lost: start afresh locally.
-                l.flush();
-                f.subscribed.store(true, Relaxed);
-                f.counters.resubscriptions.incr();
+                if !events.forget_all() {
+                    return;
+                }
+                f.set_subscribed(true);
+                f.counters.incr(Count::Subscriptions);
                 tracing::debug!("fleet cache level: subscribed");
                 if !checked_policy {
                     checked_policy = true;
                     tokio::spawn(check_policy(f.manager()));
                 }
-                drop((f, l));
+                drop(f);
                 let mut messages = pubsub.into_on_message();
                 let mut retry = tokio::time::interval(RETRY);
                 loop {
@@ -92,11 +83,13 @@ async fn run(fleet: Weak<FleetLevel>, local: Weak<dyn Local>, mut stop: tokio::s
                         }
                     };
                     let Some(message) = message else { break };
-                    let Some((f, l)) = both() else { return };
-                    apply(&f, &*l, message.get_payload_bytes());
+                    let Some(f) = fleet.upgrade() else { return };
+                    if !apply(&f, &events, message.get_payload_bytes()) {
+                        return;
+                    }
                 }
                 if let Some(f) = fleet.upgrade() {
-                    f.subscribed.store(false, Relaxed);
+                    f.set_subscribed(false);
                 }
                 tracing::warn!("fleet cache level: subscriber disconnected, reconnecting (the local cache is flushed on reconnect)");
             }
@@ -126,37 +119,37 @@ async fn run(fleet: Weak<FleetLevel>, local: Weak<dyn Local>, mut stop: tokio::s
     }
 }
 
-/// Applies one message from the channel.
-fn apply(fleet: &FleetLevel, local: &dyn Local, bytes: &[u8]) {
+/// Applies one message from the channel; `false` when the cache is gone.
+fn apply(fleet: &FleetLevel, events: &RemoteEvents, bytes: &[u8]) -> bool {
     let Some(id) = Message::secret_id(bytes) else {
-        return;
+        return true;
     };
     let Some(index) = fleet.secrets.iter().position(|s| s.keys.id == id) else {
         // Another fleet on this Redis and channel (another secret): not ours.
-        return;
+        return true;
     };
     let Some(message) = Message::decode(bytes, &fleet.secrets[index].keys) else {
-        return;
+        return true;
     };
     if message.sender == fleet.instance {
-        return;
+        return true;
     }
     if index > 0 && message.first == fleet.secrets[0].keys.id {
         // A rotating sender's copy under our previous secret: its first copy, under our
         // current secret, says the same.
-        return;
+        return true;
     }
-    fleet.counters.received.incr();
+    fleet.counters.incr(Count::Received);
     let key = match index {
         0 => Some(message.key),
         _ => fleet.current_of(message.key),
     };
     match (key, message.event) {
-        (Some(key), Event::Forget) => local.forget(key),
-        (Some(key), Event::Revoke(ms)) => local.revoke(key, Duration::from_millis(ms)),
+        (Some(key), Event::Forget) => events.forget(key),
+        (Some(key), Event::Revoke(ms)) => events.revoke(key, Duration::from_millis(ms)),
         // Named under the previous secret, and we cannot tell which local token it is: forget
         // everything rather than serve it (the tombstone is in Redis for the next miss).
-        (None, _) => local.flush(),
+        (None, _) => events.forget_all(),
     }
 }
 

@@ -6,7 +6,6 @@
 //! `apt-get`); otherwise the test is skipped with a notice written straight to
 //! `std::io::stderr()` (libtest captures `eprintln!`), and the process prints one summary line
 //! of every skip when it exits.
-#![allow(dead_code, unreachable_pub)]
 // The one `unsafe`: registering the skip summary with the C runtime's `atexit`.
 #![allow(unsafe_code)]
 
@@ -225,8 +224,51 @@ impl Drop for External {
     }
 }
 
-#[test]
-fn finds_a_binary_on_path_and_not_a_made_up_one() {
-    assert!(find("sh").is_some());
-    assert!(find("no-such-binary-taa").is_none());
+/// A `redis-server` of the test's own on a free port (no persistence), or `None` (the test
+/// `test` is skipped) when it is not installed.
+pub fn redis(test: &str) -> Option<External> {
+    let binary = require("redis-server", "redis-server", test)?;
+    Some(start_redis(&binary, free_port()))
+}
+
+/// Starts the `redis-server` at `binary` on `port` (for a test that restarts it on the same
+/// port).
+pub fn start_redis(binary: &Path, port: u16) -> External {
+    External::start(
+        "redis",
+        binary,
+        port,
+        |_| Ok(()),
+        |dir| {
+            vec![
+                "--port".to_owned(),
+                port.to_string(),
+                "--bind".to_owned(),
+                "127.0.0.1".to_owned(),
+                "--save".to_owned(),
+                String::new(),
+                "--appendonly".to_owned(),
+                "no".to_owned(),
+                "--dir".to_owned(),
+                dir.display().to_string(),
+            ]
+        },
+    )
+    .expect("redis-server starts")
+}
+
+/// The URL of a Redis that [`redis`] started.
+pub fn redis_url(redis: &External) -> String {
+    format!("redis://127.0.0.1:{}", redis.port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_binary_on_path_and_not_a_made_up_one() {
+        assert!(find("sh").is_some());
+        assert!(find("no-such-binary-taa").is_none());
+    }
 }

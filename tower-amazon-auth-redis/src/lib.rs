@@ -1,0 +1,104 @@
+//! The fleet level of [`tower-amazon-auth`](tower_amazon_auth): a second cache level in Redis
+//! shared by every instance of a service, and fleet-wide logout. [`Fleet`] holds its settings;
+//! give it to
+//! [`IdentityCacheBuilder::second_level`](tower_amazon_auth::IdentityCacheBuilder::second_level).
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> Result<(), tower_amazon_auth::BuildError> {
+//! use tower_amazon_auth::{AmazonAuthLayer, IdentityCache};
+//! use tower_amazon_auth_redis::{Fleet, FleetStats};
+//!
+//! let secret = std::env::var("AMAZON_AUTH_CACHE_SECRET").expect("at least 32 bytes");
+//! let cache = IdentityCache::builder()
+//!     .client_id("amzn1.application-oa2-client.0123456789abcdef")
+//!     .second_level(Fleet::new("redis://127.0.0.1:6379", secret))
+//!     .build()?;
+//! let layer = AmazonAuthLayer::builder(cache.clone()).build()?;
+//! // Later, for a dashboard:
+//! let stats = FleetStats::of(&cache).expect("a cache with the fleet level");
+//! println!("answered from Redis: {}", stats.hits);
+//! # let _ = layer; Ok(()) }
+//! ```
+//!
+//! moka stays the first level in every instance; a miss there asks Redis before Amazon, and a
+//! verdict Amazon gave is written to Redis for the other instances. `revoke` writes a tombstone
+//! to Redis and tells every instance over pub/sub; `invalidate` tells them too.
+//!
+//! # Coherence across the fleet
+//!
+//! The rule the core keeps on every instance (written at its `second_level` module): a verdict
+//! computed under an older generation of its token is never stored and never served, and
+//! revocations win. This level keeps its side of it:
+//!
+//! - **Names.** With the fleet level on, an instance's local key for a token is keyed by a key
+//!   derived from the fleet secret, so every instance names a token the same way; a message
+//!   about a token carries that name (never the token), and a receiver applies it through the
+//!   same generation bump as a local `invalidate` or `revoke`.
+//! - **Revocations win.** `revoke` writes the tombstone locally, then in Redis (for the token's
+//!   remaining life, never shortening one already there), deletes the token's verdicts there and
+//!   publishes, in one script. A fill checks the tombstones in the same script before it
+//!   writes, so a verification that was under way anywhere cannot bring the token back; a Redis
+//!   read checks the tombstones before the verdict, so an instance that never got the message
+//!   still refuses the token at its next miss. A receiver installs the tombstone locally too, so
+//!   it keeps refusing the token if Redis goes away afterwards.
+//! - **Generations in Redis too.** Each token has a fleet generation in Redis, bumped by
+//!   every `invalidate` and `revoke` (and kept for longer than a verification can take). A
+//!   miss's read returns it; the fill that follows the verification presents it, and the
+//!   script refuses the fill if it moved. So a verification that was under way anywhere when
+//!   the token was invalidated never writes its older verdict back, even on an instance that
+//!   has not received the message yet.
+//! - **Missed messages.** Pub/sub drops what is published while a subscriber is disconnected.
+//!   When the subscriber connects again, the instance forgets every cached verdict (its
+//!   revocations stay) and asks Redis, which holds the tombstones, at the next request. While it
+//!   is disconnected, a logout published elsewhere reaches a token that is hot in this
+//!   instance's local cache only when that local entry ends, after at most
+//!   [`max_ttl`](tower_amazon_auth::IdentityCacheBuilder::max_ttl) (5 min by default), or at the reconnect,
+//!   whichever comes first: that is the worst-case delay of a logout. Tokens not cached locally
+//!   are refused at once (the miss reads the tombstone), as long as Redis answers reads.
+//! - **Redis trouble** is a miss, never a verdict: an unreadable, undecryptable or foreign value
+//!   is ignored, a slow or absent Redis is skipped after [`command_timeout`](Fleet::command_timeout),
+//!   and after repeated failures not asked at all for a while (a breaker); requests then go to
+//!   Amazon directly. Only `revoke` and `invalidate` report it, since their fleet-wide effect
+//!   did not happen ([`CacheError::SecondLevel`](tower_amazon_auth::CacheError::SecondLevel)); a revocation is then
+//!   kept and written as soon as Redis answers again (tried every second while the subscriber
+//!   is connected), until the token expires.
+//! - **Fleet single-flight.** A miss that finds nothing in Redis takes a short lock there (its
+//!   name is a MAC like the verdict's) and verifies; the fill releases it. A miss that finds
+//!   the lock taken looks again every 20 ms for up to [`lock_wait`](Fleet::lock_wait), then
+//!   verifies itself: a lost or slow lock holder costs a duplicate verification, never an
+//!   error.
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `lib.rs` | the fleet level's rules |
+//! | `settings` | [`Fleet`]: the settings, checked when the cache is built |
+//! | `error` | [`FleetError`]: the settings refused |
+//! | `counters` | what the fleet level counts, live |
+//! | `stats` | [`FleetStats`]: a copy of the counters, and their metrics |
+//! | `secret` | the keys derived from the fleet secret (HKDF), current and previous |
+//! | `naming` | the names of the Redis keys (verdicts, locks, tombstones, generations) and of the channel: MACs, never the token |
+//! | `seal` | the AEAD box around every value |
+//! | `message` | the invalidation messages on the channel, authenticated |
+//! | `scripts` | the Lua scripts that keep a fill from undoing a revocation |
+//! | `level` | `FleetLevel`: reads, fills, locks, revocations, with timeouts and a breaker |
+//! | `claim` | a verification's claim: its fill, or the lock given up |
+//! | `attached` | [`Fleet`] attached to a cache: the [`SecondLevel`](tower_amazon_auth::second_level::SecondLevel) the core sees |
+//! | `subscriber` | the task that applies other instances' messages, and flushes on reconnect |
+
+mod attached;
+mod claim;
+mod counters;
+mod error;
+mod level;
+mod message;
+mod naming;
+mod scripts;
+mod seal;
+mod secret;
+mod settings;
+mod stats;
+mod subscriber;
+
+pub use error::FleetError;
+pub use settings::{defaults, Fleet, FLEET_MIN_SECRET_LEN};
+pub use stats::FleetStats;

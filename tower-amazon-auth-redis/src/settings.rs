@@ -1,0 +1,186 @@
+//! [`Fleet`]: the settings of the fleet level, their defaults, and their check when the cache
+//! is built.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::FleetError;
+
+/// The default of every setting of [`Fleet`].
+pub mod defaults {
+    use std::time::Duration;
+
+    /// The prefix of every Redis key and of the pub/sub channel: `"taa:"`.
+    pub const KEY_PREFIX: &str = "taa:";
+    /// The most one Redis command may take before it counts as failed and the
+    /// request goes on without Redis: 50 ms.
+    pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(50);
+    /// How long Redis is left alone after a run of failed commands: 5 s.
+    pub const BACKOFF: Duration = Duration::from_secs(5);
+}
+
+/// The shortest fleet secret accepted, in bytes.
+pub const FLEET_MIN_SECRET_LEN: usize = 32;
+
+/// The settings of the fleet level: where Redis is, the fleet secret, and how long to wait for
+/// Redis. Give it to
+/// [`IdentityCacheBuilder::second_level`](tower_amazon_auth::IdentityCacheBuilder::second_level);
+/// everything is checked at [`build`](tower_amazon_auth::IdentityCacheBuilder::build), which
+/// answers [`BuildError::SecondLevel`](tower_amazon_auth::BuildError::SecondLevel) with a
+/// [`FleetError`] inside.
+///
+/// Connecting is lazy: `build()` opens no connection, and a Redis that is down at startup (or
+/// later) only means that requests are verified with Amazon directly until it answers; the
+/// subscriber keeps trying to connect in the background. `build()` must run inside a Tokio
+/// runtime (the subscriber is a task).
+///
+/// The secret and the URL (which may hold a password) never appear in `Debug` output, logs or
+/// errors.
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> Result<(), tower_amazon_auth::BuildError> {
+/// use std::time::Duration;
+/// use tower_amazon_auth::{AmazonAuthLayer, IdentityCache};
+/// use tower_amazon_auth_redis::Fleet;
+///
+/// let secret = std::env::var("AMAZON_AUTH_CACHE_SECRET").expect("at least 32 bytes");
+/// let cache = IdentityCache::builder()
+///     .client_id("amzn1.application-oa2-client.0123456789abcdef")
+///     .second_level(
+///         Fleet::new("redis://127.0.0.1:6379", secret)
+///             .key_prefix("shop:auth:")
+///             .command_timeout(Duration::from_millis(50)),
+///     )
+///     .build()?;
+/// let layer = AmazonAuthLayer::builder(cache).build()?;
+/// # let _ = layer; Ok(()) }
+/// ```
+#[must_use]
+pub struct Fleet {
+    pub(crate) url: String,
+    pub(crate) secret: Vec<u8>,
+    pub(crate) previous: Option<Vec<u8>>,
+    pub(crate) prefix: String,
+    pub(crate) command_timeout: Duration,
+    pub(crate) lock_wait: Option<Duration>,
+    pub(crate) backoff: Duration,
+}
+
+impl Fleet {
+    /// The fleet level on the Redis at `url` (`redis://host:port/db`, `rediss://…` for TLS,
+    /// `redis://:password@host` or `redis://user:password@host` with authentication), with
+    /// `secret`: at least [`FLEET_MIN_SECRET_LEN`] bytes, the same on every instance, kept like a
+    /// password. Every key, MAC and encryption key comes from it.
+    pub fn new(url: impl Into<String>, secret: impl AsRef<[u8]>) -> Self {
+        Self {
+            url: url.into(),
+            secret: secret.as_ref().to_vec(),
+            previous: None,
+            prefix: defaults::KEY_PREFIX.to_owned(),
+            command_timeout: defaults::COMMAND_TIMEOUT,
+            lock_wait: None,
+            backoff: defaults::BACKOFF,
+        }
+    }
+
+    /// The secret being rotated out: what was written under it (verdicts, and revocations
+    /// above all) stays in force until it expires, and revocations made now are written under
+    /// it too, so instances not yet given the new secret see them. Drop it once every instance
+    /// runs with the new one and `max_ttl` and an hour (a token's life) have passed. At least
+    /// [`FLEET_MIN_SECRET_LEN`] bytes. Default: none.
+    pub fn previous_secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.previous = Some(secret.as_ref().to_vec());
+        self
+    }
+
+    /// The prefix of every Redis key and of the pub/sub channel: 1 to 64 printable ASCII
+    /// characters without spaces. Services sharing one Redis need not differ in prefix (their
+    /// verdict keys differ by their client ids and endpoints), but a distinct prefix per
+    /// service makes the keys easy to tell apart. Default: [`defaults::KEY_PREFIX`]
+    /// (`"taa:"`).
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The most one Redis command may take; past it the command counts as failed and the
+    /// request goes on to Amazon. 1 ms to 5 s. Default: [`defaults::COMMAND_TIMEOUT`]
+    /// (50 ms).
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// Fleet single-flight: how long an instance waits for another instance that is verifying
+    /// the same token (it holds a short lock in Redis, for this long plus 1 s) before it
+    /// verifies the token itself. A first request can so take this long plus the verification
+    /// [`deadline`](tower_amazon_auth::IdentityCacheBuilder::deadline) at worst (when the instance holding the
+    /// lock died or Amazon is slow). At most 5 min. Default: 2 s, or the deadline when shorter;
+    /// zero turns fleet single-flight off.
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = Some(wait);
+        self
+    }
+
+    /// How long Redis is left alone after a run of failed commands (5 in a row): requests go
+    /// straight to Amazon, then one command probes Redis again. At most 5 min; below 1 s counts
+    /// as 1 s. Default:
+    /// [`defaults::BACKOFF`] (5 s).
+    pub fn backoff(mut self, backoff: Duration) -> Self {
+        self.backoff = backoff;
+        self
+    }
+}
+
+impl fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry a password; the secrets are secrets.
+        f.debug_struct("Fleet")
+            .field("prefix", &self.prefix)
+            .field("command_timeout", &self.command_timeout)
+            .field("lock_wait", &self.lock_wait)
+            .field("backoff", &self.backoff)
+            .field("previous_secret", &self.previous.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fleet {
+    /// Checks the settings: the secrets' length, the key prefix, the durations' limits
+    /// (documented on each setter).
+    pub(crate) fn check(&self) -> Result<(), FleetError> {
+        let short = |secret: &[u8]| secret.len() < FLEET_MIN_SECRET_LEN;
+        if short(&self.secret) || self.previous.as_deref().is_some_and(short) {
+            return Err(FleetError::SecretTooShort);
+        }
+        let prefix_ok =
+            (1..=64).contains(&self.prefix.len()) && self.prefix.bytes().all(|b| b.is_ascii_graphic());
+        if !prefix_ok {
+            return Err(FleetError::KeyPrefix);
+        }
+        let five_min = Duration::from_secs(300);
+        for (setting, refused, rule) in [
+            (
+                "command_timeout",
+                self.command_timeout < Duration::from_millis(1),
+                "at least 1 ms",
+            ),
+            (
+                "command_timeout",
+                self.command_timeout > Duration::from_secs(5),
+                "at most 5 s",
+            ),
+            (
+                "lock_wait",
+                self.lock_wait.is_some_and(|wait| wait > five_min),
+                "at most 5 min",
+            ),
+            ("backoff", self.backoff > five_min, "at most 5 min"),
+        ] {
+            if refused {
+                return Err(FleetError::Setting { setting, rule });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,7 @@
+//! What the workspace's tests share (unpublished): [`external`] starts the real servers the
+//! tests need (Redis, nginx, Caddy) on a free 127.0.0.1 port and stops them; [`fixtures`] holds
+//! realistic tokens, a layer on `MockAmazon`, an app behind it served on loopback, and a client.
+//! The core's tests and the Redis level's use it alike, so neither keeps a copy.
+
+pub mod external;
+pub mod fixtures;
