@@ -17,6 +17,7 @@ use crate::error::BuildError;
 use crate::layer::AmazonAuthLayer;
 use crate::response::{ErrorResponder, JsonErrors, Responder};
 use crate::service::{Settings, Shared};
+use crate::sign_in::SignIn;
 use crate::token::TokenRules;
 
 /// The longest `Retry-After` a layer may be set to send.
@@ -100,6 +101,7 @@ impl AmazonAuthLayer {
 /// | [`strip_token`](Self::strip_token) | `true` | remove the token from an accepted request before the inner service sees it |
 /// | [`retry_after`](Self::retry_after) | [`defaults::RETRY_AFTER`] (5 s) | `Retry-After` on a 503 (Amazon's own, when longer, wins) |
 /// | [`error_responder`](Self::error_responder) | [`JsonErrors`] | shape of error responses (HTML, problem+json…) |
+/// | [`sign_in`](Self::sign_in) | none | website sign-in: requests without a token are authenticated by their session cookie |
 ///
 /// The verification and cache settings (client ids, region, TTLs, timeouts, retries, back-off,
 /// the fleet level) are [`IdentityCacheBuilder`](crate::IdentityCacheBuilder)'s, so a layer on
@@ -125,6 +127,7 @@ pub struct AmazonAuthBuilder {
     strip_token: bool,
     retry_after: Duration,
     responder: Responder,
+    sign_in: Option<SignIn>,
 }
 
 impl AmazonAuthBuilder {
@@ -138,6 +141,7 @@ impl AmazonAuthBuilder {
             strip_token: true,
             retry_after: defaults::RETRY_AFTER,
             responder: Responder(Arc::new(JsonErrors)),
+            sign_in: None,
         }
     }
 
@@ -203,9 +207,28 @@ impl AmazonAuthBuilder {
         self
     }
 
+    /// Website sign-in (see [`sign_in`](crate::sign_in)): a request that carries no token of
+    /// its own is authenticated by its session cookie (a token in the request always decides
+    /// alone: a bad one never falls back to the cookie); a cookie-authenticated unsafe request
+    /// must come from the site itself (else `403`); with [`strip_token`](Self::strip_token),
+    /// the session cookie is removed before the inner service runs; in optional mode an ended
+    /// session is a signed-out visitor (its cookie cleared). `sign_in` must verify through this
+    /// layer's cache. Default: none.
+    pub fn sign_in(mut self, sign_in: &SignIn) -> Self {
+        self.sign_in = Some(sign_in.clone());
+        self
+    }
+
     /// Checks the configuration and builds the layer.
     pub fn build(self) -> Result<AmazonAuthLayer, BuildError> {
         let cache = self.cache?;
+        if self
+            .sign_in
+            .as_ref()
+            .is_some_and(|sign_in| !sign_in.verifies_through(&cache))
+        {
+            return Err(BuildError::SignIn("cache"));
+        }
         let realm_ok = self
             .realm
             .bytes()
@@ -229,6 +252,7 @@ impl AmazonAuthBuilder {
             strip_token: self.strip_token,
             retry_after: self.retry_after,
             responder: self.responder,
+            sign_in: self.sign_in,
         };
         Ok(AmazonAuthLayer::from_shared(Shared { cache, settings }))
     }

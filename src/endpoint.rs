@@ -23,6 +23,19 @@ impl Region {
             Self::FarEast => "https://api.amazon.co.jp",
         }
     }
+
+    /// Where a browser signs in (website sign-in's authorize request):
+    /// `https://www.amazon.com/ap/oa`, `https://eu.account.amazon.com/ap/oa`,
+    /// `https://apac.account.amazon.com/ap/oa`. The Europe and Far East hosts come from Amazon
+    /// Ads pages: override them with [`Endpoints::with_authorize_url`] if Amazon tells you
+    /// otherwise.
+    pub fn authorize_url(self) -> &'static str {
+        match self {
+            Self::NorthAmerica => "https://www.amazon.com/ap/oa",
+            Self::Europe => "https://eu.account.amazon.com/ap/oa",
+            Self::FarEast => "https://apac.account.amazon.com/ap/oa",
+        }
+    }
 }
 
 /// Reads a region from configuration text: `na` / `us` / `north-america`, `eu` / `europe`,
@@ -59,12 +72,15 @@ pub const APPSTORE_BASE_URL: &str = "https://appstore-sdk.amazon.com/version/1.0
 /// let mock = Endpoints::base_url("http://127.0.0.1:8080/").unwrap();
 /// assert_eq!(mock.profile_url(), "http://127.0.0.1:8080/user/profile");
 /// assert_eq!(Endpoints::appstore().tokeninfo_url(), None);
+/// assert_eq!(mock.authorize_url(), "http://127.0.0.1:8080/ap/oa");
+/// assert_eq!(eu.authorize_url(), "https://eu.account.amazon.com/ap/oa");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoints {
     tokeninfo: Option<String>,
     profile: String,
     token: String,
+    authorize: String,
     /// `http://` to a host other than loopback: tokens and secrets would cross the network in
     /// clear.
     cleartext_remote: bool,
@@ -137,6 +153,7 @@ impl Endpoints {
             tokeninfo: has_tokeninfo.then(|| format!("{base}/auth/o2/tokeninfo")),
             profile: format!("{base}/user/profile"),
             token: format!("{base}/auth/o2/token"),
+            authorize: format!("{base}/ap/oa"),
             cleartext_remote: false,
             cleartext_allowed: false,
         }
@@ -156,6 +173,27 @@ impl Endpoints {
     pub fn token_url(&self) -> &str {
         &self.token
     }
+
+    /// Where a browser signs in: the region's [`Region::authorize_url`], or `{base}/ap/oa`
+    /// under a base URL (as a mock serves it).
+    pub fn authorize_url(&self) -> &str {
+        &self.authorize
+    }
+
+    /// These endpoints with another authorize URL (an absolute `https` URL, or `http` on
+    /// loopback), for a region whose sign-in host differs from the default.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::InvalidBaseUrl`] for anything else.
+    pub fn with_authorize_url(mut self, url: &str) -> Result<Self, BuildError> {
+        let (checked, cleartext_remote) = checked_url(url, true)?;
+        if cleartext_remote {
+            return Err(BuildError::CleartextBaseUrl(url.to_owned()));
+        }
+        self.authorize = checked;
+        Ok(self)
+    }
 }
 
 impl Default for Endpoints {
@@ -167,13 +205,22 @@ impl Default for Endpoints {
 
 impl From<Region> for Endpoints {
     fn from(region: Region) -> Self {
-        Self::under(region.base_url(), true)
+        Self {
+            authorize: region.authorize_url().to_owned(),
+            ..Self::under(region.base_url(), true)
+        }
     }
 }
 
 /// The base URL without its trailing `/`, and whether it is `http://` to a host other than
 /// loopback.
 fn checked_base(base: &str) -> Result<(String, bool), BuildError> {
+    checked_url(base, false)
+}
+
+/// An absolute `http(s)` URL without query or fragment (without its trailing `/` unless
+/// `keep_path`), and whether it is `http://` to a host other than loopback.
+fn checked_url(base: &str, keep_path: bool) -> Result<(String, bool), BuildError> {
     let invalid = || BuildError::InvalidBaseUrl(base.to_owned());
     let url = reqwest::Url::parse(base).map_err(|_| invalid())?;
     let Some(host) = url.host_str() else {
@@ -189,5 +236,9 @@ fn checked_base(base: &str) -> Result<(String, bool), BuildError> {
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
     let cleartext_remote = url.scheme() == "http" && !loopback;
-    Ok((url.as_str().trim_end_matches('/').to_owned(), cleartext_remote))
+    let text = match keep_path {
+        true => url.as_str(),
+        false => url.as_str().trim_end_matches('/'),
+    };
+    Ok((text.to_owned(), cleartext_remote))
 }

@@ -44,6 +44,12 @@ pub enum AuthError {
     /// Amazon could not give a definite answer: see [`Unavailable`]. Never cached.
     #[error("cannot verify the token now: {0}")]
     Unavailable(Unavailable),
+    /// (website sign-in) A request authenticated by the session cookie with an unsafe method
+    /// (not `GET`, `HEAD` or `OPTIONS`) came from another site: its `Origin` is not the public
+    /// origin and `Sec-Fetch-Site` is not `same-origin` (cross-site request forgery). Answered
+    /// `403`; nothing changes.
+    #[error("a cookie-authenticated request from another site")]
+    CrossSite,
 }
 
 /// What was wrong with a malformed request (answered `400 invalid_request`).
@@ -111,6 +117,10 @@ pub enum Rejection {
     /// Amazon's `tokeninfo` and `profile` named different users for the token.
     #[error("Amazon's answers about the token disagree")]
     Inconsistent,
+    /// (website sign-in) The session cookie names no live session: unknown, tampered with,
+    /// signed out, idle or too old, or its refresh token was refused. The cookie is cleared.
+    #[error("the session has ended")]
+    SessionEnded,
 }
 
 /// Why Amazon could not give a definite answer (answered `503` with `Retry-After`).
@@ -144,6 +154,11 @@ pub enum Unavailable {
         /// Seconds until Amazon is asked again.
         retry_after: u64,
     },
+    /// (website sign-in) Amazon refused this site's client credentials while refreshing a
+    /// session (`invalid_client`, `unauthorized_client`: a wrong secret deployed). Logged as an
+    /// error; the sessions are kept.
+    #[error("Amazon refused the site's client credentials")]
+    ClientRejected,
 }
 
 /// The most seconds ever sent in `Retry-After`, and the longest back-off from Amazon honoured,
@@ -161,7 +176,7 @@ impl AuthError {
         match self {
             Self::MissingToken | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            Self::InsufficientScope => StatusCode::FORBIDDEN,
+            Self::InsufficientScope | Self::CrossSite => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -172,7 +187,7 @@ impl AuthError {
     /// an unavailable upstream, which is no authentication error at all.
     pub fn rfc6750_code(&self) -> Option<&'static str> {
         match self {
-            Self::MissingToken | Self::Unavailable(_) => None,
+            Self::MissingToken | Self::Unavailable(_) | Self::CrossSite => None,
             Self::InvalidRequest(_) => Some("invalid_request"),
             Self::InvalidToken(_) => Some("invalid_token"),
             Self::InsufficientScope => Some("insufficient_scope"),
@@ -184,6 +199,7 @@ impl AuthError {
         match self {
             Self::MissingToken => "unauthorized",
             Self::Unavailable(_) => "temporarily_unavailable",
+            Self::CrossSite => "forbidden",
             _ => self.rfc6750_code().unwrap_or("unauthorized"),
         }
     }
@@ -356,6 +372,13 @@ pub enum BuildError {
     /// The operating system's random number generator failed.
     #[error("no system randomness for the cache key: {0}")]
     Randomness(String),
+    /// A [website sign-in](crate::sign_in) setting is missing or invalid: `client_secret`,
+    /// `public_origin` (an `https` origin, or `http` on loopback, with no path), `client_id`
+    /// (required when the cache accepts several), `scopes`, `path` (absolute, distinct),
+    /// `sessions` (a zero limit), `authorize_url`; or `cache`: a layer was given a sign-in
+    /// that verifies through another cache.
+    #[error("website sign-in: {0} is missing or invalid")]
+    SignIn(&'static str),
     /// The [second level](crate::second_level) refused its settings, or could not start here
     /// (for Redis: a short secret, an invalid URL, a build outside a Tokio runtime, …). Its
     /// own error is inside: [`SecondLevelError::downcast_ref`].

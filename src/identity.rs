@@ -282,8 +282,18 @@ pub struct AmazonUser {
     identity: Arc<Identity>,
     source: TokenSource,
     /// The token's key in the cache the identity came from (see [`Identity::origin`]), for
-    /// [`revoke`](Self::revoke). `None` for a user made in a test.
+    /// [`revoke`](Self::revoke); for a session's user, the session's key. `None` for a user
+    /// made in a test.
     key: Option<TokenKey>,
+    /// The sessions the user's session is one of (website sign-in): what
+    /// [`revoke`](Self::revoke) ends.
+    session: Option<Arc<dyn SessionEnd>>,
+}
+
+/// What ends the session a user came from (website sign-in implements it).
+pub(crate) trait SessionEnd: Send + Sync {
+    /// Ends the session of `key` everywhere.
+    fn end(&self, key: TokenKey) -> BoxFuture<'_, Result<(), CacheError>>;
 }
 
 impl AmazonUser {
@@ -293,6 +303,22 @@ impl AmazonUser {
             identity,
             source,
             key,
+            session: None,
+        }
+    }
+
+    /// The user of a request the session of key `session_key` authenticated, among
+    /// `sessions`.
+    pub(crate) fn of_session(
+        identity: Arc<Identity>,
+        session_key: TokenKey,
+        sessions: Arc<dyn SessionEnd>,
+    ) -> Self {
+        Self {
+            identity,
+            source: TokenSource::Session,
+            key: Some(session_key),
+            session: Some(sessions),
         }
     }
 
@@ -380,6 +406,8 @@ impl AmazonUser {
     /// [`IdentityCache::revoke`](crate::IdentityCache::revoke).
     ///
     /// Handlers never see the token (the layer strips it); this is how they log its bearer out.
+    /// For a user signed in through a website session ([`TokenSource::Session`]), this ends
+    /// the session instead (its record is deleted; its cookie then names nothing).
     ///
     /// # Errors
     ///
@@ -400,6 +428,9 @@ impl AmazonUser {
     /// # }
     /// ```
     pub async fn revoke(&self) -> Result<(), CacheError> {
+        if let (Some(session), Some(key)) = (&self.session, self.key) {
+            return session.end(key).await;
+        }
         let (Some(key), Some(origin)) = (self.key, &self.identity.origin) else {
             return Err(CacheError::NoCache);
         };

@@ -15,6 +15,9 @@
 //!    error itself (`401`/`400`/`403` with `WWW-Authenticate`, `503` + `Retry-After` when
 //!    Amazon cannot answer). It fails closed.
 //!
+//! For websites, [`sign_in`] adds "Login with Amazon": the authorize request with PKCE, the
+//! callback, server-side sessions the same layer accepts by cookie, refresh, logout and CSRF.
+//!
 //! # Quick start
 //!
 //! ```no_run
@@ -100,6 +103,7 @@
 //! | `verify` | the verification policy: tokeninfo ∥ profile, `aud`, how the two answers combine |
 //! | [`second_level`] | [`SecondLevel`](second_level::SecondLevel): the one boundary where the cache meets a store shared by the fleet (Redis: the `tower-amazon-auth-redis` crate), and the coherence rule it keeps |
 //! | `cache/` | [`IdentityCache`], [`IdentityCacheBuilder`]: the levels (per-thread memo, `moka` store, a second level), coalescing, expiry |
+//! | [`sign_in`] | [`SignIn`](sign_in::SignIn): website sign-in (login, callback, logout routes, server-side sessions, refresh, CSRF) |
 //! | [`future`] | [`ResponseFuture`](future::ResponseFuture), [`AuthBody`](future::AuthBody) |
 //! | `service` | [`AmazonAuth`]: decide, admit, refuse |
 //! | `layer` | [`AmazonAuthLayer`] |
@@ -128,6 +132,7 @@ mod metrics;
 pub mod response;
 pub mod second_level;
 mod service;
+pub mod sign_in;
 mod stats;
 pub mod token;
 mod token_key;
@@ -151,6 +156,11 @@ pub use stats::StatsSnapshot;
 #[cfg(all(doctest, feature = "axum"))]
 #[doc = include_str!("../docs/testing.md")]
 pub struct TestingGuide;
+
+/// The website sign-in guide, `docs/sign-in.md`, compiled like the testing guide.
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../docs/sign-in.md")]
+pub struct SignInGuide;
 
 /// (feature `fuzz`) Entry points for the fuzz targets under `fuzz/`: not part of the API.
 #[cfg(feature = "fuzz")]

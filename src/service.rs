@@ -17,10 +17,11 @@ use tracing::Instrument;
 
 use crate::access_token::{AccessToken, TokenRules};
 use crate::cache::IdentityCache;
-use crate::error::AuthError;
+use crate::error::{AuthError, Rejection};
 use crate::future::{AuthBody, ResponseFuture};
 use crate::identity::AmazonUser;
 use crate::response::{ErrorContext, Responder};
+use crate::sign_in::{SessionDecision, SessionRequest, SignIn};
 use crate::token::{self, TokenSource};
 use crate::token_key::TokenKey;
 
@@ -33,6 +34,8 @@ pub(crate) struct Settings {
     pub(crate) strip_token: bool,
     pub(crate) retry_after: Duration,
     pub(crate) responder: Responder,
+    /// Website sign-in: requests without a token are authenticated by their session cookie.
+    pub(crate) sign_in: Option<SignIn>,
 }
 
 impl Settings {
@@ -43,7 +46,14 @@ impl Settings {
             realm: &self.realm,
             retry_after: error.retry_after(self.retry_after),
         };
-        self.responder.0.respond(error, cx)
+        let mut response = self.responder.0.respond(error, cx);
+        // An ended session: the browser forgets its cookie.
+        if let (AuthError::InvalidToken(Rejection::SessionEnded), Some(sign_in)) = (error, &self.sign_in) {
+            response
+                .headers_mut()
+                .append(http::header::SET_COOKIE, sign_in.clear_cookie());
+        }
+        response
     }
 }
 
@@ -116,20 +126,31 @@ impl Anonymous {
 pub(crate) enum Decision {
     /// Accepted with this user, or (optional mode) let through without a token.
     Forward(Option<AmazonUser>),
+    /// (optional mode) Let through signed out: its session cookie named an ended session, which
+    /// the response clears.
+    ForwardSignedOut,
     Refuse(AuthError),
     Resolve(TokenKey, AccessToken, TokenSource),
+    /// A session whose token must be verified or refreshed first.
+    ResolveSession(SessionRequest),
 }
 
 impl Shared {
     /// The decision for a request with this URI (where a query token is looked for) and these
     /// headers: extraction, junk refusal, one synchronous cache read, and for a token the cache
-    /// does not know, the check of its characters.
-    pub(crate) fn decide(&self, uri: &Uri, headers: &http::HeaderMap) -> Decision {
+    /// does not know, the check of its characters. A request without a token is decided by its
+    /// session cookie when sign-in is on and `method` is given (the request's own method, for
+    /// the CSRF rule); without `method` sessions are not consulted.
+    pub(crate) fn decide(
+        &self,
+        method: Option<&http::Method>,
+        uri: &Uri,
+        headers: &http::HeaderMap,
+    ) -> Decision {
         let rules = self.settings.rules;
         let found = match token::find(uri, headers, rules) {
             Ok(Some(found)) => found,
-            Ok(None) if self.settings.optional => return Decision::Forward(None),
-            Ok(None) => return self.refuse(AuthError::MissingToken),
+            Ok(None) => return self.decide_session(method, headers),
             Err(error) => return self.refuse(error),
         };
         // The prefix rules come before the cache (a layer that shares its cache with one of
@@ -158,6 +179,25 @@ impl Shared {
         }
     }
 
+    /// The decision for a request without a token: by its session cookie, if any.
+    fn decide_session(&self, method: Option<&http::Method>, headers: &http::HeaderMap) -> Decision {
+        let optional = self.settings.optional;
+        let session = match (method, &self.settings.sign_in) {
+            (Some(method), Some(sign_in)) => sign_in.decide(method, headers),
+            _ => None,
+        };
+        match session {
+            None if optional => Decision::Forward(None),
+            None => self.refuse(AuthError::MissingToken),
+            Some(SessionDecision::Admit(user)) => Decision::Forward(Some(user)),
+            Some(SessionDecision::Refuse(AuthError::InvalidToken(Rejection::SessionEnded))) if optional => {
+                Decision::ForwardSignedOut
+            }
+            Some(SessionDecision::Refuse(error)) => self.refuse(error),
+            Some(SessionDecision::Resolve(request)) => Decision::ResolveSession(request),
+        }
+    }
+
     fn refuse(&self, error: AuthError) -> Decision {
         self.cache.stats_handle().record_refusal(&error);
         Decision::Refuse(error)
@@ -167,7 +207,10 @@ impl Shared {
     /// token could not be removed: the request is then refused (fail closed).
     fn admit<B>(&self, request: &mut Request<B>, user: AmazonUser) -> Result<(), AuthError> {
         if self.settings.strip_token {
-            token::strip(request, user.source())?;
+            match (user.source(), &self.settings.sign_in) {
+                (TokenSource::Session, Some(sign_in)) => sign_in.strip(request.headers_mut()),
+                (source, _) => token::strip(request, source)?,
+            }
         }
         request.extensions_mut().insert(user);
         Ok(())
@@ -190,18 +233,23 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let shared = &*self.shared;
-        match shared.decide(request.uri(), request.headers()) {
+        match shared.decide(Some(request.method()), request.uri(), request.headers()) {
             Decision::Forward(Some(user)) => match shared.admit(&mut request, user) {
                 Ok(()) => ResponseFuture::called(self.take_inner().call(request)),
                 Err(error) => ResponseFuture::refused(shared.settings.respond(&error)),
             },
             Decision::Forward(None) => {
-                let extensions = request.extensions_mut();
-                // Whoever set an `AmazonUser` before this layer (an outer layer, other code),
-                // it is not this layer's verified user.
-                extensions.remove::<AmazonUser>();
-                extensions.insert(Anonymous(Arc::clone(&self.shared)));
+                self.shared.anonymous(&mut request);
                 ResponseFuture::called(self.take_inner().call(request))
+            }
+            Decision::ForwardSignedOut => {
+                self.shared.anonymous(&mut request);
+                let clear = self.shared.clear_session_cookie();
+                let future = self.take_inner().call(request);
+                match clear {
+                    Some(clear) => ResponseFuture::called_clearing(future, clear),
+                    None => ResponseFuture::called(future),
+                }
             }
             Decision::Refuse(error) => ResponseFuture::refused(shared.settings.respond(&error)),
             Decision::Resolve(key, token, source) => {
@@ -214,7 +262,32 @@ where
                             shared.admit(&mut request, AmazonUser::new(identity, source, Some(key)))
                         });
                         match admitted {
-                            Ok(()) => Ok(inner.call(request)),
+                            Ok(()) => Ok((inner.call(request), None)),
+                            Err(error) => Err(shared.settings.respond(&error)),
+                        }
+                    }
+                    .instrument(span),
+                ))
+            }
+            Decision::ResolveSession(session) => {
+                let shared = Arc::clone(&self.shared);
+                let mut inner = self.take_inner();
+                let span = tracing::debug_span!("amazon_auth", source = "session");
+                ResponseFuture::resolving(Box::pin(
+                    async move {
+                        let admitted = session
+                            .resolve()
+                            .await
+                            .and_then(|user| shared.admit(&mut request, user));
+                        match admitted {
+                            Ok(()) => Ok((inner.call(request), None)),
+                            // Optional mode: an ended session is a signed-out visitor.
+                            Err(AuthError::InvalidToken(Rejection::SessionEnded))
+                                if shared.settings.optional =>
+                            {
+                                shared.anonymous(&mut request);
+                                Ok((inner.call(request), shared.clear_session_cookie()))
+                            }
                             Err(error) => Err(shared.settings.respond(&error)),
                         }
                     }
@@ -222,5 +295,21 @@ where
                 ))
             }
         }
+    }
+}
+
+impl Shared {
+    /// Marks `request` as let through without a user (optional mode).
+    fn anonymous<B>(self: &Arc<Self>, request: &mut Request<B>) {
+        let extensions = request.extensions_mut();
+        // Whoever set an `AmazonUser` before this layer (an outer layer, other code), it is
+        // not this layer's verified user.
+        extensions.remove::<AmazonUser>();
+        extensions.insert(Anonymous(Arc::clone(self)));
+    }
+
+    /// The `Set-Cookie` that clears the session cookie, with sign-in on.
+    fn clear_session_cookie(&self) -> Option<http::HeaderValue> {
+        self.settings.sign_in.as_ref().map(SignIn::clear_cookie)
     }
 }

@@ -28,6 +28,9 @@ pub enum TokenSource {
     Bearer,
     /// The `x-amz-access-token` header.
     AmzHeader,
+    /// The session cookie of website sign-in (see [`sign_in`](crate::sign_in)): the request
+    /// carried no token of its own.
+    Session,
 }
 
 impl TokenSource {
@@ -37,6 +40,7 @@ impl TokenSource {
             Self::Query => "query",
             Self::Bearer => "bearer",
             Self::AmzHeader => "x-amz-access-token",
+            Self::Session => "session",
         }
     }
 }
@@ -290,6 +294,8 @@ pub(crate) fn strip<B>(request: &mut Request<B>, source: TokenSource) -> Result<
                 strip_query(original)?;
             }
         }
+        // The session cookie's name is the sign-in's: the layer strips it (see `sign_in`).
+        TokenSource::Session => {}
     }
     Ok(())
 }

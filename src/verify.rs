@@ -186,7 +186,7 @@ fn combine(tokeninfo: TokenInfoVerdict, profile: ProfileAnswer) -> Result<(Ident
 }
 
 /// Maps a client error to the outward error.
-fn upstream(error: AmazonError) -> AuthError {
+pub(crate) fn upstream(error: AmazonError) -> AuthError {
     match error {
         AmazonError::InvalidToken { .. } => AuthError::InvalidToken(Rejection::Invalid),
         AmazonError::InsufficientScope { .. } => AuthError::InsufficientScope,

@@ -154,7 +154,27 @@ async fn no_token_reaches_any_log_line() {
         tracing::info!(%error, ?error, "exchange failed");
     }
 
+    let sign_in_secrets = sign_in_flow(&mock, secret).await;
+
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    for value in &sign_in_secrets {
+        assert!(
+            !logs.contains(value.as_str()),
+            "a sign-in state, code, challenge or session id leaked"
+        );
+    }
+    // The access and refresh tokens the mock minted for the sign-in never reach the test; any
+    // token-shaped text after Amazon's prefixes is one of them.
+    for prefix in ["Atza|IwEBI", "Atza%7CIwEBI", "Atzr|", "Atzr%7C"] {
+        for (at, _) in logs.match_indices(prefix) {
+            let after = &logs[at + prefix.len()..];
+            let run = after
+                .bytes()
+                .take_while(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+                .count();
+            assert!(run < 8, "a token leaked into the logs after {prefix}");
+        }
+    }
     for secret in [
         secret,
         "code-that-must-never-be-logged",
@@ -202,4 +222,91 @@ async fn no_token_reaches_any_log_line() {
         assert!(!logs.contains(secret), "a token leaked into the logs");
         assert!(!logs.contains(&token.replace('|', "%7C")[..40]));
     }
+}
+
+/// Website sign-in, end to end at TRACE: a browser signs in through the mock's consent page,
+/// uses its session, signs out. Answers the values that must never be logged: the state, the
+/// code challenge, the authorization code and the session id.
+async fn sign_in_flow(mock: &MockAmazon, secret: &str) -> Vec<String> {
+    use tower_amazon_auth::sign_in::SignIn;
+    use tower_amazon_auth::AmazonAuthLayer;
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let cache = builder(mock).build().unwrap();
+    let sign_in = SignIn::builder(cache.clone())
+        .client_secret(secret)
+        .public_origin(&base)
+        .build()
+        .unwrap();
+    tracing::info!(?sign_in, ?cache, "the sign-in routes");
+    mock.allow_redirect_uri(sign_in.redirect_uri());
+    let layer = AmazonAuthLayer::builder(cache).sign_in(&sign_in).build().unwrap();
+    let app = app(layer, Reached::default()).merge(sign_in.router());
+    listener.set_nonblocking(true).unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let location = |response: &reqwest::Response| response.headers()["location"].to_str().unwrap().to_owned();
+    let cookie = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let login = browser
+        .get(format!("{base}/login?return_to=/me"))
+        .send()
+        .await
+        .unwrap();
+    let authorize = location(&login);
+    let pending = cookie(&login);
+    let (page, query) = authorize.split_once('?').unwrap();
+    let mut form: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let param = |name: &str| form.iter().find(|(k, _)| k == name).unwrap().1.clone();
+    let (state, challenge) = (param("state"), param("code_challenge"));
+    form.push(("user_id".into(), tower_amazon_auth_mock::MOCK_DEMO_USER_ID.into()));
+    form.push(("action".into(), "allow".into()));
+    let consented = browser.post(page).form(&form).send().await.unwrap();
+    let callback = location(&consented);
+    let code = form_urlencoded::parse(callback.split_once('?').unwrap().1.as_bytes())
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let landed = browser
+        .get(&callback)
+        .header("cookie", pending)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(landed.status(), 303, "signed in");
+    let session = cookie(&landed);
+    let id = session
+        .split("; ")
+        .find_map(|c| c.strip_prefix("taa_session="))
+        .unwrap()
+        .to_owned();
+    let me = browser
+        .get(format!("{base}/me"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let out = browser
+        .post(format!("{base}/logout"))
+        .header("cookie", &session)
+        .header("origin", &base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    vec![state, challenge, code, id]
 }

@@ -230,4 +230,24 @@ impl IdentityCache {
     pub(crate) fn stats_handle(&self) -> &Stats {
         &self.inner.stats
     }
+
+    /// Whether `other` is a clone of this cache.
+    pub(crate) fn same_as(&self, other: &IdentityCache) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// The client the cache verifies with (website sign-in's grants go through it too).
+    pub(crate) fn amazon_client(&self) -> &crate::client::AmazonClient {
+        &self.inner.verifier.client
+    }
+
+    /// The accepted client ids.
+    pub(crate) fn client_ids(&self) -> &[Arc<str>] {
+        &self.inner.verifier.client_ids
+    }
+
+    /// How long before its expiry a token stops being usable.
+    pub(crate) fn clock_skew(&self) -> std::time::Duration {
+        self.inner.policy.clock_skew
+    }
 }

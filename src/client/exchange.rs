@@ -205,6 +205,30 @@ impl AmazonClient {
         self.grant(code, &form, credentials).await
     }
 
+    /// [`exchange_code`](Self::exchange_code) for a code from website sign-in with PKCE
+    /// (RFC 7636): sends the `redirect_uri` the authorize request carried and the
+    /// `code_verifier` whose S256 challenge it carried. Amazon refuses a wrong verifier
+    /// (`invalid_grant`, or `unauthorized_client` per the Appstore documentation).
+    ///
+    /// # Errors
+    ///
+    /// As [`exchange_code`](Self::exchange_code).
+    pub async fn exchange_code_with_verifier(
+        &self,
+        code: &str,
+        redirect_uri: &str,
+        code_verifier: &str,
+        credentials: &ClientCredentials,
+    ) -> Result<TokenResponse, AmazonError> {
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", code_verifier),
+        ];
+        self.grant(code, &form, credentials).await
+    }
+
     /// Gets a new access token for `refresh_token`: `POST {base}/auth/o2/token` with
     /// `grant_type=refresh_token`.
     ///

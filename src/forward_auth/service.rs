@@ -70,11 +70,15 @@ impl ForwardAuth {
             Ok(uri) => uri,
             Err(error) => return ForwardAuthFuture::ready(self.refuse(&error)),
         };
-        match shared.decide(&uri, headers) {
+        // Sessions are not consulted here: without the original request's method the CSRF
+        // rule could not be kept.
+        match shared.decide(None, &uri, headers) {
             Decision::Forward(Some(user)) => ForwardAuthFuture::ready(allow(&user)),
             // An optional layer lets a request without a token through; here that would be an
             // allow without a user, so it is the layer's own 401 instead.
-            Decision::Forward(None) => ForwardAuthFuture::ready(self.refuse(&AuthError::MissingToken)),
+            Decision::Forward(None) | Decision::ForwardSignedOut | Decision::ResolveSession(_) => {
+                ForwardAuthFuture::ready(self.refuse(&AuthError::MissingToken))
+            }
             Decision::Refuse(error) => ForwardAuthFuture::ready(deny(&shared.settings, &error)),
             Decision::Resolve(key, token, source) => {
                 let shared = Arc::clone(&self.shared);

@@ -36,6 +36,8 @@ mod memo;
 mod metrics;
 mod properties;
 #[cfg(feature = "axum")]
+mod sign_in;
+#[cfg(feature = "axum")]
 mod soak;
 #[cfg(feature = "axum")]
 mod verdicts;

@@ -1,6 +1,7 @@
-//! Amazon's side of the conversation: routing a request to tokeninfo, profile or the token
-//! endpoint, the plans tokeninfo and profile answer for a registered token (the JSON shapes
-//! Amazon answers with), then waiting the latency and rendering the plan.
+//! Amazon's side of the conversation: routing a request to tokeninfo, profile, the token
+//! endpoint or the authorization endpoint, the plans tokeninfo and profile answer for a
+//! registered token (the JSON shapes Amazon answers with), then waiting the latency and
+//! rendering the plan.
 
 use std::sync::atomic::AtomicBool;
 
@@ -10,6 +11,7 @@ use hyper::body::Incoming;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::authorize::{authorize_decision, authorize_page};
 use crate::plan::{
     fixed_plan, json_action, render, Action, Plan, DESC_EXPIRED_TOKEN, DESC_METHOD, DESC_NOT_FOUND,
 };
@@ -39,8 +41,11 @@ pub(crate) async fn handle(
         ("/auth/o2/tokeninfo", &Method::GET) => tokeninfo(shared, request.uri()),
         ("/user/profile", &Method::GET) => profile(shared, &request),
         ("/auth/o2/token", &Method::POST) => token_endpoint(shared, request).await,
+        ("/ap/oa", &Method::GET) => authorize_page(shared, request.uri()),
+        ("/ap/oa", &Method::POST) => authorize_decision(shared, request).await,
         ("/auth/o2/tokeninfo" | "/user/profile", _) => method_not_allowed("GET"),
         ("/auth/o2/token", _) => method_not_allowed("POST"),
+        ("/ap/oa", _) => method_not_allowed("GET, POST"),
         _ => Plan::new(Action::Error {
             status: StatusCode::NOT_FOUND,
             error: "invalid_request",

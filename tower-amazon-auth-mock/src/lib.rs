@@ -2,18 +2,22 @@
 //! your own test suite.
 //!
 //! [`MockAmazon::start`] binds a real HTTP/1.1 server to `127.0.0.1:0` (a free port) that speaks
-//! Amazon's wire format for the three endpoints this crate uses:
+//! Amazon's wire format for the endpoints this crate uses, and plays Amazon's sign-in page:
 //!
 //! | endpoint | what the mock does |
 //! | --- | --- |
+//! | `GET /ap/oa?client_id&scope&response_type=code&redirect_uri&state&code_challenge&code_challenge_method` | the authorization endpoint ([`MockAmazon::authorize_url`], Amazon's `https://www.amazon.com/ap/oa`): checks the request against the client and its [registered redirect URIs](MockAmazon::allow_redirect_uri) and answers a consent page (plain HTML, no script) to choose a [sign-in user](MockAmazon::add_sign_in_user) and press Allow or Cancel; an invalid request gets a `400` page and no redirect |
+//! | `POST /ap/oa` | the consent page's form: Allow mints an access token for the chosen user and `303`s to the `redirect_uri` with a single-use `code` (5 minutes, bound to the `redirect_uri` and the PKCE challenge) and the `state`; Cancel `303`s with `error=access_denied` |
 //! | `GET /auth/o2/tokeninfo?access_token=…` | `{"iss","user_id","aud","app_id","exp","iat"}` for a registered token; `exp` is the number of seconds *remaining* and counts down in real time |
 //! | `GET /user/profile` | `{"user_id","email","name","postal_code"}` limited to the [`MockScope`] of the token. The token may come as `Authorization: Bearer …` (scheme case-insensitive), `x-amz-access-token: …` or `?access_token=…` |
-//! | `POST /auth/o2/token` | the authorization-code and refresh-token grants for one client (see [`MockAmazon::set_client`]) |
+//! | `POST /auth/o2/token` | the authorization-code and refresh-token grants for one client (see [`MockAmazon::set_client`]); a code from the consent page also checks its expiry, the `redirect_uri` and PKCE (`code_verifier`, `S256` or `plain`); a refresh mints a new access token (and, with [`MockAmazon::set_rotate_refresh_tokens`], a new refresh token) |
 //!
-//! Every answer carries `content-type: application/json;charset=UTF-8` and a fresh
-//! `x-amzn-requestid`; every error body has Amazon's shape
+//! Every answer but the authorization endpoint's carries
+//! `content-type: application/json;charset=UTF-8`, and every answer a fresh
+//! `x-amzn-requestid`; every JSON error body has Amazon's shape
 //! `{"error","error_description","request_id"}`. Unknown paths answer 404 and a wrong method 405,
-//! in the same shape.
+//! in the same shape. The authorization endpoint answers `text/html; charset=utf-8` pages and
+//! `303` redirects, with `Cache-Control: no-store`.
 //!
 //! What a token answers is decided by the [`MockReply`] registered for it: a [`MockUser`]
 //! (optionally with a failing profile), one of Amazon's errors, or a transport failure
@@ -95,15 +99,27 @@
 // - `state`: what a `MockAmazon` shares with its connections, and the `MockCalls` counters;
 // - `plan`: what to answer (a body, an error, a transport failure) and rendering it;
 // - `endpoints`: routing, and the plans tokeninfo and profile answer;
-// - `token_endpoint`: the token endpoint's form, client authentication and grants;
+// - `token_endpoint`: the token endpoint's client authentication and grants (PKCE included);
+// - `authorize`: the authorization endpoint (`/ap/oa`): validation, Allow and Cancel;
+// - `consent_page`: the authorization endpoint's HTML pages, and escaping;
+// - `form`: reading form-encoded bodies and queries;
+// - `pkce`: RFC 7636's challenge methods, grammar and verification;
+// - `issue`: minting codes, access tokens and refresh tokens into the state;
 // - `transport`: the response body and the TCP stream, which can be cut short or reset;
 // - `server`: `MockAmazon` itself and the accept loop.
 // Imports among them form no cycle (the workspace's layout test checks it): `server` uses
-// `endpoints`, `state`, `transport` and `reply`; `endpoints` uses `token_endpoint`, `plan` and
-// `state`; `token_endpoint` uses `plan` and `state`; `plan` uses `reply`, `state` and
-// `transport`; `state` uses `reply`; `reply` and `transport` use none of them. Any of them may
-// use the constants below.
+// `endpoints`, `state`, `transport` and `reply`; `endpoints` uses `authorize`,
+// `token_endpoint`, `plan`, `reply` and `state`; `authorize` uses `consent_page`, `form`,
+// `issue`, `pkce`, `plan`, `reply` and `state`; `token_endpoint` uses `form`, `issue`, `pkce`,
+// `plan` and `state`; `issue` uses `reply` and `state`; `plan` uses `reply`, `state` and
+// `transport`; `consent_page` and `state` use `reply` (`state` also `pkce`); `reply`, `pkce`,
+// `form` and `transport` use none of them. Any of them may use the items below.
+mod authorize;
+mod consent_page;
 mod endpoints;
+mod form;
+mod issue;
+mod pkce;
 mod plan;
 mod reply;
 mod server;
@@ -121,6 +137,10 @@ pub const MOCK_CLIENT_ID: &str = "amzn1.application-oa2-client.mock";
 
 /// Client secret the mock's token endpoint accepts by default (see [`MockAmazon::set_client`]).
 pub const MOCK_CLIENT_SECRET: &str = "mock-secret";
+
+/// User id of [`MockUser::demo`], the user the consent page of [`MockAmazon::authorize_url`]
+/// offers when the test added no sign-in user.
+pub const MOCK_DEMO_USER_ID: &str = "amzn1.account.MOCKDEMOUSER";
 
 /// Application id of the mock's application: the default `app_id` of a [`MockUser`].
 pub const MOCK_APP_ID: &str = "amzn1.application.mock";

@@ -1,7 +1,8 @@
 //! A plan: what the mock answers to one request (a body, one of Amazon's errors in Amazon's
 //! shape, or a transport failure), decided under the lock, and rendering it into a response
-//! once the latency has passed. The endpoints ([`crate::endpoints`], [`crate::token_endpoint`])
-//! decide plans; this file knows nothing of tokens.
+//! once the latency has passed; or, for the authorization endpoint, an HTML page or a redirect.
+//! The endpoints ([`crate::endpoints`], [`crate::token_endpoint`], [`crate::authorize`]) decide
+//! plans; this file knows nothing of tokens.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,6 +19,9 @@ use crate::transport::MockBody;
 use crate::{ISSUER, MOCK_APP_ID, MOCK_CLIENT_ID};
 
 const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
+const HTML_CONTENT_TYPE: &str = "text/html; charset=utf-8";
+/// The pages run no script, load nothing, and are never framed.
+const HTML_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'";
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
 
 const DESC_INVALID_REQUEST: &str = "The request is missing a required parameter, includes an invalid parameter value, or is otherwise malformed.";
@@ -46,6 +50,10 @@ pub(crate) struct Plan {
 
 pub(crate) enum Action {
     Body(StatusCode, Vec<u8>),
+    /// An HTML page (the authorization endpoint's consent and error pages).
+    Html(StatusCode, String),
+    /// `303 See Other` to this `Location`, with an empty body.
+    Redirect(HeaderValue),
     Error {
         status: StatusCode,
         error: &'static str,
@@ -171,8 +179,19 @@ fn oversized_body(n: usize) -> Vec<u8> {
 
 pub(crate) async fn render(shared: &Shared, reset: &AtomicBool, action: Action) -> Response<MockBody> {
     let id = request_id(shared);
+    let mut content_type = JSON_CONTENT_TYPE;
+    let mut location = None;
     let (status, body, declared_len) = match action {
         Action::Body(status, body) => (status, MockBody::full(body), None),
+        Action::Html(status, html) => {
+            content_type = HTML_CONTENT_TYPE;
+            (status, MockBody::full(html), None)
+        }
+        Action::Redirect(to) => {
+            content_type = HTML_CONTENT_TYPE;
+            location = Some(to);
+            (StatusCode::SEE_OTHER, MockBody::full(Bytes::new()), None)
+        }
         Action::Error {
             status,
             error,
@@ -207,7 +226,21 @@ pub(crate) async fn render(shared: &Shared, reset: &AtomicBool, action: Action) 
     let mut response = Response::new(body);
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if content_type == HTML_CONTENT_TYPE {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(HTML_CSP),
+        );
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    }
+    if let Some(location) = location {
+        headers.insert(header::LOCATION, location);
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         headers.insert(REQUEST_ID, value);
     }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::{ISSUER, MOCK_APP_ID, MOCK_CLIENT_ID};
+use crate::{ISSUER, MOCK_APP_ID, MOCK_CLIENT_ID, MOCK_DEMO_USER_ID};
 use tower_amazon_auth::client::{Profile, TokenInfo};
 use tower_amazon_auth::AmazonUser;
 
@@ -17,6 +17,8 @@ pub enum MockScope {
     Profile,
     /// `profile` and `postal_code`: as [`MockScope::Profile`], plus `postal_code` when it is set.
     ProfileAndPostalCode,
+    /// `profile:user_id` and `postal_code`: `user_id`, and `postal_code` when it is set.
+    UserIdAndPostalCode,
 }
 
 /// A Login with Amazon user, as the mock's tokeninfo and profile endpoints describe them.
@@ -60,6 +62,25 @@ impl MockUser {
         }
     }
 
+    /// The demo user the consent page of [`MockAmazon::authorize_url`] offers when the test
+    /// added no sign-in user: user id [`MOCK_DEMO_USER_ID`], name `Demo User`, email
+    /// `demo@example.com`, postal code `98109`.
+    ///
+    /// ```
+    /// use tower_amazon_auth_mock::{MockUser, MOCK_DEMO_USER_ID};
+    ///
+    /// assert_eq!(MockUser::demo().user_id(), MOCK_DEMO_USER_ID);
+    /// ```
+    ///
+    /// [`MockAmazon::authorize_url`]: crate::MockAmazon::authorize_url
+    #[must_use]
+    pub fn demo() -> MockUser {
+        MockUser::new(MOCK_DEMO_USER_ID)
+            .name("Demo User")
+            .email("demo@example.com")
+            .postal_code("98109")
+    }
+
     /// The user's `user_id`.
     #[must_use]
     pub fn user_id(&self) -> &str {
@@ -83,7 +104,7 @@ impl MockUser {
     }
 
     /// The user's postal code (default: none). Returned by the profile only with
-    /// [`MockScope::ProfileAndPostalCode`].
+    /// [`MockScope::ProfileAndPostalCode`] or [`MockScope::UserIdAndPostalCode`].
     #[must_use]
     pub fn postal_code(mut self, v: impl Into<String>) -> Self {
         self.postal_code = Some(v.into());
@@ -192,6 +213,7 @@ impl MockUser {
     pub(super) fn granted(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
         match self.scope {
             MockScope::UserId => (None, None, None),
+            MockScope::UserIdAndPostalCode => (None, None, self.postal_code.as_deref()),
             MockScope::Profile => (self.email.as_deref(), self.name.as_deref(), None),
             MockScope::ProfileAndPostalCode => (
                 self.email.as_deref(),

@@ -1,7 +1,7 @@
-//! The token endpoint (`POST /auth/o2/token`): form parsing, client authentication (form or
-//! `Basic`), and the authorization-code and refresh-token grants against the mock's state.
+//! The token endpoint (`POST /auth/o2/token`): client authentication (form or `Basic`), and
+//! the authorization-code grant (single use; for a code from the consent page also its expiry,
+//! its `redirect_uri` and PKCE) and the refresh-token grant against the mock's state.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::alphabet;
@@ -10,17 +10,14 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use http::header;
 use http::Request;
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
 
+use crate::form::{read_form, Form};
+use crate::issue::{expires_in, mint_access_token, new_refresh_token};
+use crate::pkce::{is_verifier_shaped, verifies};
 use crate::plan::{error_action, fixed_plan, json_action, Action, Plan};
-use crate::state::{lock, Shared, State};
-
-/// Lifetime, in seconds, of the access tokens the token endpoint hands out.
-const ISSUED_TOKEN_LIFETIME: u64 = 3600;
-/// The token endpoint refuses form bodies larger than this.
-const MAX_FORM_BYTES: usize = 64 * 1024;
+use crate::state::{lock, Consent, Grant, RefreshGrant, Shared, State};
 
 #[derive(Serialize)]
 struct TokenJson<'a> {
@@ -32,23 +29,7 @@ struct TokenJson<'a> {
 
 pub(crate) async fn token_endpoint(shared: &Shared, request: Request<Incoming>) -> Plan {
     let (parts, body) = request.into_parts();
-    let is_form = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        });
-    let body = Limited::new(body, MAX_FORM_BYTES)
-        .collect()
-        .await
-        .map(|collected| collected.to_bytes());
-    let form = match (&body, is_form) {
-        (Ok(bytes), true) => parse_form(bytes),
-        _ => None,
-    };
+    let form = read_form(&parts, body).await;
     let credential = form
         .as_ref()
         .and_then(|form| match form.get("grant_type").map(String::as_str) {
@@ -91,20 +72,6 @@ pub(crate) async fn token_endpoint(shared: &Shared, request: Request<Incoming>) 
     plan.retry_after = retry_after;
     plan.no_store = true;
     plan
-}
-
-/// Parses a form body; `None` when a parameter appears twice (RFC 6749 §3.2).
-fn parse_form(bytes: &[u8]) -> Option<HashMap<String, String>> {
-    let mut form = HashMap::new();
-    for (name, value) in form_urlencoded::parse(bytes) {
-        if value.is_empty() {
-            continue;
-        }
-        if form.insert(name.into_owned(), value.into_owned()).is_some() {
-            return None;
-        }
-    }
-    Some(form)
 }
 
 /// Where the token endpoint request put its client credentials.
@@ -168,12 +135,10 @@ fn credential_matches(given: &str, expected: &str, basic: bool) -> bool {
 
 type ExchangeError = (u16, &'static str);
 
-fn exchange(
-    state: &mut State,
-    form: &HashMap<String, String>,
-    auth: ClientAuth,
-) -> Result<Action, ExchangeError> {
-    const INVALID_REQUEST: ExchangeError = (400, "invalid_request");
+const INVALID_REQUEST: ExchangeError = (400, "invalid_request");
+const INVALID_GRANT: ExchangeError = (400, "invalid_grant");
+
+fn exchange(state: &mut State, form: &Form, auth: ClientAuth) -> Result<Action, ExchangeError> {
     let grant_type = form.get("grant_type").ok_or(INVALID_REQUEST)?;
     if grant_type != "authorization_code" && grant_type != "refresh_token" {
         return Err((400, "unsupported_grant_type"));
@@ -203,27 +168,90 @@ fn exchange(
     {
         return Err((401, "invalid_client"));
     }
-    let (access_token, refresh_token) = if grant_type == "authorization_code" {
+    let (access_token, refresh_token, grant) = if grant_type == "authorization_code" {
         let code = form.get("code").ok_or(INVALID_REQUEST)?;
-        let access_token = state.codes.remove(code).ok_or((400, "invalid_grant"))?;
-        let refresh_token = format!("Atzr|mock-refresh-{}", state.next_refresh);
-        state.next_refresh += 1;
-        state
-            .refresh_tokens
-            .insert(refresh_token.clone(), access_token.clone());
-        (access_token, refresh_token)
+        // Removed before any check: a code that failed once never works later.
+        let issued = state.codes.remove(code).ok_or(INVALID_GRANT)?;
+        if let Some(consent) = &issued.consent {
+            check_consent(consent, &state.client_id, form)?;
+        }
+        let grant = issued.consent.map(|consent| consent.grant);
+        let refresh_token = new_refresh_token(
+            state,
+            RefreshGrant {
+                access_token: issued.access_token.clone(),
+                grant: grant.clone(),
+            },
+        );
+        (issued.access_token, refresh_token, grant)
     } else {
         let refresh_token = form.get("refresh_token").ok_or(INVALID_REQUEST)?;
-        let access_token = state
-            .refresh_tokens
-            .get(refresh_token)
-            .ok_or((400, "invalid_grant"))?;
-        (access_token.clone(), refresh_token.clone())
+        refresh(state, refresh_token)?
     };
     Ok(json_action(&TokenJson {
         access_token: &access_token,
         refresh_token: &refresh_token,
         token_type: "bearer",
-        expires_in: ISSUED_TOKEN_LIFETIME,
+        expires_in: expires_in(grant.as_ref()),
     }))
+}
+
+/// The checks of a code the consent page issued, once the client is authenticated: issued to
+/// this client, not expired, the same `redirect_uri` (missing counts as different), and PKCE.
+///
+/// PKCE: a code issued with a challenge needs a `code_verifier` that answers it; a code issued
+/// without one refuses any `code_verifier` (RFC 9700 §2.1.1, against PKCE downgrade). Both are
+/// `invalid_grant`. A `code_verifier` outside RFC 7636's grammar (43 to 128 characters of
+/// `[A-Za-z0-9-._~]`) is `invalid_request`, with or without a challenge. Every failure has already used
+/// the code up.
+fn check_consent(consent: &Consent, client_id: &str, form: &Form) -> Result<(), ExchangeError> {
+    if consent.grant.client_id != client_id || consent.issued_at.elapsed() >= consent.lifetime {
+        return Err(INVALID_GRANT);
+    }
+    if form.get("redirect_uri") != Some(&consent.redirect_uri) {
+        return Err(INVALID_GRANT);
+    }
+    let verifier = form.get("code_verifier");
+    if verifier.is_some_and(|v| !is_verifier_shaped(v)) {
+        return Err(INVALID_REQUEST);
+    }
+    match (&consent.challenge, verifier) {
+        (Some(challenge), Some(verifier)) if verifies(challenge, verifier) => Ok(()),
+        (None, None) => Ok(()),
+        _ => Err(INVALID_GRANT),
+    }
+}
+
+/// The refresh grant: the access token to hand out, the refresh token to hand back, and the
+/// grant (for `expires_in`).
+///
+/// A grant from the consent page gets a newly minted access token (the earlier ones stay valid
+/// until they expire); a code from `register_code` gets its access token again. With rotation
+/// on, the refresh token is replaced, and the old one answers `invalid_grant` from then on.
+fn refresh(state: &mut State, refresh_token: &str) -> Result<(String, String, Option<Grant>), ExchangeError> {
+    let current = state.refresh_tokens.get(refresh_token).ok_or(INVALID_GRANT)?;
+    let grant = current.grant.clone();
+    let mut access_token = current.access_token.clone();
+    if let Some(grant) = &grant {
+        if grant.client_id != state.client_id {
+            return Err(INVALID_GRANT);
+        }
+        access_token = mint_access_token(state, grant);
+    }
+    let refresh_token = if state.rotate_refresh_tokens {
+        state.refresh_tokens.remove(refresh_token);
+        new_refresh_token(
+            state,
+            RefreshGrant {
+                access_token: access_token.clone(),
+                grant: grant.clone(),
+            },
+        )
+    } else {
+        if let Some(current) = state.refresh_tokens.get_mut(refresh_token) {
+            current.access_token.clone_from(&access_token);
+        }
+        refresh_token.to_owned()
+    };
+    Ok((access_token, refresh_token, grant))
 }

@@ -1,0 +1,240 @@
+//! [`Sessions`]: the signed-in sessions, on the server. The browser holds only an opaque random
+//! id (256 bits); the record (the access and refresh tokens, when they expire, the user) is kept
+//! here, keyed by a keyed digest of the id, in an LRU without an admission filter (a new session
+//! is never turned away: when `max_sessions` are live, the least recently used one ends), at
+//! most `max_per_user` per user (the oldest ends), each ending when idle or too old.
+//!
+//! The tokens of a session change in place when it is refreshed (under its own lock, one refresh
+//! at a time); ending a session removes its record, so a refresh that finishes afterwards
+//! writes into a record nobody can reach any more.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use foldhash::fast::RandomState;
+
+use super::pending::random_text;
+use crate::access_token::AccessToken;
+use crate::client::RefreshToken;
+use crate::token_key::{KeyedDigest, TokenKey};
+
+/// A session id's length: 256 bits in base64url.
+const ID_LEN: usize = 43;
+
+/// The limits of the sessions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_sessions: u64,
+    pub(crate) max_per_user: usize,
+    pub(crate) idle: Duration,
+    pub(crate) absolute: Duration,
+}
+
+/// The tokens of a session.
+#[derive(Clone)]
+pub(crate) struct Tokens {
+    pub(crate) access: AccessToken,
+    /// `access`'s key in the identity cache (computed once).
+    pub(crate) key: TokenKey,
+    pub(crate) refresh: Option<RefreshToken>,
+    /// When `access` has no usable life left (its expiry less the clock skew).
+    pub(crate) usable_until: Instant,
+}
+
+/// One signed-in session.
+pub(crate) struct Session {
+    pub(crate) user_id: Box<str>,
+    created: Instant,
+    /// Milliseconds from `created` to the last request.
+    last_used: AtomicU64,
+    tokens: RwLock<Tokens>,
+    /// Held while the session's tokens are refreshed: one refresh at a time.
+    pub(crate) refreshing: tokio::sync::Mutex<()>,
+}
+
+impl Session {
+    /// The session's tokens now.
+    pub(crate) fn tokens(&self) -> Tokens {
+        self.tokens.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Replaces the session's tokens (a refresh).
+    pub(crate) fn set_tokens(&self, tokens: Tokens) {
+        *self.tokens.write().unwrap_or_else(PoisonError::into_inner) = tokens;
+    }
+
+    /// Whether the session is past its idle or absolute life at `now`.
+    fn is_over(&self, now: Instant, limits: &Limits) -> bool {
+        let age = now.saturating_duration_since(self.created);
+        let idle = age.saturating_sub(Duration::from_millis(self.last_used.load(Relaxed)));
+        age >= limits.absolute || idle >= limits.idle
+    }
+
+    fn touch(&self, now: Instant) {
+        let age = now.saturating_duration_since(self.created);
+        self.last_used
+            .store(u64::try_from(age.as_millis()).unwrap_or(u64::MAX), Relaxed);
+    }
+}
+
+/// Each user's sessions, oldest first.
+type PerUser = Arc<Mutex<HashMap<Box<str>, VecDeque<TokenKey>, RandomState>>>;
+
+/// The sessions of one site.
+pub(crate) struct Sessions {
+    store: moka::sync::Cache<TokenKey, Arc<Session>, RandomState>,
+    per_user: PerUser,
+    digest: KeyedDigest,
+    limits: Limits,
+}
+
+impl Sessions {
+    pub(crate) fn new(limits: Limits) -> Result<Self, getrandom::Error> {
+        let per_user = PerUser::default();
+        let forget = Arc::clone(&per_user);
+        let store = moka::sync::Cache::builder()
+            .max_capacity(limits.max_sessions)
+            // No admission filter: TinyLFU would turn a new session away in favour of old ones.
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
+            .time_to_idle(limits.idle)
+            .eviction_listener(move |key: Arc<TokenKey>, session: Arc<Session>, _cause| {
+                let mut per_user = forget.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(keys) = per_user.get_mut(&session.user_id) {
+                    keys.retain(|k| k != &*key);
+                    if keys.is_empty() {
+                        per_user.remove(&session.user_id);
+                    }
+                }
+            })
+            .build_with_hasher(RandomState::default());
+        Ok(Self {
+            store,
+            per_user,
+            digest: KeyedDigest::random()?,
+            limits,
+        })
+    }
+
+    /// The key of the session id `id`, if it is shaped like one.
+    pub(crate) fn key(&self, id: &str) -> Option<TokenKey> {
+        let shaped = id.len() == ID_LEN
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        shaped.then(|| self.digest.key(id.as_bytes()))
+    }
+
+    /// The live session of `key` (touched), or `None` (unknown, ended, idle, too old: ended
+    /// now).
+    pub(crate) fn get(&self, key: &TokenKey) -> Option<Arc<Session>> {
+        let session = self.store.get(key)?;
+        let now = Instant::now();
+        if session.is_over(now, &self.limits) {
+            self.end(key);
+            return None;
+        }
+        session.touch(now);
+        Some(session)
+    }
+
+    /// Whether the session of `key` is still live (a refresh checks it did not end meanwhile).
+    pub(crate) fn contains(&self, key: &TokenKey) -> bool {
+        self.store.contains_key(key)
+    }
+
+    /// A new session for `user_id` with `tokens`: its id, for the cookie. Beyond
+    /// `max_per_user` sessions of the user, the oldest ends.
+    pub(crate) fn create(&self, user_id: &str, tokens: Tokens) -> Result<String, getrandom::Error> {
+        let id = random_text()?;
+        let key = self.digest.key(id.as_bytes());
+        let now = Instant::now();
+        self.store.insert(
+            key,
+            Arc::new(Session {
+                user_id: user_id.into(),
+                created: now,
+                last_used: AtomicU64::new(0),
+                tokens: RwLock::new(tokens),
+                refreshing: tokio::sync::Mutex::new(()),
+            }),
+        );
+        // `moka` applies writes lazily, and a read of an entry whose write is still pending
+        // does not count as a use: apply it now (a sign-in is rare enough to pay for it), so
+        // the least recently *used* session is the one a full store ends.
+        self.store.run_pending_tasks();
+        let ended: Vec<TokenKey> = {
+            let mut per_user = self.per_user.lock().unwrap_or_else(PoisonError::into_inner);
+            let keys = per_user.entry(user_id.into()).or_default();
+            keys.push_back(key);
+            let over = keys.len().saturating_sub(self.limits.max_per_user);
+            keys.drain(..over).collect()
+        };
+        // Outside the lock: the eviction listener takes it.
+        for key in ended {
+            self.end(&key);
+        }
+        Ok(id)
+    }
+
+    /// Ends the session of `key` (logout, a refused refresh, its life over).
+    pub(crate) fn end(&self, key: &TokenKey) {
+        self.store.invalidate(key);
+    }
+
+    /// The number of live sessions (pending maintenance applied first).
+    pub(crate) fn count(&self) -> u64 {
+        self.store.run_pending_tasks();
+        self.store.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max_sessions: u64, max_per_user: usize) -> Limits {
+        Limits {
+            max_sessions,
+            max_per_user,
+            idle: Duration::from_secs(3600),
+            absolute: Duration::from_secs(7200),
+        }
+    }
+
+    fn tokens() -> Tokens {
+        Tokens {
+            access: AccessToken::new("Atza|x"),
+            key: TokenKey::default(),
+            refresh: None,
+            usable_until: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_user_keeps_at_most_its_cap_the_oldest_ending() {
+        let sessions = Sessions::new(limits(100, 2)).unwrap();
+        let ids: Vec<String> = (0..3)
+            .map(|_| sessions.create("alice", tokens()).unwrap())
+            .collect();
+        let live = |id: &str| sessions.get(&sessions.key(id).unwrap()).is_some();
+        assert!(!live(&ids[0]), "the oldest ended");
+        assert!(live(&ids[1]) && live(&ids[2]));
+        let bob = sessions.create("bob", tokens()).unwrap();
+        assert!(live(&bob), "another user's sessions are theirs");
+    }
+
+    #[test]
+    fn ids_are_opaque_and_a_tampered_one_names_nothing() {
+        let sessions = Sessions::new(limits(100, 5)).unwrap();
+        let id = sessions.create("alice", tokens()).unwrap();
+        assert_eq!(id.len(), ID_LEN);
+        let mut tampered = id.clone().into_bytes();
+        tampered[0] = if tampered[0] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert!(sessions.get(&sessions.key(&tampered).unwrap()).is_none());
+        assert!(sessions.key("short").is_none());
+        assert!(sessions.key(&format!("{}!", &id[..42])).is_none());
+    }
+}
