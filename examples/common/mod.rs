@@ -10,6 +10,8 @@
 // would warn about the items only the others use.
 #![allow(dead_code)]
 
+pub(crate) mod sign_in;
+
 use std::error::Error;
 use std::io::{IsTerminal as _, Write as _};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -58,7 +60,7 @@ pub(crate) fn env(name: &str) -> Option<String> {
 /// The embedded mock and its demo user's token. Dropping the mock closes its port, so it lives
 /// as long as the server.
 pub(crate) struct Demo {
-    mock: MockAmazon,
+    pub(crate) mock: MockAmazon,
     token: String,
 }
 
@@ -67,16 +69,16 @@ impl Demo {
     async fn start() -> std::io::Result<Self> {
         let mock = MockAmazon::start().await?;
         let token = mock_access_token("tower-amazon-auth demo");
-        mock.register(
-            &token,
-            MockUser::new("amzn1.account.DEMO7ZQK4XUSER")
-                .email("demo@example.com")
-                .name("Demo User")
-                .postal_code("98109")
-                .scope(MockScope::ProfileAndPostalCode)
-                // The mock counts `exp` down like Amazon; a day outlasts any demo session.
-                .exp(24 * 60 * 60),
-        );
+        let user = MockUser::new("amzn1.account.DEMO7ZQK4XUSER")
+            .email("demo@example.com")
+            .name("Demo User")
+            .postal_code("98109")
+            .scope(MockScope::ProfileAndPostalCode)
+            // The mock counts `exp` down like Amazon; a day outlasts any demo session.
+            .exp(24 * 60 * 60);
+        mock.register(&token, user.clone());
+        // The user the mock's consent page offers (sign-in through the browser).
+        mock.add_sign_in_user(user);
         Ok(Self { mock, token })
     }
 
@@ -103,6 +105,13 @@ impl Demo {
 /// `AMAZON_ENDPOINT`), and the demo when it asks for nothing. `AMAZON_ENDPOINT` without
 /// `AMAZON_CLIENT_ID` is an error.
 pub(crate) async fn auth_from_env() -> Result<(AmazonAuthLayer, Option<Demo>), Box<dyn Error>> {
+    let (cache, demo) = cache_from_env().await?;
+    Ok((AmazonAuthLayer::builder(cache).build()?, demo))
+}
+
+/// The identity cache as the environment asks (see [`auth_from_env`]), and the demo when it
+/// asks for nothing.
+pub(crate) async fn cache_from_env() -> Result<(IdentityCache, Option<Demo>), Box<dyn Error>> {
     let (client_ids, endpoint, demo) = match (env("AMAZON_CLIENT_ID"), env("AMAZON_ENDPOINT")) {
         (None, None) => {
             let demo = Demo::start().await?;
@@ -124,8 +133,7 @@ pub(crate) async fn auth_from_env() -> Result<(AmazonAuthLayer, Option<Demo>), B
     let cache = with_fleet(builder)?
         .build()
         .map_err(|error| format!("AMAZON_CLIENT_ID / AMAZON_ENDPOINT / REDIS_URL: {error}"))?;
-    let auth = AmazonAuthLayer::builder(cache).build()?;
-    Ok((auth, demo))
+    Ok((cache, demo))
 }
 
 /// The fleet level when `REDIS_URL` is set, with the secret from `AMAZON_AUTH_CACHE_SECRET`.
