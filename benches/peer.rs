@@ -23,11 +23,11 @@
 mod common;
 
 use std::cell::Cell;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use common::paired::{self, criterion_median, profile_loop, Paired};
 use common::{inner, tokens, warm, Body, Source, Template, Upstream};
 use criterion::Criterion;
 use futures_util::future::BoxFuture;
@@ -169,25 +169,6 @@ const SEQUENCE: usize = 1 << 20;
 const PAIRED_ROUNDS: usize = 15;
 const PAIRED_BATCH: usize = 20_000;
 
-/// One scenario's paired measurement: per round, ns per request of bare, layer and peer, run
-/// back to back (the order rotating), so a load change on a shared machine hits all three.
-struct Paired {
-    scenario: &'static str,
-    rounds: Vec<[f64; 3]>,
-}
-
-impl Paired {
-    fn median(mut values: Vec<f64>) -> f64 {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    }
-
-    /// Median over rounds of `f(round)`.
-    fn over(&self, f: impl Fn(&[f64; 3]) -> f64) -> f64 {
-        Self::median(self.rounds.iter().map(f).collect())
-    }
-}
-
 fn scenario(c: &mut Criterion, upstream: &Upstream, draw: Draw) -> Option<Paired> {
     let n = draw.tokens();
     let tokens = tokens(draw.name(), n);
@@ -274,50 +255,21 @@ fn scenario(c: &mut Criterion, upstream: &Upstream, draw: Draw) -> Option<Paired
     measure!("peer", peer.clone());
     group.finish();
 
-    let mut rounds = Vec::with_capacity(PAIRED_ROUNDS);
-    let mut offset = 0;
-    for round in 0..PAIRED_ROUNDS {
-        let mut times = [0.0; 3];
-        for turn in 0..3 {
-            let which = (round + turn) % 3;
-            let part = &sequence[offset..offset + PAIRED_BATCH];
-            times[which] = match which {
-                0 => profile_loop(&rt, bare.clone(), &templates, part, PAIRED_BATCH),
-                1 => profile_loop(&rt, layered.clone(), &templates, part, PAIRED_BATCH),
-                _ => profile_loop(&rt, peer.clone(), &templates, part, PAIRED_BATCH),
-            };
-        }
-        offset = (offset + PAIRED_BATCH) % (SEQUENCE - PAIRED_BATCH);
-        rounds.push(times);
-    }
+    let rounds = paired::rounds(
+        PAIRED_ROUNDS,
+        PAIRED_BATCH,
+        &sequence,
+        |which, part| match which {
+            0 => profile_loop(&rt, bare.clone(), &templates, part, PAIRED_BATCH),
+            1 => profile_loop(&rt, layered.clone(), &templates, part, PAIRED_BATCH),
+            _ => profile_loop(&rt, peer.clone(), &templates, part, PAIRED_BATCH),
+        },
+    );
     common::assert_only_hits(&before, &layer.stats());
     Some(Paired {
         scenario: draw.name(),
         rounds,
     })
-}
-
-/// Sends `iterations` requests of `sequence` through `svc`, as the criterion loop does;
-/// returns the wall-clock time per request in ns.
-#[inline(never)]
-fn profile_loop<S, B>(
-    rt: &tokio::runtime::Runtime,
-    svc: S,
-    templates: &[Template],
-    sequence: &[u32],
-    iterations: usize,
-) -> f64
-where
-    S: Service<Request<Body>, Response = Response<B>> + Clone,
-    S::Error: std::fmt::Debug,
-{
-    let start = std::time::Instant::now();
-    for i in 0..iterations {
-        let request = templates[sequence[i % sequence.len()] as usize].request();
-        let response = rt.block_on(svc.clone().oneshot(request)).expect("service");
-        assert_eq!(response.status(), 200);
-    }
-    start.elapsed().as_nanos() as f64 / iterations as f64
 }
 
 /// `--profile <bare|layer|peer> [iterations]`: run that service's request loop alone.
@@ -327,19 +279,6 @@ fn profile_target() -> Option<(String, usize)> {
     let service = args.get(at + 1).cloned().expect("--profile takes a service name");
     let iterations = args.get(at + 2).and_then(|n| n.parse().ok()).unwrap_or(2_000_000);
     Some((service, iterations))
-}
-
-/// The median of a benchmark of this run, in ns, from criterion's `estimates.json`.
-fn median(group: &str, id: &str) -> Option<f64> {
-    let root = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
-    let path = root
-        .join("criterion")
-        .join(group)
-        .join(id)
-        .join("new/estimates.json");
-    let text = std::fs::read_to_string(path).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["median"]["point_estimate"].as_f64()
 }
 
 fn main() {
@@ -372,9 +311,9 @@ fn main() {
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     for group in ran {
         let (Some(bare), Some(layer), Some(peer)) = (
-            median(group, "bare"),
-            median(group, "layer"),
-            median(group, "peer"),
+            criterion_median(group, "bare"),
+            criterion_median(group, "layer"),
+            criterion_median(group, "peer"),
         ) else {
             println!("| {group} | (not measured: a criterion filter left it out) |");
             continue;
@@ -392,15 +331,6 @@ fn main() {
     println!("| scenario | bare | layer | peer | layer overhead | peer overhead | layer ÷ peer |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     for p in &paired {
-        println!(
-            "| {} | {:.0} | {:.0} | {:.0} | +{:.0} | +{:.0} | {:.2} |",
-            p.scenario,
-            p.over(|r| r[0]),
-            p.over(|r| r[1]),
-            p.over(|r| r[2]),
-            p.over(|r| r[1] - r[0]),
-            p.over(|r| r[2] - r[0]),
-            p.over(|r| (r[1] - r[0]) / (r[2] - r[0])),
-        );
+        println!("{}", p.row());
     }
 }

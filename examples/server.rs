@@ -31,6 +31,7 @@
 //! | `AMAZON_ENDPOINT` | base URL serving `/auth/o2/tokeninfo`, `/user/profile`, `/auth/o2/token` | `https://api.amazon.com` |
 //! | `AMAZON_AUTHORIZE_URL` | the full authorize URL browsers sign in at | `https://www.amazon.com/ap/oa`, or `{AMAZON_ENDPOINT}/ap/oa` |
 //! | `PUBLIC_URL` | the site's origin as browsers see it (register `{PUBLIC_URL}/login/callback` as an Allowed Return URL) | `http://` + `LISTEN_ADDR` when that is loopback; required otherwise |
+//! | `SECURE_COOKIES` | `1`: the sign-in cookies are `Secure` with the `__Host-` prefix (production's cookies, which browsers also take on `http://127.0.0.1`); `0`: never | exactly when `PUBLIC_URL` is `https` |
 //! | `LISTEN_ADDR` | where to listen (port `0` picks a free port) | `127.0.0.1:3000` |
 //! | `REDIS_URL` | turns the fleet level on (the `tower-amazon-auth-redis` crate): a Redis shared by every instance (`redis://host:6379`, `rediss://…`); `POST /logout` with a token then logs out fleet-wide (`503` when Redis cannot be reached) | unset: no fleet level |
 //! | `AMAZON_AUTH_CACHE_SECRET` | the fleet secret, at least 32 bytes, the same on every instance; required with `REDIS_URL`, never logged | none |

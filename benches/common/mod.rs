@@ -16,6 +16,7 @@ use tower_amazon_auth::token::AMZ_ACCESS_TOKEN;
 use tower_amazon_auth::{AmazonAuthLayer, IdentityCache, IdentityCacheBuilder, StatsSnapshot};
 use tower_amazon_auth_mock::{mock_access_token, MockAmazon, MockScope, MockUser, MOCK_CLIENT_ID};
 
+pub mod paired;
 pub mod process;
 pub mod stores;
 pub mod wrk;

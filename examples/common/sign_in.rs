@@ -1,6 +1,7 @@
 //! Website sign-in for the example servers, from the environment: `AMAZON_CLIENT_SECRET`,
-//! `PUBLIC_URL`, `AMAZON_AUTHORIZE_URL`. With the embedded mock, its client, its consent page
-//! and the demo user. A client id without a secret leaves sign-in off, with the reason.
+//! `PUBLIC_URL`, `AMAZON_AUTHORIZE_URL`, `SECURE_COOKIES`. With the embedded mock, its client,
+//! its consent page and the demo user. A client id without a secret leaves sign-in off, with the
+//! reason.
 
 use std::error::Error;
 use std::net::SocketAddr;
@@ -33,6 +34,12 @@ pub(crate) fn sign_in_from_env(
     let mut builder = SignIn::builder(cache.clone())
         .client_secret(secret)
         .public_origin(public_url);
+    match env("SECURE_COOKIES").as_deref() {
+        None => {}
+        Some("1") => builder = builder.secure_cookies(true),
+        Some("0") => builder = builder.secure_cookies(false),
+        Some(other) => return Err(format!("SECURE_COOKIES must be 1 or 0, not {other:?}").into()),
+    }
     match (env("AMAZON_AUTHORIZE_URL"), demo) {
         (Some(url), _) => builder = builder.authorize_url(url),
         // The embedded mock's consent page on `localhost`, the site on `127.0.0.1`: two sites,

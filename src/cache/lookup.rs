@@ -62,6 +62,33 @@ impl IdentityCache {
         }
     }
 
+    /// The verified identity the store holds for `key` under its current generation, with that
+    /// generation and until when it is fresh: for a level of its own that keeps the identity
+    /// beside what names the token (a session), and serves it only while
+    /// [`is_current`](Self::is_current) says the generation still stands.
+    pub(crate) fn cached_stamped(&self, key: &TokenKey) -> Option<(Arc<Identity>, u64, Instant)> {
+        let inner = &*self.inner;
+        let generation = inner.generations.current(*key);
+        match inner.store.get(key)? {
+            Entry::Valid {
+                identity,
+                fresh_until,
+                generation: stamped,
+                ..
+            } if stamped == generation && Instant::now() < fresh_until => {
+                Some((identity, generation, fresh_until))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether a verdict about `key` stamped with `generation` may still be served: no
+    /// `invalidate` or `revoke` (here or, heard, elsewhere) outdated it since.
+    #[inline]
+    pub(crate) fn is_current(&self, key: TokenKey, generation: u64) -> bool {
+        self.inner.generations.current(key) == generation
+    }
+
     /// Verifies `token` with Amazon, or waits for the verification of it already under way,
     /// and remembers the verdict.
     pub(crate) async fn resolve(

@@ -48,12 +48,15 @@ impl SignIn {
         let Some(key) = shared.sessions.key(id) else {
             return Some(ended);
         };
-        let Some(session) = shared.sessions.get(&key) else {
+        let now = Instant::now();
+        let Some(session) = shared.sessions.get(&key, now) else {
             return Some(ended);
         };
-        let tokens = session.tokens();
-        if Instant::now() < tokens.usable_until {
-            if let Some(Ok(identity)) = shared.cache.cached(&tokens.key) {
+        // One store read: the session carries its token's identity, served while the
+        // generation it was verified under stands (an `invalidate` or `revoke` moves it).
+        let (token_key, verified) = session.verified(now);
+        if let Some((identity, generation)) = verified {
+            if shared.cache.is_current(token_key, generation) {
                 shared.cache.stats_handle().hits.incr();
                 return Some(SessionDecision::Admit(self.user(identity, key)));
             }
@@ -89,7 +92,12 @@ impl SessionRequest {
             let tokens = self.session.tokens();
             if Instant::now() < tokens.usable_until {
                 match shared.cache.resolve(tokens.key, &tokens.access).await {
-                    Ok(identity) => return Ok(SignInShared::user(shared, identity, self.key)),
+                    Ok(identity) => {
+                        if let Some(stamped) = shared.cache.cached_stamped(&tokens.key) {
+                            self.session.set_verified(tokens.key, stamped);
+                        }
+                        return Ok(SignInShared::user(shared, identity, self.key));
+                    }
                     // Amazon calls it expired (or invalid): refresh, not an end.
                     Err(AuthError::InvalidToken(Rejection::Expired | Rejection::Invalid)) => {}
                     // Revoked here (a logout elsewhere): the session is over.
@@ -138,6 +146,7 @@ impl SignInShared {
                     // Amazon may send a new refresh token: keep whichever came back last.
                     refresh: Some(granted.refresh_token.unwrap_or(refresh)),
                     usable_until: Instant::now() + life,
+                    verified: None,
                 });
                 tracing::debug!(user_id = &*session.user_id, "session refreshed");
                 // Signed out while Amazon answered: the refresh brings nothing back.
@@ -175,7 +184,7 @@ impl SignInShared {
     /// Ends the session of `key`: its record deleted (no refresh can bring it back), its access
     /// token revoked where that is possible (best effort: the token never left the server).
     pub(super) async fn end_session(&self, key: &TokenKey) {
-        let Some(session) = self.sessions.get(key) else {
+        let Some(session) = self.sessions.get(key, Instant::now()) else {
             return;
         };
         self.sessions.end(key);

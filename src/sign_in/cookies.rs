@@ -1,6 +1,9 @@
 //! The sign-in cookies: their names (`__Host-` whenever they are `Secure`), their attributes
 //! (`HttpOnly`, `SameSite=Lax`, `Path=/`), reading one from a request, removing one before the
-//! inner service sees it. Built and parsed with the `cookie` crate.
+//! inner service sees it. `Set-Cookie` values are built with the `cookie` crate. A request's
+//! `Cookie` header is only `name=value` pairs separated by `;` (RFC 6265 §4.2.1): it is read
+//! with a plain split, since the crate's parser reads every pair as a full `Set-Cookie` line
+//! with its attributes (about 900 instructions a pair, twice per request on the hit path).
 
 use std::time::Duration;
 
@@ -89,51 +92,98 @@ fn header(cookie: &Cookie<'_>) -> HeaderValue {
 /// or present more than once (a planted duplicate must not choose which one counts).
 pub(crate) fn find<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     let mut found = None;
-    for (at, pair) in pairs(headers).enumerate() {
+    for (at, (key, value)) in pairs(headers).enumerate() {
         if at >= MAX_COOKIES {
             return None;
         }
-        let (key, value) = pair;
-        if key == name {
+        if key == name.as_bytes() {
             if found.is_some() {
                 return None;
             }
             found = Some(value);
         }
     }
-    found
+    // Cookie values are visible ASCII (RFC 6265 §4.1.1); anything else is no value of ours.
+    found.and_then(|value| std::str::from_utf8(value).ok())
 }
 
 /// Removes the cookie `name` (every copy) from the request's `Cookie` headers, keeping the
 /// others as they were; a header left empty is dropped.
 pub(crate) fn strip(headers: &mut HeaderMap, name: &str) {
-    if !pairs(headers).any(|(key, _)| key == name) {
+    // The usual case: one header holding the session cookie alone.
+    let only_it = {
+        let mut values = headers.get_all(COOKIE).iter();
+        let first = values.next().map(HeaderValue::as_bytes);
+        values.next().is_none()
+            && first.is_some_and(|value| {
+                let value = value.trim_ascii();
+                memchr::memchr(b';', value).is_none()
+                    && value
+                        .strip_prefix(name.as_bytes())
+                        .is_some_and(|rest| rest.first() == Some(&b'='))
+            })
+    };
+    if only_it {
+        headers.remove(COOKIE);
         return;
     }
-    let kept: Vec<String> = pairs(headers)
-        .filter(|(key, _)| *key != name)
-        .map(|(key, value)| format!("{key}={value}"))
+    let kept: Vec<Vec<u8>> = pairs(headers)
+        .filter(|(key, _)| *key != name.as_bytes())
+        .map(|(key, value)| [key, b"=", value].concat())
         .collect();
     headers.remove(COOKIE);
     if !kept.is_empty() {
-        if let Ok(value) = HeaderValue::from_str(&kept.join("; ")) {
+        if let Ok(value) = HeaderValue::from_bytes(&kept.join(&b"; "[..])) {
             headers.insert(COOKIE, value);
         }
     }
 }
 
-/// Every `name=value` pair of the request's `Cookie` headers, as the `cookie` crate parses
-/// them (what does not parse is skipped).
-fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(Cookie::split_parse)
-        .filter_map(|cookie| {
-            let cookie = cookie.ok()?;
-            Some((cookie.name_raw()?, cookie.value_raw()?))
-        })
+/// Every `name=value` pair of the request's `Cookie` headers (RFC 6265 §4.2.1: separated by
+/// `;`, optional whitespace around each; a value may be quoted), as bytes. A pair without `=`
+/// or with an empty name is skipped.
+fn pairs(headers: &HeaderMap) -> Pairs<'_> {
+    Pairs {
+        values: headers.get_all(COOKIE).iter(),
+        rest: None,
+    }
+}
+
+/// The iterator of [`pairs`]: a plain loop over the bytes (on the hit path, iterator adapters
+/// cost several times the work).
+struct Pairs<'h> {
+    values: http::header::ValueIter<'h, HeaderValue>,
+    /// What is left of the header being read.
+    rest: Option<&'h [u8]>,
+}
+
+impl<'h> Iterator for Pairs<'h> {
+    type Item = (&'h [u8], &'h [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let rest = match self.rest {
+                Some(rest) => rest,
+                None => self.values.next()?.as_bytes(),
+            };
+            let (pair, after) = match memchr::memchr(b';', rest) {
+                Some(at) => (&rest[..at], Some(&rest[at + 1..])),
+                None => (rest, None),
+            };
+            self.rest = after;
+            let Some(at) = memchr::memchr(b'=', pair) else {
+                continue;
+            };
+            let (name, value) = (pair[..at].trim_ascii(), pair[at + 1..].trim_ascii());
+            let value = match value {
+                [b'"', inner @ .., b'"'] => inner,
+                value => value,
+            };
+            if !name.is_empty() {
+                return Some((name, value));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -178,6 +228,14 @@ mod tests {
         let two = headers(&["taa_session=xyz", "taa_session=planted"]);
         assert_eq!(find(&two, "taa_session"), None);
         assert_eq!(find(&headers(&[]), "taa_session"), None);
+    }
+
+    #[test]
+    fn pairs_are_read_as_browsers_send_them() {
+        let sent = headers(&["a=1;b = 2 ; c=\"3\"; junk; =x; d=4=5"]);
+        let read: Vec<(&[u8], &[u8])> = pairs(&sent).collect();
+        let expected: [(&[u8], &[u8]); 4] = [(b"a", b"1"), (b"b", b"2"), (b"c", b"3"), (b"d", b"4=5")];
+        assert_eq!(read, expected);
     }
 
     #[test]

@@ -191,6 +191,7 @@ impl SignInShared {
             key,
             refresh: granted.refresh_token,
             usable_until: Instant::now() + life,
+            verified: self.cache.cached_stamped(&key),
         };
         let Ok(id) = self.sessions.create(identity.user_id(), tokens) else {
             return failed(

@@ -18,6 +18,7 @@ use foldhash::fast::RandomState;
 use super::pending::random_text;
 use crate::access_token::AccessToken;
 use crate::client::RefreshToken;
+use crate::identity::Identity;
 use crate::token_key::{KeyedDigest, TokenKey};
 
 /// A session id's length: 256 bits in base64url.
@@ -41,6 +42,10 @@ pub(crate) struct Tokens {
     pub(crate) refresh: Option<RefreshToken>,
     /// When `access` has no usable life left (its expiry less the clock skew).
     pub(crate) usable_until: Instant,
+    /// `access`'s identity as the cache verified it, under which generation, fresh until when:
+    /// served without a second store read while that generation stands (see
+    /// [`Session::verified`]).
+    pub(crate) verified: Option<(Arc<Identity>, u64, Instant)>,
 }
 
 /// One signed-in session.
@@ -58,6 +63,29 @@ impl Session {
     /// The session's tokens now.
     pub(crate) fn tokens(&self) -> Tokens {
         self.tokens.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The hit path: the access token's key, and its identity with the generation it was
+    /// verified under, when both the token and that verification are still fresh at `now`. The
+    /// caller serves it only if the cache says the generation still stands.
+    pub(crate) fn verified(&self, now: Instant) -> (TokenKey, Option<(Arc<Identity>, u64)>) {
+        let tokens = self.tokens.read().unwrap_or_else(PoisonError::into_inner);
+        let verified = match &tokens.verified {
+            Some((identity, generation, fresh_until)) if now < *fresh_until && now < tokens.usable_until => {
+                Some((Arc::clone(identity), *generation))
+            }
+            _ => None,
+        };
+        (tokens.key, verified)
+    }
+
+    /// Records the identity the cache verified for the session's current token (unless the
+    /// token changed meanwhile: a refresh).
+    pub(crate) fn set_verified(&self, key: TokenKey, verified: (Arc<Identity>, u64, Instant)) {
+        let mut tokens = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
+        if tokens.key == key {
+            tokens.verified = Some(verified);
+        }
     }
 
     /// Replaces the session's tokens (a refresh).
@@ -98,7 +126,9 @@ impl Sessions {
             .max_capacity(limits.max_sessions)
             // No admission filter: TinyLFU would turn a new session away in favour of old ones.
             .eviction_policy(moka::policy::EvictionPolicy::lru())
-            .time_to_idle(limits.idle)
+            // The idle life is checked at each read (`is_over`): moka's own idle tracking would
+            // cost every read a write; its time to live reclaims what nobody reads again.
+            .time_to_live(limits.absolute)
             .eviction_listener(move |key: Arc<TokenKey>, session: Arc<Session>, _cause| {
                 let mut per_user = forget.lock().unwrap_or_else(PoisonError::into_inner);
                 if let Some(keys) = per_user.get_mut(&session.user_id) {
@@ -126,11 +156,10 @@ impl Sessions {
         shaped.then(|| self.digest.key(id.as_bytes()))
     }
 
-    /// The live session of `key` (touched), or `None` (unknown, ended, idle, too old: ended
-    /// now).
-    pub(crate) fn get(&self, key: &TokenKey) -> Option<Arc<Session>> {
+    /// The live session of `key` at `now` (touched), or `None` (unknown, ended, idle, too old:
+    /// ended now).
+    pub(crate) fn get(&self, key: &TokenKey, now: Instant) -> Option<Arc<Session>> {
         let session = self.store.get(key)?;
-        let now = Instant::now();
         if session.is_over(now, &self.limits) {
             self.end(key);
             return None;
@@ -209,6 +238,7 @@ mod tests {
             key: TokenKey::default(),
             refresh: None,
             usable_until: Instant::now(),
+            verified: None,
         }
     }
 
@@ -218,7 +248,7 @@ mod tests {
         let ids: Vec<String> = (0..3)
             .map(|_| sessions.create("alice", tokens()).unwrap())
             .collect();
-        let live = |id: &str| sessions.get(&sessions.key(id).unwrap()).is_some();
+        let live = |id: &str| sessions.get(&sessions.key(id).unwrap(), Instant::now()).is_some();
         assert!(!live(&ids[0]), "the oldest ended");
         assert!(live(&ids[1]) && live(&ids[2]));
         let bob = sessions.create("bob", tokens()).unwrap();
@@ -233,7 +263,9 @@ mod tests {
         let mut tampered = id.clone().into_bytes();
         tampered[0] = if tampered[0] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(tampered).unwrap();
-        assert!(sessions.get(&sessions.key(&tampered).unwrap()).is_none());
+        assert!(sessions
+            .get(&sessions.key(&tampered).unwrap(), Instant::now())
+            .is_none());
         assert!(sessions.key("short").is_none());
         assert!(sessions.key(&format!("{}!", &id[..42])).is_none());
     }

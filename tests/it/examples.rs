@@ -2,100 +2,20 @@
 //! do (no configuration, so the embedded mock), follows the `curl` line each prints, and checks
 //! the routes, the error answers, SIGTERM handling and that the logs never contain the token.
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::OnceLock;
-use std::thread::{self, JoinHandle};
+use std::io::Read as _;
+use std::process::{Command, Stdio};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tower_amazon_auth_test_support::example_binaries;
+use tower_amazon_auth_test_support::examples::{ExampleProcess, EXAMPLES};
 
-const EXAMPLES: [&str; 3] = ["server", "hyper_server", "forward_auth"];
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Builds the examples once and returns their paths.
-///
-/// `cargo test` builds examples too, but `cargo test --test it` does not, and a binary
-/// left over from an earlier build may be stale: asking cargo (with this test's features and
-/// profile) is a no-op when it is fresh, and the JSON messages say where the binaries are.
-pub(crate) fn example_binaries() -> &'static HashMap<String, PathBuf> {
-    static BINARIES: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
-    BINARIES.get_or_init(|| {
-        // The features this test was built with (keep in step with Cargo.toml's [features]), so
-        // the build is a no-op right after `cargo test --all-features`.
-        let mut features = Vec::new();
-        if cfg!(feature = "axum") {
-            features.push("axum");
-        }
-        if cfg!(feature = "metrics") {
-            features.push("metrics");
-        }
-        if cfg!(feature = "fuzz") {
-            features.push("fuzz");
-        }
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "--message-format=json",
-            "--features",
-            &features.join(","),
-        ]);
-        for name in EXAMPLES {
-            cargo.args(["--example", name]);
-        }
-        // Cargo gives this test process the package's `CARGO_MANIFEST_*` and `CARGO_PKG_*`
-        // variables. `ring`'s build script tracks some of them (`rerun-if-env-changed`), so the
-        // nested build would see a changed environment and rebuild ring, rustls, reqwest, the
-        // crate and the examples (half a minute, next to the other tests of this binary), and
-        // the next outer build all of it again. Without them it is the no-op promised above.
-        for (key, _) in std::env::vars_os() {
-            let name = key.to_string_lossy();
-            if name.starts_with("CARGO_MANIFEST_")
-                || name.starts_with("CARGO_PKG_")
-                || matches!(
-                    &*name,
-                    "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
-                )
-            {
-                cargo.env_remove(&key);
-            }
-        }
-        if !cfg!(debug_assertions) {
-            cargo.arg("--release");
-        }
-        let output = cargo.output().expect("run cargo build");
-        assert!(
-            output.status.success(),
-            "cargo build of the examples failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let mut binaries = HashMap::new();
-        for line in String::from_utf8_lossy(&output.stdout).lines() {
-            let Ok(message) = serde_json::from_str::<Value>(line) else {
-                continue;
-            };
-            let is_example = message["target"]["kind"]
-                .as_array()
-                .is_some_and(|kinds| kinds.iter().any(|k| k == "example"));
-            if let (true, Some(name), Some(path)) = (
-                is_example,
-                message["target"]["name"].as_str(),
-                message["executable"].as_str(),
-            ) {
-                binaries.insert(name.to_owned(), PathBuf::from(path));
-            }
-        }
-        binaries
-    })
-}
-
-/// A running example. Dropping it kills the process, so a failed assertion leaks nothing.
+/// A running example and the `curl` line it printed.
 struct Running {
-    child: Child,
-    stderr: Option<JoinHandle<String>>,
+    process: ExampleProcess,
     /// The `curl` line's token and URL (`…/me`, or `…/verify` for the forward-auth server).
     token: String,
     me_url: String,
@@ -103,56 +23,14 @@ struct Running {
 
 impl Running {
     fn start(name: &str) -> Self {
-        let binary = example_binaries()
+        let binary = example_binaries!()
             .get(name)
             .unwrap_or_else(|| panic!("cargo built no example named {name}"));
-        let mut child = Command::new(binary)
-            .env_remove("AMAZON_CLIENT_ID")
-            .env_remove("AMAZON_ENDPOINT")
-            .env_remove("REDIS_URL")
-            .env("LISTEN_ADDR", "127.0.0.1:0")
+        let mut process = ExampleProcess::start(name, binary, |command| {
             // Everything every crate logs, so "no token in the logs" means something.
-            .env("RUST_LOG", "trace")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
-
-        // Both pipes are drained on their own threads: a full pipe would block the child.
-        let mut stderr = child.stderr.take().expect("piped stderr");
-        let stderr = thread::spawn(move || {
-            let mut logs = Vec::new();
-            let _ = stderr.read_to_end(&mut logs);
-            String::from_utf8_lossy(&logs).into_owned()
+            command.env("RUST_LOG", "trace");
         });
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (lines, curl) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = lines.send(line);
-            }
-        });
-        let mut running = Self {
-            child,
-            stderr: Some(stderr),
-            token: String::new(),
-            me_url: String::new(),
-        };
-
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        let line = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match curl.recv_timeout(left) {
-                Ok(line) if line.starts_with("curl ") => break line,
-                Ok(_) => continue,
-                Err(error) => {
-                    let logs = running.stop_and_logs();
-                    panic!("{name} printed no curl line ({error}); its stderr:\n{logs}");
-                }
-            }
-        };
+        let line = process.stdout_line("curl ", STARTUP_TIMEOUT);
         // curl -H 'Authorization: Bearer Atza|…' http://ADDR/me (or /verify)
         let rest = line
             .strip_prefix("curl -H 'Authorization: Bearer ")
@@ -168,9 +46,11 @@ impl Running {
             url.starts_with("http://127.0.0.1:") && (url.ends_with("/me") || url.ends_with("/verify")),
             "{url}"
         );
-        running.token = token.to_owned();
-        running.me_url = url.to_owned();
-        running
+        Self {
+            process,
+            token: token.to_owned(),
+            me_url: url.to_owned(),
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -180,41 +60,13 @@ impl Running {
 
     /// Kills the process if it still runs and returns everything it logged.
     fn stop_and_logs(&mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.stderr
-            .take()
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default()
+        self.process.stop_and_logs()
     }
 
     /// Sends SIGTERM and waits up to `within` for a successful exit.
     #[cfg(unix)]
     fn terminate(&mut self, within: Duration) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the example") {
-                assert!(status.success(), "exit status after SIGTERM: {status}");
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "still running {within:?} after SIGTERM"
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.terminate(within);
     }
 }
 
@@ -412,7 +264,7 @@ async fn forward_auth_example() {
 #[test]
 fn endpoint_without_client_id_is_an_error() {
     for name in EXAMPLES {
-        let binary = &example_binaries()[name];
+        let binary = &example_binaries!()[name];
         let mut child = Command::new(binary)
             .env_remove("AMAZON_CLIENT_ID")
             .env("AMAZON_ENDPOINT", "https://api.amazon.co.uk")
@@ -446,7 +298,7 @@ fn endpoint_without_client_id_is_an_error() {
 #[test]
 fn forward_auth_warns_when_bound_beyond_loopback() {
     use std::io::BufRead as _;
-    let binary = example_binaries()
+    let binary = example_binaries!()
         .get("forward_auth")
         .expect("the forward_auth example")
         .clone();

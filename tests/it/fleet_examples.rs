@@ -26,7 +26,7 @@ impl ServerProcess {
 
     fn start_example(example: &str, mock: &MockAmazon, redis: &External) -> Self {
         use std::io::BufRead as _;
-        let binary = crate::examples::example_binaries()
+        let binary = tower_amazon_auth_test_support::example_binaries!()
             .get(example)
             .unwrap_or_else(|| panic!("the {example} example"));
         let mut child = std::process::Command::new(binary)
@@ -145,7 +145,7 @@ async fn three_example_servers_share_verdicts_and_logouts() {
 
     // REDIS_URL without the secret: a clear startup error, for the forward-auth server too.
     for example in ["server", "forward_auth"] {
-        let binary = crate::examples::example_binaries()
+        let binary = tower_amazon_auth_test_support::example_binaries!()
             .get(example)
             .unwrap_or_else(|| panic!("the {example} example"));
         let output = std::process::Command::new(binary)

@@ -1,7 +1,11 @@
 //! What the workspace's tests share (unpublished): [`external`] starts the real servers the
-//! tests need (Redis, nginx, Caddy) on a free 127.0.0.1 port and stops them; [`fixtures`] holds
-//! realistic tokens, a layer on `MockAmazon`, an app behind it served on loopback, and a client.
-//! The core's tests and the Redis level's use it alike, so neither keeps a copy.
+//! tests need (Redis, nginx, Caddy) on a free 127.0.0.1 port and stops them; [`browser`] drives
+//! a headless Chromium through chromedriver (started the same way); [`examples`] builds and runs
+//! the example binaries; [`fixtures`] holds realistic tokens, a layer on `MockAmazon`, an app
+//! behind it served on loopback, and a client. The core's tests and the Redis level's use it
+//! alike, so neither keeps a copy.
 
+pub mod browser;
+pub mod examples;
 pub mod external;
 pub mod fixtures;
