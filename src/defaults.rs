@@ -19,6 +19,8 @@ pub const CAPACITY: u64 = 100_000;
 pub const NEGATIVE_CAPACITY: u64 = 10_000;
 /// Most revocations (logouts) in force at once: 100 000.
 pub const MAX_REVOCATIONS: u64 = 100_000;
+/// The most revocations of one user's tokens in force at once: 100.
+pub const MAX_REVOCATIONS_PER_USER: u64 = 100;
 /// Most distinct tokens verified with Amazon at once: 256.
 pub const MAX_IN_FLIGHT: usize = 256;
 /// `Retry-After` on a 503: 5 s.

@@ -114,6 +114,7 @@ impl IdentityCache {
 /// | [`capacity`](Self::capacity) | [`defaults::CAPACITY`] (100 000) | most cached verdicts (each thread also remembers up to 64 identities it served lately) |
 /// | [`negative_capacity`](Self::negative_capacity) | [`defaults::NEGATIVE_CAPACITY`] (10 000) | most remembered rejections, apart from the identities |
 /// | [`max_revocations`](Self::max_revocations) | [`defaults::MAX_REVOCATIONS`] (100 000) | most revocations (logouts) in force at once; never evicted, one more is refused |
+/// | [`max_revocations_per_user`](Self::max_revocations_per_user) | [`defaults::MAX_REVOCATIONS_PER_USER`] (100) | most of them for one user's tokens, so one account cannot fill the rest |
 /// | [`max_in_flight`](Self::max_in_flight) | [`defaults::MAX_IN_FLIGHT`] (256) | most distinct tokens being verified at once; beyond it, 503 at once |
 /// | [`stale_if_error`](Self::stale_if_error) | `false` | during an Amazon outage, keep serving an identity past `max_ttl` (never past the token's expiry) |
 /// | [`connect_timeout`](Self::connect_timeout) | [`defaults::CONNECT_TIMEOUT`] (2 s) | time allowed to connect to Amazon |
@@ -134,6 +135,7 @@ pub struct IdentityCacheBuilder {
     capacity: u64,
     negative_capacity: u64,
     max_revocations: u64,
+    max_revocations_per_user: u64,
     max_in_flight: usize,
     stale_if_error: bool,
     connect_timeout: Duration,
@@ -169,6 +171,7 @@ impl Default for IdentityCacheBuilder {
             capacity: defaults::CAPACITY,
             negative_capacity: defaults::NEGATIVE_CAPACITY,
             max_revocations: defaults::MAX_REVOCATIONS,
+            max_revocations_per_user: defaults::MAX_REVOCATIONS_PER_USER,
             max_in_flight: defaults::MAX_IN_FLIGHT,
             stale_if_error: false,
             connect_timeout: defaults::CONNECT_TIMEOUT,
@@ -287,6 +290,17 @@ impl IdentityCacheBuilder {
         self
     }
 
+    /// The most revocations of one user's tokens in force at once (counted when the cache knows
+    /// the token's user), so one account logging in and out in a loop cannot fill
+    /// [`max_revocations`](Self::max_revocations) for everyone: one more is refused with
+    /// [`CacheError::TooManyRevocations`](crate::CacheError::TooManyRevocations). A website
+    /// session's logout never fails on it (the session ends; revoking its token is best
+    /// effort). Default: [`defaults::MAX_REVOCATIONS_PER_USER`] (100).
+    pub fn max_revocations_per_user(mut self, max: u64) -> Self {
+        self.max_revocations_per_user = max;
+        self
+    }
+
     /// The most distinct tokens verified with Amazon at once; a request for one more is
     /// answered 503 at once instead of queueing. At most 1 000 000. Default:
     /// [`defaults::MAX_IN_FLIGHT`] (256).
@@ -394,6 +408,9 @@ impl IdentityCacheBuilder {
         if self.max_revocations == 0 {
             return Err(BuildError::Zero("max_revocations"));
         }
+        if self.max_revocations_per_user == 0 {
+            return Err(BuildError::Zero("max_revocations_per_user"));
+        }
         if self.max_in_flight == 0 {
             return Err(BuildError::Zero("max_in_flight"));
         }
@@ -428,6 +445,7 @@ impl IdentityCacheBuilder {
             capacity: self.capacity,
             negative_capacity: self.negative_capacity,
             max_revocations: self.max_revocations,
+            max_revocations_per_user: self.max_revocations_per_user,
             max_in_flight: self.max_in_flight,
             stale_if_error: self.stale_if_error,
         };

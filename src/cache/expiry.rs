@@ -31,6 +31,8 @@ pub(crate) struct CachePolicy {
     pub(crate) negative_capacity: u64,
     /// Most revocations in force at once.
     pub(crate) max_revocations: u64,
+    /// Most revocations of one user's tokens in force at once.
+    pub(crate) max_revocations_per_user: u64,
     pub(crate) max_in_flight: usize,
     /// Serve an identity past `max_ttl` (never past the token's expiry) when Amazon cannot
     /// answer.

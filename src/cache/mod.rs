@@ -51,6 +51,7 @@
 //! | `verification` | asking Amazon for a miss and storing its verdict, under the generation rule |
 //! | `expiry` | [`CachePolicy`]: how long a verdict is believed, every entry's construction, stale-if-error |
 //! | `revocation` | tombstones, and forgetting a token (or all) on every level |
+//! | `user_revocations` | each user's revocations in force, capped |
 //! | `operations` | what users call: `invalidate`, `revoke`, `invalidate_all`, counts, stats |
 //! | [`generation`] | the generation rule all levels obey |
 //! | [`entry`] | what a store remembers about a token, and when `moka` drops it |
@@ -72,6 +73,7 @@ mod revocation;
 mod second_level;
 #[cfg(test)]
 mod tests;
+mod user_revocations;
 mod verification;
 
 use std::sync::{Arc, Weak};
@@ -85,6 +87,7 @@ pub(crate) use self::expiry::CachePolicy;
 use self::generation::Generations;
 use self::in_flight::InFlight;
 use self::memo::Memo;
+use self::user_revocations::UserRevocations;
 use crate::error::AuthError;
 use crate::log_limit::LogLimit;
 use crate::second_level::{RemoteEvents, SecondLevel};
@@ -129,6 +132,8 @@ struct Inner {
     rejected: moka::sync::Cache<TokenKey, Entry, RandomState>,
     /// Revoked tokens (logout), each until the token's own expiry.
     revoked: moka::sync::Cache<TokenKey, std::time::Instant, RandomState>,
+    /// How many of them each user has.
+    user_revocations: UserRevocations,
     generations: Generations,
     /// Each thread's memory of the identities it read from `store` lately.
     memo: Memo,
@@ -196,6 +201,7 @@ impl IdentityCache {
                 .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .expire_after(RevokedExpiry)
                 .build_with_hasher(RandomState::default()),
+            user_revocations: UserRevocations::new(policy.max_revocations_per_user, policy.max_revocations),
             generations: Generations::default(),
             memo: Memo::default(),
             in_flight: InFlight::default(),

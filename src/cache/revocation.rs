@@ -55,14 +55,26 @@ impl Inner {
     /// in force. Returns for how long the token is revoked.
     pub(super) fn revoke_key(&self, key: TokenKey) -> Result<Duration, CacheError> {
         let now = Instant::now();
-        let expires = match self.store.get(&key) {
-            Some(Entry::Valid { identity, .. }) => identity.token_expires(),
+        let identity = match self.store.get(&key) {
+            Some(Entry::Valid { identity, .. }) => Some(identity),
             _ => None,
         };
-        let until = expires
+        let until = identity
+            .as_ref()
+            .and_then(|identity| identity.token_expires())
             .unwrap_or(now + REVOKED_UNKNOWN_EXPIRY)
             .max(now + self.policy.negative_ttl);
         if !self.revoked.contains_key(&key) {
+            if let Some(identity) = &identity {
+                if !self.user_revocations.admit(identity.user_id(), until, now) {
+                    tracing::warn!(
+                        user_id = identity.user_id(),
+                        max_revocations_per_user = self.policy.max_revocations_per_user,
+                        "revocation refused: too many of this user's in force"
+                    );
+                    return Err(CacheError::TooManyRevocations);
+                }
+            }
             // `moka` counts lazily: apply the pending writes and sweep the expired first (a
             // logout is rare enough to pay for it).
             self.revoked.run_pending_tasks();

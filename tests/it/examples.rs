@@ -355,3 +355,56 @@ fn forward_auth_warns_when_bound_beyond_loopback() {
     assert!(loopback.contains("listening"), "{loopback}");
     assert!(!loopback.contains("beyond loopback"), "{loopback}");
 }
+
+/// A client id without a secret: the API works, website sign-in is off, and both the page and
+/// `/login` say why.
+#[tokio::test]
+async fn the_server_without_a_client_secret_serves_the_api_and_says_why_sign_in_is_off() {
+    let mock = tower_amazon_auth_mock::MockAmazon::start().await.unwrap();
+    let token = tower_amazon_auth_mock::mock_access_token("no-secret");
+    mock.register(
+        &token,
+        tower_amazon_auth_mock::MockUser::new("amzn1.account.NOSECRET"),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let binary = &example_binaries!()["server"];
+    let server = ExampleProcess::start("server", binary, |command| {
+        command
+            .env("AMAZON_CLIENT_ID", tower_amazon_auth_mock::MOCK_CLIENT_ID)
+            .env("AMAZON_ENDPOINT", mock.base_url())
+            .env_remove("AMAZON_CLIENT_SECRET")
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"));
+    });
+    server.wait_for_log("listening", Duration::from_secs(30));
+    let http = reqwest::Client::new();
+    let page = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("sign-in is off") && page.contains("AMAZON_CLIENT_SECRET"),
+        "{page}"
+    );
+    assert!(!page.contains("id=\"login\""), "no button that cannot work");
+    let login = http.get(format!("{base}/login")).send().await.unwrap();
+    assert_eq!(login.status(), 503);
+    assert!(login.text().await.unwrap().contains("AMAZON_CLIENT_SECRET"));
+    let me = http
+        .get(format!("{base}/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200, "the API works");
+    let out = http
+        .post(format!("{base}/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 204);
+}

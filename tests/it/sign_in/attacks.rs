@@ -162,3 +162,61 @@ async fn a_tampered_session_id_is_refused_without_asking_amazon() {
     }
     assert_eq!(site.mock.calls(), calls, "no upstream call");
 }
+
+#[tokio::test]
+async fn a_code_injected_into_another_login_fails_at_the_exchange() {
+    let site = Site::new().await;
+    let mut browser = Browser::new();
+    let first = site.start(&mut browser, "/").await;
+    let second = site.start(&mut browser, "/").await;
+    let user = "amzn1.account.MOCKDEMOUSER";
+    let first_back = browser.consent(&first, user, "allow").await;
+    let second_back = browser.consent(&second, user, "allow").await;
+    // The second login's state (and the browser's cookie for it) with the first login's code:
+    // the verifier the server sends is the second's, which the first code's challenge refuses.
+    let injected = format!(
+        "{}?code={}&state={}",
+        site.sign_in.redirect_uri(),
+        param(&first_back, "code").unwrap(),
+        param(&second_back, "state").unwrap()
+    );
+    let refused = browser.get(&injected).await;
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().contains("did not confirm"));
+    assert_eq!(site.mock.calls().token, 1, "the exchange was tried, and refused");
+    assert!(browser.cookie(&site.base, "taa_session").is_none());
+}
+
+#[tokio::test]
+async fn one_account_logging_out_in_a_loop_cannot_fill_the_revocations() {
+    let site = Site::with(
+        |cache| cache.max_revocations_per_user(2),
+        |sign_in| sign_in,
+        |layer| layer,
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let logout = |token: String| {
+        let request = client
+            .post(format!("{}/logout", site.base))
+            .bearer_auth(token)
+            .send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    let tokens: Vec<String> = (0..3)
+        .map(|i| tower_amazon_auth_mock::mock_access_token(format!("looping-{i}")))
+        .collect();
+    for token in &tokens {
+        site.mock.register(token, MockUser::new("amzn1.account.LOOPER"));
+    }
+    assert_eq!(logout(tokens[0].clone()).await, 204);
+    assert_eq!(logout(tokens[1].clone()).await, 204);
+    assert_eq!(
+        logout(tokens[2].clone()).await,
+        503,
+        "this user's revocations are at the cap"
+    );
+    let other = tower_amazon_auth_mock::mock_access_token("someone-else");
+    site.mock.register(&other, MockUser::new("amzn1.account.SOMEONE"));
+    assert_eq!(logout(other).await, 204, "another user can still log out");
+}

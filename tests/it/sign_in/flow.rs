@@ -186,3 +186,17 @@ async fn a_head_request_to_login_starts_nothing() {
     assert!(response.headers().get("set-cookie").is_none());
     assert_ne!(response.status(), 303);
 }
+
+#[tokio::test]
+async fn a_handler_revoking_a_session_user_ends_the_session() {
+    let site = Site::new().await;
+    let mut browser = Browser::new();
+    site.sign_in_as(&mut browser, MockUser::new("amzn1.account.REVOKER"), "/")
+        .await;
+    let revoked = browser
+        .post(&format!("{}/revoke", site.base), Some(&site.base))
+        .await;
+    assert_eq!(revoked.status(), 204);
+    assert_eq!(site.sign_in.session_count(), 0);
+    assert_eq!(browser.get(&format!("{}/me", site.base)).await.status(), 401);
+}

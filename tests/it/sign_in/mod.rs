@@ -63,6 +63,7 @@ impl Site {
         let app = Router::new()
             .route("/me", get(me).post(me))
             .route("/seen", get(seen))
+            .route("/revoke", axum::routing::post(revoke))
             .layer(auth)
             .merge(built.router());
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
@@ -108,6 +109,14 @@ async fn me(user: AmazonUser) -> Json<serde_json::Value> {
     Json(
         serde_json::json!({ "user_id": user.user_id(), "name": user.name(), "source": user.source().as_str() }),
     )
+}
+
+/// A handler logging its caller out the way handlers do: `AmazonUser::revoke`.
+async fn revoke(user: AmazonUser) -> http::StatusCode {
+    match user.revoke().await {
+        Ok(()) => http::StatusCode::NO_CONTENT,
+        Err(_) => http::StatusCode::SERVICE_UNAVAILABLE,
+    }
 }
 
 /// What the inner service saw of the cookies.
