@@ -45,6 +45,15 @@ impl CookieRules {
         prefixed(self.secure, &format!("{PENDING}{tag}"))
     }
 
+    /// The names of the pending-login cookies the request carries.
+    pub(crate) fn pending_in<'h>(&self, headers: &'h HeaderMap) -> Vec<&'h str> {
+        let prefix = self.pending_name("");
+        pairs(headers)
+            .filter(|(name, _)| name.starts_with(prefix.as_bytes()))
+            .filter_map(|(name, _)| std::str::from_utf8(name).ok())
+            .collect()
+    }
+
     /// A `Set-Cookie` value setting `name` to `value` for `max_age` (a session cookie of the
     /// browser without one).
     pub(crate) fn set(&self, name: &str, value: &str, max_age: Option<Duration>) -> HeaderValue {

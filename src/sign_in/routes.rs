@@ -23,6 +23,9 @@ use crate::error::{AmazonError, AuthError};
 use crate::response::{default_response, ErrorContext};
 use crate::token;
 
+/// The most logins one browser has under way (tabs signing in at once), each with a cookie.
+const MAX_PENDING_COOKIES: usize = 4;
+
 impl SignInShared {
     /// Answers a request to one of the routes (`404` for any other path).
     pub(super) async fn route(&self, parts: &Parts) -> Response<Full<Bytes>> {
@@ -52,7 +55,7 @@ impl SignInShared {
             return response;
         }
         if path == paths.login {
-            self.login(&parts.uri)
+            self.login(&parts.uri, &parts.headers)
         } else if path == paths.callback {
             self.callback(&parts.uri, &parts.headers).await
         } else {
@@ -60,8 +63,10 @@ impl SignInShared {
         }
     }
 
-    /// Starts a login: a fresh state and verifier, the pending cookie, `303` to Amazon.
-    fn login(&self, uri: &Uri) -> Response<Full<Bytes>> {
+    /// Starts a login: a fresh state and verifier, the pending cookie, `303` to Amazon. A
+    /// browser keeps at most [`MAX_PENDING_COOKIES`] logins under way: beyond that, the older
+    /// ones' cookies are cleared (those logins then fail at their callback).
+    fn login(&self, uri: &Uri, headers: &HeaderMap) -> Response<Full<Bytes>> {
         let params = query(uri);
         let return_to = params
             .as_ref()
@@ -95,9 +100,17 @@ impl SignInShared {
                 .finish()
         );
         let name = self.cookies.pending_name(&started.tag);
+        let pending = self.cookies.pending_in(headers);
+        let cleared = match pending.len() >= MAX_PENDING_COOKIES {
+            true => pending,
+            false => Vec::new(),
+        };
         with_cookies(
             redirect(&authorize),
-            [self.cookies.set(&name, &started.nonce, Some(LOGIN_LIFE))],
+            cleared
+                .into_iter()
+                .map(|old| self.cookies.clear(old))
+                .chain([self.cookies.set(&name, &started.nonce, Some(LOGIN_LIFE))]),
         )
     }
 

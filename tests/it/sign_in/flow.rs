@@ -200,3 +200,26 @@ async fn a_handler_revoking_a_session_user_ends_the_session() {
     assert_eq!(site.sign_in.session_count(), 0);
     assert_eq!(browser.get(&format!("{}/me", site.base)).await.status(), 401);
 }
+
+#[tokio::test]
+async fn a_browser_keeps_a_few_pending_logins_at_most() {
+    let site = Site::new().await;
+    let mut browser = Browser::new();
+    let pending = |browser: &Browser| {
+        browser
+            .jar
+            .get(&site.base.trim_start_matches("http://").to_owned())
+            .map_or(0, |cookies| {
+                cookies
+                    .keys()
+                    .filter(|name| name.starts_with("taa_login_"))
+                    .count()
+            })
+    };
+    for _ in 0..4 {
+        site.start(&mut browser, "/").await;
+    }
+    assert_eq!(pending(&browser), 4, "four tabs signing in at once");
+    site.start(&mut browser, "/").await;
+    assert_eq!(pending(&browser), 1, "a fifth clears the others' cookies");
+}
