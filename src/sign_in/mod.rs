@@ -54,6 +54,7 @@
 //! | `auth` | the layer's side: a request authenticated by its session, refreshed when due |
 //! | `pending` | logins under way: state, PKCE verifier, single use |
 //! | `session` | the sessions on the server: ids, limits, per-user cap |
+//! | `session_memo` | each thread's memory of the sessions it served last |
 //! | `cookies` | the cookies' names and attributes |
 //! | `csrf` | the rule for cookie-authenticated unsafe requests |
 //! | `return_to` | where a browser may be sent back to |
@@ -68,6 +69,7 @@ mod pending;
 mod return_to;
 mod routes;
 mod session;
+mod session_memo;
 
 use std::convert::Infallible;
 use std::sync::Arc;

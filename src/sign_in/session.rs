@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use foldhash::fast::RandomState;
 
 use super::pending::random_text;
+use super::session_memo::SessionMemo;
 use crate::access_token::AccessToken;
 use crate::client::RefreshToken;
 use crate::identity::Identity;
@@ -113,6 +114,8 @@ type PerUser = Arc<Mutex<HashMap<Box<str>, VecDeque<TokenKey>, RandomState>>>;
 /// The sessions of one site.
 pub(crate) struct Sessions {
     store: moka::sync::Cache<TokenKey, Arc<Session>, RandomState>,
+    /// Each thread's sessions served lately, in front of `store`.
+    memo: SessionMemo<Session>,
     per_user: PerUser,
     digest: KeyedDigest,
     limits: Limits,
@@ -122,6 +125,8 @@ impl Sessions {
     pub(crate) fn new(limits: Limits) -> Result<Self, getrandom::Error> {
         let per_user = PerUser::default();
         let forget = Arc::clone(&per_user);
+        let memo = SessionMemo::<Session>::default();
+        let forget_memo = memo.forgetting();
         let store = moka::sync::Cache::builder()
             .max_capacity(limits.max_sessions)
             // No admission filter: TinyLFU would turn a new session away in favour of old ones.
@@ -130,6 +135,7 @@ impl Sessions {
             // cost every read a write; its time to live reclaims what nobody reads again.
             .time_to_live(limits.absolute)
             .eviction_listener(move |key: Arc<TokenKey>, session: Arc<Session>, _cause| {
+                forget_memo.forget(*key);
                 let mut per_user = forget.lock().unwrap_or_else(PoisonError::into_inner);
                 if let Some(keys) = per_user.get_mut(&session.user_id) {
                     keys.retain(|k| k != &*key);
@@ -141,6 +147,7 @@ impl Sessions {
             .build_with_hasher(RandomState::default());
         Ok(Self {
             store,
+            memo,
             per_user,
             digest: KeyedDigest::random()?,
             limits,
@@ -159,7 +166,16 @@ impl Sessions {
     /// The live session of `key` at `now` (touched), or `None` (unknown, ended, idle, too old:
     /// ended now).
     pub(crate) fn get(&self, key: &TokenKey, now: Instant) -> Option<Arc<Session>> {
-        let session = self.store.get(key)?;
+        // Read before the store: a session ended in between is outdated in the memo too.
+        let epoch = self.memo.epoch(*key);
+        let session = match self.memo.get(*key, epoch) {
+            Some(session) => session,
+            None => {
+                let session = self.store.get(key)?;
+                self.memo.put(*key, epoch, &session);
+                session
+            }
+        };
         if session.is_over(now, &self.limits) {
             self.end(key);
             return None;
@@ -168,7 +184,8 @@ impl Sessions {
         Some(session)
     }
 
-    /// Whether the session of `key` is still live (a refresh checks it did not end meanwhile).
+    /// Whether the session of `key` is still live (a refresh checks it did not end meanwhile):
+    /// the store's word, not a memo's.
     pub(crate) fn contains(&self, key: &TokenKey) -> bool {
         self.store.contains_key(key)
     }
@@ -207,9 +224,11 @@ impl Sessions {
         Ok(id)
     }
 
-    /// Ends the session of `key` (logout, a refused refresh, its life over).
+    /// Ends the session of `key` (logout, a refused refresh, its life over): gone from the
+    /// store, then from every thread's memo.
     pub(crate) fn end(&self, key: &TokenKey) {
         self.store.invalidate(key);
+        self.memo.forgetting().forget(*key);
     }
 
     /// The number of live sessions (pending maintenance applied first).
@@ -253,6 +272,23 @@ mod tests {
         assert!(live(&ids[1]) && live(&ids[2]));
         let bob = sessions.create("bob", tokens()).unwrap();
         assert!(live(&bob), "another user's sessions are theirs");
+    }
+
+    #[test]
+    fn an_ended_session_is_never_served_from_a_memo() {
+        let sessions = Sessions::new(limits(10, 10)).unwrap();
+        let id = sessions.create("alice", tokens()).unwrap();
+        let key = sessions.key(&id).unwrap();
+        assert!(
+            sessions.get(&key, Instant::now()).is_some(),
+            "read once: now in this thread's memo"
+        );
+        assert!(sessions.get(&key, Instant::now()).is_some(), "served again");
+        sessions.end(&key);
+        assert!(
+            sessions.get(&key, Instant::now()).is_none(),
+            "ended: the memo no longer serves it"
+        );
     }
 
     #[test]

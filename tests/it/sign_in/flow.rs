@@ -208,7 +208,7 @@ async fn a_browser_keeps_a_few_pending_logins_at_most() {
     let pending = |browser: &Browser| {
         browser
             .jar
-            .get(&site.base.trim_start_matches("http://").to_owned())
+            .get(site.base.trim_start_matches("http://"))
             .map_or(0, |cookies| {
                 cookies
                     .keys()
