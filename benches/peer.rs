@@ -213,7 +213,7 @@ fn scenario(c: &mut Criterion, upstream: &Upstream, draw: Draw) -> Option<Paired
         .expect("runtime");
     let before = layer.stats();
     let bare = inner();
-    if let Some((service, iterations)) = profile_target() {
+    if let Some((service, iterations)) = paired::profile_target(2_000_000) {
         // Profiling mode: one service, the same request loop, no criterion (for perf and
         // callgrind: `--toggle-collect=*profile_loop*` leaves the setup out).
         let sequence = &sequence[..];
@@ -272,17 +272,8 @@ fn scenario(c: &mut Criterion, upstream: &Upstream, draw: Draw) -> Option<Paired
     })
 }
 
-/// `--profile <bare|layer|peer> [iterations]`: run that service's request loop alone.
-fn profile_target() -> Option<(String, usize)> {
-    let args: Vec<String> = std::env::args().collect();
-    let at = args.iter().position(|arg| arg == "--profile")?;
-    let service = args.get(at + 1).cloned().expect("--profile takes a service name");
-    let iterations = args.get(at + 2).and_then(|n| n.parse().ok()).unwrap_or(2_000_000);
-    Some((service, iterations))
-}
-
 fn main() {
-    let mut c = if profile_target().is_some() {
+    let mut c = if paired::profile_target(2_000_000).is_some() {
         Criterion::default()
     } else {
         Criterion::default().configure_from_args()
@@ -302,7 +293,7 @@ fn main() {
         paired.extend(scenario(&mut c, &upstream, draw));
         ran.push(name);
     }
-    if profile_target().is_some() {
+    if paired::profile_target(2_000_000).is_some() {
         return;
     }
     c.final_summary();

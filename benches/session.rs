@@ -133,7 +133,7 @@ fn scenario(c: &mut Criterion, upstream: &Upstream, n: usize) -> Paired {
         .unwrap();
     let before = layer.stats();
     let bare = inner();
-    if let Some((path, iterations)) = profile_target() {
+    if let Some((path, iterations)) = paired::profile_target(1_000_000) {
         // Profiling mode: one path's request loop alone, no criterion (for callgrind:
         // `--toggle-collect=*profile_loop*` leaves the setup out).
         let per_request = match path.as_str() {
@@ -189,19 +189,9 @@ fn scenario(c: &mut Criterion, upstream: &Upstream, n: usize) -> Paired {
     }
 }
 
-/// `--profile <bare|bearer|session> [iterations]` (after `--sessions N`, 1 by default): that
-/// path's request loop alone.
-fn profile_target() -> Option<(String, usize)> {
-    let args: Vec<String> = std::env::args().collect();
-    let at = args.iter().position(|arg| arg == "--profile")?;
-    let path = args.get(at + 1).cloned().expect("--profile takes a path");
-    let iterations = args.get(at + 2).and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
-    Some((path, iterations))
-}
-
 fn main() {
     let upstream = Upstream::start();
-    if profile_target().is_some() {
+    if paired::profile_target(1_000_000).is_some() {
         let args: Vec<String> = std::env::args().collect();
         let n = args
             .iter()

@@ -53,6 +53,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use tower_amazon_auth::sign_in::escape_html;
 use tower_amazon_auth::{AmazonAuthLayer, AmazonUser};
 
 const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:3000";
@@ -95,13 +96,13 @@ async fn home(State(site): State<Arc<Site>>, user: Option<AmazonUser>) -> Respon
         let action = match &site.sign_in_off {
             None => r#"<p><a id="login" class="lwa" href="/login?return_to=/">Login with Amazon</a></p>"#
                 .to_owned(),
-            Some(why) => format!(r#"<p id="sign-in-off">{}</p>"#, escape(why)),
+            Some(why) => format!(r#"<p id="sign-in-off">{}</p>"#, escape_html(why)),
         };
         return Html(page("Welcome", &format!("<p>You are not signed in.</p>{action}"))).into_response();
     };
     let name = user.name().unwrap_or(user.user_id());
     let email = user.email().map_or(String::new(), |email| {
-        format!(r#"<p>E-mail: <span id="email">{}</span></p>"#, escape(email))
+        format!(r#"<p>E-mail: <span id="email">{}</span></p>"#, escape_html(email))
     });
     let body = format!(
         r#"<h2 id="hello">Hello, {name}</h2>{email}
@@ -114,7 +115,7 @@ document.getElementById("call-me").addEventListener("click", async () => {{
   document.getElementById("me-result").textContent = answer.status + " " + await answer.text();
 }});
 </script>"#,
-        name = escape(name),
+        name = escape_html(name),
     );
     // A signed-in page is the user's own: never kept by a cache, nor shown after Back.
     (
@@ -141,24 +142,8 @@ pre {{ background: #f3f3f3; padding: .8rem; white-space: pre-wrap; word-break: b
 {body}
 </body></html>
 "#,
-        title = escape(title),
+        title = escape_html(title),
     )
-}
-
-/// `text` safe in HTML text and attributes: a profile name is the user's own text.
-fn escape(text: &str) -> String {
-    text.chars()
-        .fold(String::with_capacity(text.len()), |mut out, c| {
-            match c {
-                '&' => out.push_str("&amp;"),
-                '<' => out.push_str("&lt;"),
-                '>' => out.push_str("&gt;"),
-                '"' => out.push_str("&quot;"),
-                '\'' => out.push_str("&#39;"),
-                c => out.push(c),
-            }
-            out
-        })
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {

@@ -229,16 +229,21 @@ fn checked_url(base: &str, keep_path: bool) -> Result<(String, bool), BuildError
     if !matches!(url.scheme(), "http" | "https") || url.query().is_some() || url.fragment().is_some() {
         return Err(invalid());
     }
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    let cleartext_remote = url.scheme() == "http" && !loopback;
+    let cleartext_remote = url.scheme() == "http" && !is_loopback(host);
     let text = match keep_path {
         true => url.as_str(),
         false => url.as_str().trim_end_matches('/'),
     };
     Ok((text.to_owned(), cleartext_remote))
+}
+
+/// Whether `host` (as a URL has it: a name, an IPv4 address, or an IPv6 one in brackets) is
+/// this machine: `localhost` or a loopback address.
+pub(crate) fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

@@ -89,6 +89,19 @@ where
     start.elapsed().as_nanos() as f64 / iterations as f64
 }
 
+/// `--profile <path> [iterations]` on the command line: profile that path's request loop alone
+/// (`iterations` by default `default_iterations`).
+pub fn profile_target(default_iterations: usize) -> Option<(String, usize)> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|arg| arg == "--profile")?;
+    let path = args.get(at + 1).cloned().expect("--profile takes a path");
+    let iterations = args
+        .get(at + 2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default_iterations);
+    Some((path, iterations))
+}
+
 /// The median of a benchmark of this run, in ns, from criterion's `estimates.json`.
 pub fn criterion_median(group: &str, id: &str) -> Option<f64> {
     let root = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);

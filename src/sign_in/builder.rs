@@ -11,6 +11,7 @@ use super::session::{Limits, Sessions};
 use super::{Paths, SignIn, SignInShared};
 use crate::cache::IdentityCache;
 use crate::client::ClientCredentials;
+use crate::endpoint::is_loopback;
 use crate::error::BuildError;
 
 /// The scopes Login with Amazon knows.
@@ -236,13 +237,7 @@ impl SignInBuilder {
 fn checked_origin(origin: &str) -> Option<String> {
     let url = reqwest::Url::parse(origin).ok()?;
     let host = url.host_str()?;
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && is_loopback(host));
     let bare =
         url.path() == "/" && url.query().is_none() && url.fragment().is_none() && url.username().is_empty();
     (scheme_ok && bare).then(|| url.origin().ascii_serialization())

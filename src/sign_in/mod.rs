@@ -58,7 +58,7 @@
 //! | `cookies` | the cookies' names and attributes |
 //! | `csrf` | the rule for cookie-authenticated unsafe requests |
 //! | `return_to` | where a browser may be sent back to |
-//! | `page` | the few HTML pages and redirects |
+//! | `page` | the few HTML pages and redirects, [`escape_html`] |
 
 mod auth;
 mod builder;
@@ -85,6 +85,7 @@ use tower_service::Service;
 pub(crate) use self::auth::{SessionDecision, SessionRequest};
 pub use self::builder::SignInBuilder;
 use self::cookies::CookieRules;
+pub use self::page::escape_html;
 use self::pending::PendingLogins;
 use self::session::Sessions;
 use crate::cache::IdentityCache;

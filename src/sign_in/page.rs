@@ -11,9 +11,9 @@ pub(crate) fn page(status: StatusCode, title: &str, message: &str, again: &str) 
     let body = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\
          <body><h1>{title}</h1><p>{message}</p><p><a href=\"{again}\">Start again</a></p></body></html>\n",
-        title = escape(title),
-        message = escape(message),
-        again = escape(again),
+        title = escape_html(title),
+        message = escape_html(message),
+        again = escape_html(again),
     );
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
@@ -56,8 +56,15 @@ pub(crate) fn with_cookies(
     response
 }
 
-/// `text` safe inside HTML text and double-quoted attributes.
-pub(crate) fn escape(text: &str) -> String {
+/// `text` safe inside HTML text and quoted attribute values: `&`, `<`, `>`, `"` and `'` become
+/// character references. A profile's name and e-mail are the user's own text: escape them in
+/// every page that shows them.
+///
+/// ```
+/// use tower_amazon_auth::sign_in::escape_html;
+/// assert_eq!(escape_html("<img src=x onerror=alert(1)>"), "&lt;img src=x onerror=alert(1)&gt;");
+/// ```
+pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -79,7 +86,7 @@ mod tests {
     #[test]
     fn markup_in_a_value_is_text() {
         assert_eq!(
-            escape(r#"<img src=x onerror="alert(1)">&'"#),
+            escape_html(r#"<img src=x onerror="alert(1)">&'"#),
             "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;&#39;"
         );
     }

@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use tower_amazon_auth::sign_in::escape_html;
+
 use crate::reply::MockUser;
 
 /// The stylesheet of both pages.
@@ -14,23 +16,6 @@ label{display:block;margin:.4em 0}.id{color:#555;font-size:.85em}\
 .buttons{margin-top:1.2em;display:flex;gap:1em}\
 button{font-size:1em;padding:.5em 1.5em;border-radius:4px;border:1px solid #888;cursor:pointer}\
 #allow{background:#ffd814;border-color:#fcd200}.error{color:#b12704}";
-
-/// `s` with `&`, `<`, `>`, `"` and `'` replaced by character references: safe as text and as
-/// a quoted attribute value.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// What a scope lets the app see, for the consent page.
 fn scope_description(scope: &str) -> &'static str {
@@ -48,7 +33,7 @@ fn head(title: &str) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n",
-        escape(title)
+        escape_html(title)
     )
 }
 
@@ -76,14 +61,14 @@ impl ConsentPage<'_> {
         let _ = writeln!(
             html,
             "<p>The app <code id=\"client-id\">{}</code> would like to:</p>\n<ul id=\"scopes\">",
-            escape(self.client_id)
+            escape_html(self.client_id)
         );
         for scope in self.scopes {
             let _ = writeln!(
                 html,
                 "<li><code>{}</code>: see {}</li>",
-                escape(scope),
-                escape(scope_description(scope))
+                escape_html(scope),
+                escape_html(scope_description(scope))
             );
         }
         html.push_str("</ul>\n<form method=\"post\" action=\"/ap/oa\">\n");
@@ -95,9 +80,9 @@ impl ConsentPage<'_> {
                 html,
                 "<label><input type=\"radio\" name=\"user_id\" id=\"user-{i}\" value=\"{}\"{checked}> \
                  <span class=\"name\">{}</span> <span class=\"id\">{}</span></label>",
-                escape(&user.user_id),
-                escape(shown),
-                escape(&user.user_id),
+                escape_html(&user.user_id),
+                escape_html(shown),
+                escape_html(&user.user_id),
             );
         }
         html.push_str("</fieldset>\n");
@@ -105,8 +90,8 @@ impl ConsentPage<'_> {
             let _ = writeln!(
                 html,
                 "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                escape(name),
-                escape(value)
+                escape_html(name),
+                escape_html(value)
             );
         }
         html.push_str(
@@ -124,7 +109,11 @@ impl ConsentPage<'_> {
 pub(crate) fn error_page(message: &str) -> String {
     let mut html = head("Amazon Sign-In (mock): error");
     html.push_str("<h1>We cannot sign you in</h1>\n");
-    let _ = writeln!(html, "<p class=\"error\" id=\"error\">{}</p>", escape(message));
+    let _ = writeln!(
+        html,
+        "<p class=\"error\" id=\"error\">{}</p>",
+        escape_html(message)
+    );
     html.push_str(FOOT);
     html
 }
