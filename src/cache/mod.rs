@@ -69,7 +69,7 @@ mod lookup;
 pub(crate) mod memo;
 mod operations;
 pub(crate) mod payload;
-mod revocation;
+pub(crate) mod revocation;
 mod second_level;
 #[cfg(test)]
 mod tests;
@@ -250,6 +250,11 @@ impl IdentityCache {
     /// The accepted client ids.
     pub(crate) fn client_ids(&self) -> &[Arc<str>] {
         &self.inner.verifier.client_ids
+    }
+
+    /// The time allowed to verify one token (also what a sign-in refresh may take).
+    pub(crate) fn deadline(&self) -> std::time::Duration {
+        self.inner.verifier.deadline
     }
 
     /// How long before its expiry a token stops being usable.

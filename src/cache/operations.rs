@@ -2,6 +2,7 @@
 //! [`revoke`](IdentityCache::revoke), [`invalidate_all`](IdentityCache::invalidate_all), the
 //! count of cached verdicts and the counters.
 
+use super::revocation::Budget;
 use super::IdentityCache;
 use crate::access_token::AccessToken;
 use crate::error::CacheError;
@@ -70,8 +71,14 @@ impl IdentityCache {
     /// # Ok(()) }
     /// ```
     pub async fn revoke(&self, token: &AccessToken) -> Result<(), CacheError> {
+        self.revoke_within(token, Budget::User).await
+    }
+
+    /// [`revoke`](Self::revoke), counting against `budget` (a website session's token at logout
+    /// counts against nobody's share).
+    pub(crate) async fn revoke_within(&self, token: &AccessToken, budget: Budget) -> Result<(), CacheError> {
         let key = self.key(token.expose().as_bytes());
-        let revoked_for = self.inner.revoke_key(key)?;
+        let revoked_for = self.inner.revoke_key(key, budget)?;
         self.inner
             .forget_in_second_level(key, Some(token), Some(revoked_for))
             .await

@@ -12,6 +12,16 @@ use crate::error::{AuthError, CacheError, Rejection};
 use crate::identity::Origin;
 use crate::token_key::TokenKey;
 
+/// Whose share of `max_revocations` a revocation counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Budget {
+    /// The token's user's (`max_revocations_per_user`), when the cache knows the user.
+    User,
+    /// Nobody's: a website session's own token at logout (it never left the server, so the
+    /// user's logouts from sessions must not use up what their bearer tokens may need).
+    Exempt,
+}
+
 /// How long a revocation lasts when the token's expiry is unknown (Amazon's tokens live an
 /// hour).
 const REVOKED_UNKNOWN_EXPIRY: Duration = Duration::from_secs(3600);
@@ -52,8 +62,9 @@ impl Inner {
     }
 
     /// Writes `key`'s tombstone, then forgets it everywhere; refuses when `max_revocations` are
-    /// in force. Returns for how long the token is revoked.
-    pub(super) fn revoke_key(&self, key: TokenKey) -> Result<Duration, CacheError> {
+    /// in force, or (counted against `budget`) the user's share of them. Returns for how long
+    /// the token is revoked.
+    pub(super) fn revoke_key(&self, key: TokenKey, budget: Budget) -> Result<Duration, CacheError> {
         let now = Instant::now();
         let identity = match self.store.get(&key) {
             Some(Entry::Valid { identity, .. }) => Some(identity),
@@ -65,16 +76,6 @@ impl Inner {
             .unwrap_or(now + REVOKED_UNKNOWN_EXPIRY)
             .max(now + self.policy.negative_ttl);
         if !self.revoked.contains_key(&key) {
-            if let Some(identity) = &identity {
-                if !self.user_revocations.admit(identity.user_id(), until, now) {
-                    tracing::warn!(
-                        user_id = identity.user_id(),
-                        max_revocations_per_user = self.policy.max_revocations_per_user,
-                        "revocation refused: too many of this user's in force"
-                    );
-                    return Err(CacheError::TooManyRevocations);
-                }
-            }
             // `moka` counts lazily: apply the pending writes and sweep the expired first (a
             // logout is rare enough to pay for it).
             self.revoked.run_pending_tasks();
@@ -84,6 +85,17 @@ impl Inner {
                     "revocation refused: too many in force"
                 );
                 return Err(CacheError::TooManyRevocations);
+            }
+            // Counted against the user last, so a refusal above costs the user nothing.
+            if let (Budget::User, Some(identity)) = (budget, &identity) {
+                if !self.user_revocations.admit(identity.user_id(), until, now) {
+                    tracing::warn!(
+                        user_id = identity.user_id(),
+                        max_revocations_per_user = self.policy.max_revocations_per_user,
+                        "revocation refused: too many of this user's in force"
+                    );
+                    return Err(CacheError::TooManyRevocations);
+                }
             }
         }
         self.revoked.insert(key, until);
@@ -112,7 +124,7 @@ impl Inner {
 impl Origin for Inner {
     fn revoke(&self, key: TokenKey) -> BoxFuture<'_, Result<(), CacheError>> {
         Box::pin(async move {
-            let revoked_for = self.revoke_key(key)?;
+            let revoked_for = self.revoke_key(key, Budget::User)?;
             self.forget_in_second_level(key, None, Some(revoked_for)).await
         })
     }

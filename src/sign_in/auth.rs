@@ -5,13 +5,15 @@
 //! per session at a time; only `invalid_grant` ends the session.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Method};
 
-use super::session::{Session, Tokens};
+use super::session::{usable_until, Session, Tokens};
 use super::{cookies, csrf, SignIn, SignInShared};
+use crate::cache::revocation::Budget;
 use crate::error::{AmazonError, AuthError, CacheError, Rejection, Unavailable};
 use crate::identity::{AmazonUser, Identity, SessionEnd};
 use crate::token_key::TokenKey;
@@ -84,14 +86,22 @@ impl SignIn {
 }
 
 impl SessionRequest {
-    /// Verifies the session's token (refreshing it when due) and answers its user.
+    /// Verifies the session's token (refreshing it when due: at most once per request) and
+    /// answers its user.
     pub(crate) async fn resolve(self) -> Result<AmazonUser, AuthError> {
         let shared = &self.shared;
-        // A refreshed token gets one verification of its own.
-        for _ in 0..2 {
+        let mut refreshed = false;
+        loop {
             let tokens = self.session.tokens();
             if Instant::now() < tokens.usable_until {
                 match shared.cache.resolve(tokens.key, &tokens.access).await {
+                    // A refreshed token that names another user ends the session (Amazon
+                    // would not do that; nothing is served if it did).
+                    Ok(identity) if *identity.user_id() != *self.session.user_id => {
+                        tracing::warn!("session ended: a refreshed token named another user");
+                        shared.sessions.end(&self.key);
+                        return Err(AuthError::InvalidToken(Rejection::SessionEnded));
+                    }
                     Ok(identity) => {
                         if let Some(stamped) = shared.cache.cached_stamped(&tokens.key) {
                             self.session.set_verified(tokens.key, stamped);
@@ -99,7 +109,7 @@ impl SessionRequest {
                         return Ok(SignInShared::user(shared, identity, self.key));
                     }
                     // Amazon calls it expired (or invalid): refresh, not an end.
-                    Err(AuthError::InvalidToken(Rejection::Expired | Rejection::Invalid)) => {}
+                    Err(AuthError::InvalidToken(Rejection::Expired | Rejection::Invalid)) if !refreshed => {}
                     // Revoked here (a logout elsewhere): the session is over.
                     Err(AuthError::InvalidToken(Rejection::Revoked)) => {
                         shared.sessions.end(&self.key);
@@ -107,10 +117,19 @@ impl SessionRequest {
                     }
                     Err(error) => return Err(error),
                 }
+            } else if refreshed {
+                // Refreshed, and already past its usable life: nothing to serve.
+                return Err(AuthError::InvalidToken(Rejection::Expired));
             }
-            shared.refresh(&self.key, &self.session, tokens.key).await?;
+            let refresh = SignInShared::refresh(
+                Arc::clone(shared),
+                self.key,
+                Arc::clone(&self.session),
+                tokens.key,
+            );
+            refresh.await?;
+            refreshed = true;
         }
-        Err(AuthError::InvalidToken(Rejection::Invalid))
     }
 }
 
@@ -120,17 +139,54 @@ impl SignInShared {
     }
 
     /// Refreshes the session's tokens unless another request did since it saw `seen`: one
-    /// refresh per session at a time.
-    async fn refresh(&self, key: &TokenKey, session: &Session, seen: TokenKey) -> Result<(), AuthError> {
+    /// refresh per session at a time. A request that waited for another's failed refresh takes
+    /// that failure rather than asking Amazon again; waiting is bounded by the verification
+    /// deadline. The grant runs in a task of its own, so a request that goes away does not lose
+    /// a refresh token Amazon rotated.
+    async fn refresh(
+        this: Arc<Self>,
+        key: TokenKey,
+        session: Arc<Session>,
+        seen: TokenKey,
+    ) -> Result<(), AuthError> {
+        let unavailable = AuthError::Unavailable(Unavailable::Timeout);
+        let tried = lock(&session.attempts).0;
+        let turn = tokio::time::timeout(
+            this.cache.deadline(),
+            Arc::clone(&session.refreshing).lock_owned(),
+        )
+        .await
+        .map_err(|_| unavailable.clone())?;
+        let task = tokio::spawn(async move {
+            let _turn = turn;
+            let tokens = session.tokens();
+            if tokens.key != seen {
+                return Ok(());
+            }
+            if !this.sessions.contains(&key) {
+                return Err(AuthError::InvalidToken(Rejection::SessionEnded));
+            }
+            {
+                let attempts = lock(&session.attempts);
+                if attempts.0 != tried {
+                    // Another request's refresh failed while this one waited: its outcome.
+                    return Err(attempts
+                        .1
+                        .clone()
+                        .unwrap_or(AuthError::Unavailable(Unavailable::Timeout)));
+                }
+            }
+            let outcome = this.grant(&key, &session, tokens).await;
+            let mut attempts = lock(&session.attempts);
+            *attempts = (attempts.0 + 1, outcome.clone().err());
+            outcome
+        });
+        task.await.unwrap_or(Err(unavailable))
+    }
+
+    /// Asks Amazon for new tokens with the session's refresh token, and writes them back.
+    async fn grant(&self, key: &TokenKey, session: &Session, tokens: Tokens) -> Result<(), AuthError> {
         let ended = AuthError::InvalidToken(Rejection::SessionEnded);
-        let _turn = session.refreshing.lock().await;
-        let tokens = session.tokens();
-        if tokens.key != seen {
-            return Ok(());
-        }
-        if !self.sessions.contains(key) {
-            return Err(ended);
-        }
         let Some(refresh) = tokens.refresh else {
             self.sessions.end(key);
             return Err(ended);
@@ -138,14 +194,13 @@ impl SignInShared {
         let client = self.cache.amazon_client();
         match client.refresh(&refresh, &self.credentials).await {
             Ok(granted) => {
-                let life = Duration::from_secs(granted.expires_in).saturating_sub(self.cache.clock_skew());
                 let access = granted.access_token;
                 session.set_tokens(Tokens {
                     key: self.cache.key(access.expose().as_bytes()),
                     access,
                     // Amazon may send a new refresh token: keep whichever came back last.
                     refresh: Some(granted.refresh_token.unwrap_or(refresh)),
-                    usable_until: Instant::now() + life,
+                    usable_until: usable_until(Instant::now(), granted.expires_in, self.cache.clock_skew()),
                     verified: None,
                 });
                 tracing::debug!(user_id = &*session.user_id, "session refreshed");
@@ -189,7 +244,7 @@ impl SignInShared {
         };
         self.sessions.end(key);
         let token = session.tokens().access;
-        if let Err(error) = self.cache.revoke(&token).await {
+        if let Err(error) = self.cache.revoke_within(&token, Budget::Exempt).await {
             tracing::debug!(%error, "logout: the session's token was not revoked (best effort)");
         }
     }
@@ -203,4 +258,8 @@ impl SessionEnd for SignInShared {
             Ok(())
         })
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -35,7 +35,6 @@ const MAX_PENDING: u64 = 100_000;
 /// | [`idle_timeout`](Self::idle_timeout) | 24 h |
 /// | [`max_session_life`](Self::max_session_life) | 7 days |
 /// | [`secure_cookies`](Self::secure_cookies) | on exactly when the public origin is `https` |
-#[derive(Debug)]
 #[must_use]
 pub struct SignInBuilder {
     cache: IdentityCache,
@@ -47,6 +46,25 @@ pub struct SignInBuilder {
     paths: Paths,
     limits: Limits,
     secure_cookies: Option<bool>,
+}
+
+impl std::fmt::Debug for SignInBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret is a secret: only whether one is set.
+        f.debug_struct("SignInBuilder")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("public_origin", &self.public_origin)
+            .field("scopes", &self.scopes)
+            .field("authorize_url", &self.authorize_url)
+            .field("paths", &self.paths)
+            .field("limits", &self.limits)
+            .field("secure_cookies", &self.secure_cookies)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SignInBuilder {
@@ -141,13 +159,14 @@ impl SignInBuilder {
         self
     }
 
-    /// A session unused this long ends. Default: 24 h.
+    /// A session unused this long ends. At most 400 days. Default: 24 h.
     pub fn idle_timeout(mut self, idle: Duration) -> Self {
         self.limits.idle = idle;
         self
     }
 
-    /// A session ends this long after sign-in, however active. Default: 7 days.
+    /// A session ends this long after sign-in, however active. At most 400 days (what browsers
+    /// keep a cookie for). Default: 7 days.
     pub fn max_session_life(mut self, life: Duration) -> Self {
         self.limits.absolute = life;
         self
@@ -195,11 +214,11 @@ impl SignInBuilder {
             return Err(invalid("path"));
         }
         let limits = self.limits;
-        if limits.max_sessions == 0
-            || limits.max_per_user == 0
-            || limits.idle.is_zero()
-            || limits.absolute.is_zero()
-        {
+        let longest = Duration::from_secs(400 * 24 * 3600);
+        let lives_ok = [limits.idle, limits.absolute]
+            .iter()
+            .all(|life| !life.is_zero() && *life <= longest);
+        if limits.max_sessions == 0 || limits.max_per_user == 0 || !lives_ok {
             return Err(invalid("sessions"));
         }
         let endpoints = self.cache.amazon_client().endpoints();
@@ -246,6 +265,26 @@ fn checked_origin(origin: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let cache = crate::IdentityCache::new("amzn1.application-oa2-client.x").unwrap();
+        let builder = crate::sign_in::SignIn::builder(cache).client_secret("SUPER-SECRET-VALUE");
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("SUPER-SECRET-VALUE"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn absurd_session_lives_are_refused_at_build() {
+        let cache = crate::IdentityCache::new("amzn1.application-oa2-client.x").unwrap();
+        let built = crate::sign_in::SignIn::builder(cache)
+            .client_secret("s")
+            .public_origin("https://shop.example")
+            .max_session_life(Duration::MAX)
+            .build();
+        assert_eq!(built.err(), Some(BuildError::SignIn("sessions")));
+    }
 
     #[test]
     fn an_origin_is_https_or_loopback_http_with_nothing_after_the_host() {

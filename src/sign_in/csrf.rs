@@ -1,6 +1,7 @@
 //! The CSRF rule of cookie-authenticated requests: a request the session cookie authenticates
-//! with an unsafe method (not `GET`, `HEAD`, `OPTIONS`) must come from the site itself: `Origin`
-//! equal to the public origin, or `Sec-Fetch-Site: same-origin`. Cookies are ambient (a form on
+//! with an unsafe method (not `GET`, `HEAD`, `OPTIONS`), or a WebSocket handshake (a `GET` that
+//! opens a two-way channel: cross-site WebSocket hijacking), must come from the site itself:
+//! `Origin` equal to the public origin, or `Sec-Fetch-Site: same-origin`. Cookies are ambient (a form on
 //! another site sends them); bearer tokens are not, so a request carrying a token never gets
 //! here.
 
@@ -9,7 +10,13 @@ use http::{HeaderMap, Method};
 /// Whether a cookie-authenticated request with `method` and `headers` may proceed for a site at
 /// `origin`.
 pub(crate) fn allowed(method: &Method, headers: &HeaderMap, origin: &str) -> bool {
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+    let websocket = headers
+        .get(http::header::UPGRADE)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"))
+        || headers
+            .get("sec-fetch-mode")
+            .is_some_and(|value| value.as_bytes() == b"websocket");
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) && !websocket {
         return true;
     }
     let same_site_fetch = headers

@@ -3,7 +3,7 @@
 //! session); `POST /logout` ends what authenticated the request. Every answer is `no-store`.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -15,7 +15,7 @@ use super::csrf;
 use super::page::{empty, page, redirect, with_cookies};
 use super::pending::LOGIN_LIFE;
 use super::return_to::checked_return_to;
-use super::session::Tokens;
+use super::session::{usable_until, Tokens};
 use super::SignInShared;
 use crate::access_token::TokenRules;
 use crate::defaults;
@@ -198,12 +198,11 @@ impl SignInShared {
                 );
             }
         };
-        let life = Duration::from_secs(granted.expires_in).saturating_sub(self.cache.clock_skew());
         let tokens = Tokens {
             access,
             key,
             refresh: granted.refresh_token,
-            usable_until: Instant::now() + life,
+            usable_until: usable_until(Instant::now(), granted.expires_in, self.cache.clock_skew()),
             verified: self.cache.cached_stamped(&key),
         };
         let Ok(id) = self.sessions.create(identity.user_id(), tokens) else {

@@ -19,11 +19,21 @@ use super::pending::random_text;
 use super::session_memo::SessionMemo;
 use crate::access_token::AccessToken;
 use crate::client::RefreshToken;
+use crate::error::AuthError;
 use crate::identity::Identity;
 use crate::token_key::{KeyedDigest, TokenKey};
 
 /// A session id's length: 256 bits in base64url.
 const ID_LEN: usize = 43;
+/// The longest life Amazon's `expires_in` is believed for (Amazon's tokens live an hour).
+const MAX_TOKEN_LIFE: Duration = Duration::from_secs(24 * 3600);
+
+/// Until when a token Amazon says lives `expires_in` seconds from `now` is usable, less
+/// `clock_skew` (an absurd `expires_in` is held to a day).
+pub(crate) fn usable_until(now: Instant, expires_in: u64, clock_skew: Duration) -> Instant {
+    let life = Duration::from_secs(expires_in).min(MAX_TOKEN_LIFE);
+    now + life.saturating_sub(clock_skew)
+}
 
 /// The limits of the sessions.
 #[derive(Debug, Clone, Copy)]
@@ -56,8 +66,12 @@ pub(crate) struct Session {
     /// Milliseconds from `created` to the last request.
     last_used: AtomicU64,
     tokens: RwLock<Tokens>,
-    /// Held while the session's tokens are refreshed: one refresh at a time.
-    pub(crate) refreshing: tokio::sync::Mutex<()>,
+    /// Held while the session's tokens are refreshed: one refresh at a time (owned by the task
+    /// doing it, so a request that goes away does not cut a refresh short).
+    pub(crate) refreshing: Arc<tokio::sync::Mutex<()>>,
+    /// Refreshes tried so far, and why the last one failed (if it did): a request that waited
+    /// for another's refresh takes its outcome instead of asking Amazon again.
+    pub(crate) attempts: Mutex<(u64, Option<AuthError>)>,
 }
 
 impl Session {
@@ -203,7 +217,8 @@ impl Sessions {
                 created: now,
                 last_used: AtomicU64::new(0),
                 tokens: RwLock::new(tokens),
-                refreshing: tokio::sync::Mutex::new(()),
+                refreshing: Arc::default(),
+                attempts: Mutex::default(),
             }),
         );
         // `moka` applies writes lazily, and a read of an entry whose write is still pending

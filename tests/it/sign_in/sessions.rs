@@ -205,3 +205,33 @@ async fn in_optional_mode_an_ended_session_is_a_signed_out_visitor() {
         "taa_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA; theme=dark"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_requests_waiting_for_a_failed_refresh_share_its_failure() {
+    let site = short_lived().await;
+    let mut browser = Browser::new();
+    site.sign_in_as(&mut browser, MockUser::new("amzn1.account.WAITER"), "/")
+        .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Amazon's token endpoint fails, slowly: every request of the burst arrives meanwhile.
+    site.mock
+        .set_token_endpoint_reply(Some(MockReply::status(500).delayed(Duration::from_millis(300))));
+    let calls = site.mock.calls().token;
+    let cookie = browser.cookie_header(&site.base);
+    let client = reqwest::Client::new();
+    let statuses = join_all((0..20).map(|_| {
+        let request = client
+            .get(format!("{}/me", site.base))
+            .header("cookie", cookie.clone())
+            .send();
+        async move { request.await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    }))
+    .await;
+    assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
+    assert_eq!(
+        site.mock.calls().token - calls,
+        1,
+        "one refresh tried for the whole burst, not one per waiting request"
+    );
+    assert_eq!(site.sign_in.session_count(), 1, "the session is kept");
+}
