@@ -17,9 +17,10 @@ pub const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri")
 /// The request header Caddy and Traefik send the original request's URI in.
 pub const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 
-/// Bytes written `%XX` anywhere: controls (`0x00`–`0x1F`, `0x7F`) and `%` itself. The
+/// Bytes written `%XX` anywhere: controls (`0x00`–`0x1F`, `0x7F`), `%` itself, and `,` (a
+/// backend may split a header on commas, and read `Doe, Jane` as two values). The
 /// `percent-encoding` crate also encodes every non-ASCII byte.
-const ENCODED: &AsciiSet = &CONTROLS.add(b'%');
+const ENCODED: &AsciiSet = &CONTROLS.add(b'%').add(b',');
 
 /// `value` as a header value: bytes outside printable ASCII, `%`, and a leading or trailing
 /// space are percent-encoded (see the [module docs](super)); percent-decoding gives `value`
@@ -66,6 +67,7 @@ mod tests {
             (" padded ", "%20padded%20"),
             ("   ", "%20%20%20"),
             ("%41", "%2541"),
+            ("Doe, Jane", "Doe%2C Jane"),
             ("", ""),
         ];
         for (value, expected) in cases {

@@ -40,9 +40,10 @@
 //!
 //! **Hygiene.** Every answer (allow, deny, `404`) carries `Cache-Control: no-store`. Profile values are encoded so
 //! that header values stay valid and unambiguous: every byte of the UTF-8 value outside
-//! printable ASCII (`0x20`–`0x7E`), every `%`, and a space at the start or the end, is written
-//! `%XX` (uppercase hex); every other byte is itself. Plain percent-decoding (as UTF-8) gives
-//! the value back: `Zoë 100%` is sent as `Zo%C3%AB 100%25`, `Demo User` as itself.
+//! printable ASCII (`0x20`–`0x7E`), every `%` and `,` (a backend may split a header on
+//! commas), and a space at the start or the end, is written `%XX` (uppercase hex); every other
+//! byte is itself. Plain percent-decoding (as UTF-8) gives the value back: `Zoë 100%` is sent
+//! as `Zo%C3%AB 100%25`, `Doe, Jane` as `Doe%2C Jane`, `Demo User` as itself.
 //!
 //! A layer built with [`optional(true)`](crate::AmazonAuthBuilder::optional) still refuses a
 //! request without a token here: a forward-auth answer has no anonymous pass.

@@ -1,0 +1,108 @@
+//! The command line: every setting a flag, with an environment variable as its fallback
+//! (`clap`), and `--help` documenting each.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// A Login with Amazon auth server for nginx `auth_request` and Caddy `forward_auth`: it
+/// answers `/verify` subrequests with the verification of the request's Amazon access token,
+/// and the identity in `X-Auth-Request-*` headers.
+///
+/// Without a client id it refuses to start, unless `--demo` asks for the built-in stand-in for
+/// Amazon (never in production: anyone can then sign in as its demo user).
+#[derive(Debug, Parser)]
+#[command(name = "amazon-auth-proxy", version, about, long_about)]
+pub(crate) struct Cli {
+    /// Where to listen. Keep it on loopback (or a private network only the proxy reaches): the
+    /// server tells whoever asks who a token belongs to.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:4180")]
+    pub(crate) listen: SocketAddr,
+
+    /// The client ids whose tokens are accepted (Amazon's `aud`), comma-separated.
+    #[arg(long = "client-id", env = "AMAZON_CLIENT_ID", value_delimiter = ',')]
+    pub(crate) client_ids: Vec<String>,
+
+    /// The base URL of Amazon's API (`/auth/o2/tokeninfo`, `/user/profile`); North America's
+    /// by default.
+    #[arg(long, env = "AMAZON_ENDPOINT")]
+    pub(crate) endpoint: Option<String>,
+
+    /// Start a built-in stand-in for Amazon with one demo user, and print a token to try:
+    /// for trying the server out, never for production. Refused together with a client id.
+    #[arg(long)]
+    pub(crate) demo: bool,
+
+    /// A Redis shared by every instance (the fleet level): one verification per token for the
+    /// fleet, and a logout anywhere refused everywhere. Never logged (it may hold a password).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub(crate) redis_url: Option<String>,
+
+    /// The fleet secret, at least 32 bytes, the same on every instance; required with
+    /// `--redis-url`. Never logged.
+    #[arg(long, env = "AMAZON_AUTH_CACHE_SECRET", hide_env_values = true)]
+    pub(crate) cache_secret: Option<String>,
+
+    /// The log format on stderr.
+    #[arg(long, value_enum, env = "LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// kept-alive connection stays open (e.g. `10s`, `500ms`). A slow client must not hold a
+    /// connection.
+    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub(crate) header_read_timeout: Duration,
+
+    /// The most bytes of request headers read (at least 8192).
+    #[arg(long, env = "MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub(crate) max_header_bytes: usize,
+
+    /// The most connections open at once; more are closed as they arrive.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024)]
+    pub(crate) max_connections: usize,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per event, for log collectors.
+    Json,
+}
+
+/// A duration written `10s`, `500ms` or `2m`.
+fn duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 10s, 500ms, 2m)"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(number)),
+        "s" | "" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number.saturating_mul(60))),
+        _ => Err(format!("{text:?} is not a duration (e.g. 10s, 500ms, 2m)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(duration("soon").is_err());
+        assert!(duration("5h").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
