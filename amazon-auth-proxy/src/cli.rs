@@ -44,6 +44,27 @@ pub(crate) struct Cli {
     #[arg(long, env = "AMAZON_AUTH_CACHE_SECRET", hide_env_values = true)]
     pub(crate) cache_secret: Option<String>,
 
+    /// The client secret of the security profile: turns browser sign-in on (`/oauth2/start`,
+    /// `/oauth2/callback`, `/oauth2/sign_out`). Never logged.
+    #[arg(long, env = "AMAZON_CLIENT_SECRET", hide_env_values = true)]
+    pub(crate) client_secret: Option<String>,
+
+    /// The site's origin as browsers see it (`https://shop.example`): sign-in's redirect URI is
+    /// `{public-url}/oauth2/callback`, and cookie-authenticated unsafe requests must come from
+    /// it. Default: `http://` + the listen address when that is loopback (for trying it out).
+    #[arg(long, env = "PUBLIC_URL")]
+    pub(crate) public_url: Option<String>,
+
+    /// Where browsers sign in; Amazon's for North America by default (with `--demo`, the
+    /// stand-in's).
+    #[arg(long, env = "AMAZON_AUTHORIZE_URL")]
+    pub(crate) authorize_url: Option<String>,
+
+    /// Mark the cookies `Secure` with the `__Host-` prefix (default: when the public URL is
+    /// https).
+    #[arg(long, env = "SECURE_COOKIES")]
+    pub(crate) secure_cookies: Option<bool>,
+
     /// The log format on stderr.
     #[arg(long, value_enum, env = "LOG_FORMAT", default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,

@@ -5,6 +5,7 @@
 //! | --- | --- |
 //! | any method on `/verify` and paths under it | the forward-auth contract of `tower_amazon_auth::forward_auth`: `200` with `X-Auth-Request-User`, `-Email`, `-Name`; `401` / `403` with the RFC 6750 challenge; `503` + `Retry-After` when Amazon cannot answer |
 //! | `GET /healthz` | `200 ok`: the process is alive |
+//! | `GET /oauth2/start?rd=…`, `GET /oauth2/callback`, `POST /oauth2/sign_out` | browser sign-in (with `--client-secret`, or `--demo`): the routes of `tower_amazon_auth::sign_in` on oauth2-proxy's paths |
 //! | `GET /readyz` | `200` and a JSON body once the configuration is valid and the listener is up; Redis trouble is reported in the body (`fleet`), never as not ready: Redis trouble is never an outage |
 //! | anything else | `404` |
 //!
@@ -56,19 +57,24 @@ async fn readyz(cache: IdentityCache) -> Json<serde_json::Value> {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let (layer, demo) = config::layer(&cli).await?;
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", cli.listen))?;
     let addr = listener.local_addr().map_err(|error| error.to_string())?;
+    let config::Served { layer, sign_in, demo } = config::served(&cli, addr).await?;
     if !addr.ip().is_loopback() {
         tracing::warn!(%addr, "listening beyond loopback: only the proxy may reach this server");
     }
     let cache = layer.cache().clone();
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(move || readyz(cache.clone())))
         .fallback_service(layer.forward_auth());
+    if let Some(sign_in) = &sign_in {
+        // `/oauth2/start`, `/oauth2/callback`, `/oauth2/sign_out`: the only routes the proxy
+        // passes to this server without `auth_request`.
+        app = app.merge(sign_in.router());
+    }
     tracing::info!(%addr, "listening");
     if let Some(demo) = &demo {
         // Printed on purpose (it only works against the built-in stand-in); never logged.

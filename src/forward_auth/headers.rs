@@ -16,6 +16,15 @@ pub const X_AUTH_REQUEST_NAME: HeaderName = HeaderName::from_static("x-auth-requ
 pub const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
 /// The request header Caddy and Traefik send the original request's URI in.
 pub const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+/// The request header the nginx snippet sends the original request's method in (nginx's
+/// subrequest is always a `GET`).
+pub const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+/// The request header Caddy and Traefik send the original request's method in.
+pub const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+/// The response header of a `401` to a signed-out browser navigation (with sign-in on): where
+/// to send the browser to sign in, `/oauth2/start?rd=<the original URI>` (nginx cannot
+/// percent-encode `$request_uri` itself, so the snippet redirects to this).
+pub const X_AUTH_REQUEST_REDIRECT: HeaderName = HeaderName::from_static("x-auth-request-redirect");
 
 /// Bytes written `%XX` anywhere: controls (`0x00`–`0x1F`, `0x7F`), `%` itself, and `,` (a
 /// backend may split a header on commas, and read `Doe, Jane` as two values). The

@@ -48,6 +48,16 @@
 //! A layer built with [`optional(true)`](crate::AmazonAuthBuilder::optional) still refuses a
 //! request without a token here: a forward-auth answer has no anonymous pass.
 //!
+//! **Sessions** (a layer with [website sign-in](crate::sign_in)): a subrequest without a token
+//! is answered by its session cookie, under the same CSRF rule as the layer's, judged by the
+//! original request's method as the proxy reports it ([`X_ORIGINAL_METHOD`], set by the nginx
+//! snippet; [`X_FORWARDED_METHOD`], set by Caddy and Traefik). The request is unsafe if *any*
+//! of them names an unsafe method (a client can send the other proxy's header itself); a
+//! cookie subrequest with neither header is refused (`403`) and logged as an error, since the
+//! rule could not be kept. A signed-out browser navigation (`Sec-Fetch-Mode: navigate`, or
+//! `text/html` in `Accept`) gets its `401` with [`X_AUTH_REQUEST_REDIRECT`]: the sign-in
+//! path with the original URI, percent-encoded, for the proxy to redirect to.
+//!
 //! An auth server answers, for any token, who it belongs to: keep it reachable by the proxy
 //! only (loopback or a private network), never by clients.
 //!
@@ -74,17 +84,19 @@
 //! ones.
 
 // Layout: `headers` (the header names, encoding a profile value), `original_uri` (where a
-// query token is looked for), `answer` (the responses: allow, deny, not found), `future` (the
-// response future), `service` (`ForwardAuth`). `service` uses the other four; `answer` uses
-// `headers`; the others use none of them.
+// query token is looked for), `original_method` (what the CSRF rule judges a session by),
+// `answer` (the responses: allow, deny, not found), `future` (the response future), `service`
+// (`ForwardAuth`). `service` uses the others; `answer` and `original_method` use `headers`.
 mod answer;
 mod future;
 mod headers;
+mod original_method;
 mod original_uri;
 mod service;
 
 pub use future::ForwardAuthFuture;
 pub use headers::{
-    X_AUTH_REQUEST_EMAIL, X_AUTH_REQUEST_NAME, X_AUTH_REQUEST_USER, X_FORWARDED_URI, X_ORIGINAL_URI,
+    X_AUTH_REQUEST_EMAIL, X_AUTH_REQUEST_NAME, X_AUTH_REQUEST_REDIRECT, X_AUTH_REQUEST_USER,
+    X_FORWARDED_METHOD, X_FORWARDED_URI, X_ORIGINAL_METHOD, X_ORIGINAL_URI,
 };
 pub use service::{ForwardAuth, VERIFY_PATH};

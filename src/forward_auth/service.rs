@@ -15,6 +15,8 @@ use tracing::Instrument;
 
 use super::answer::{allow, deny, not_found};
 use super::future::ForwardAuthFuture;
+use super::headers::X_AUTH_REQUEST_REDIRECT;
+use super::original_method::original_method;
 use super::original_uri::original_uri;
 use crate::error::AuthError;
 use crate::identity::AmazonUser;
@@ -70,16 +72,45 @@ impl ForwardAuth {
             Ok(uri) => uri,
             Err(error) => return ForwardAuthFuture::ready(self.refuse(&error)),
         };
-        // Sessions are not consulted here: without the original request's method the CSRF
-        // rule could not be kept.
-        match shared.decide(None, &uri, headers) {
+        // The original request's method, for the CSRF rule of a session: reported by the proxy.
+        let method = original_method(headers);
+        let decision = shared.decide(method.as_ref(), &uri, headers);
+        let sign_in = shared.settings.sign_in.as_ref();
+        if method.is_none()
+            && matches!(
+                decision,
+                Decision::Refuse(AuthError::MissingToken) | Decision::Forward(None)
+            )
+            && sign_in.is_some_and(|sign_in| sign_in.has_session_cookie(headers))
+        {
+            // A snippet that forgot the method header would switch CSRF off silently.
+            tracing::error!(
+                "forward auth: a session cookie without X-Original-Method or X-Forwarded-Method: \
+                 the CSRF rule cannot be kept, so it is refused; set the method header in the proxy's configuration"
+            );
+            return ForwardAuthFuture::ready(self.refuse(&AuthError::CrossSite));
+        }
+        // Where a signed-out browser navigation is sent to sign in.
+        let sign_in_hint = sign_in.filter(|_| is_navigation(headers)).and_then(|sign_in| {
+            let original = uri.path_and_query().map_or("/", http::uri::PathAndQuery::as_str);
+            http::HeaderValue::from_str(&sign_in.login_location(original)).ok()
+        });
+        let signed_out = move |mut response: Response<Full<Bytes>>| {
+            if let (Some(hint), http::StatusCode::UNAUTHORIZED) = (&sign_in_hint, response.status()) {
+                response
+                    .headers_mut()
+                    .insert(X_AUTH_REQUEST_REDIRECT, hint.clone());
+            }
+            response
+        };
+        match decision {
             Decision::Forward(Some(user)) => ForwardAuthFuture::ready(allow(&user)),
             // An optional layer lets a request without a token through; here that would be an
             // allow without a user, so it is the layer's own 401 instead.
-            Decision::Forward(None) | Decision::ForwardSignedOut | Decision::ResolveSession(_) => {
-                ForwardAuthFuture::ready(self.refuse(&AuthError::MissingToken))
+            Decision::Forward(None) | Decision::ForwardSignedOut => {
+                ForwardAuthFuture::ready(signed_out(self.refuse(&AuthError::MissingToken)))
             }
-            Decision::Refuse(error) => ForwardAuthFuture::ready(deny(&shared.settings, &error)),
+            Decision::Refuse(error) => ForwardAuthFuture::ready(signed_out(deny(&shared.settings, &error))),
             Decision::Resolve(key, token, source) => {
                 let shared = Arc::clone(&self.shared);
                 let span = tracing::debug_span!("amazon_auth", source = source.as_str(), forward_auth = true);
@@ -88,6 +119,19 @@ impl ForwardAuth {
                         match shared.cache.resolve(key, &token).await {
                             Ok(identity) => allow(&AmazonUser::new(identity, source, Some(key))),
                             Err(error) => deny(&shared.settings, &error),
+                        }
+                    }
+                    .instrument(span),
+                ))
+            }
+            Decision::ResolveSession(session) => {
+                let shared = Arc::clone(&self.shared);
+                let span = tracing::debug_span!("amazon_auth", source = "session", forward_auth = true);
+                ForwardAuthFuture::resolving(Box::pin(
+                    async move {
+                        match session.resolve().await {
+                            Ok(user) => allow(&user),
+                            Err(error) => signed_out(deny(&shared.settings, &error)),
                         }
                     }
                     .instrument(span),
@@ -129,6 +173,18 @@ impl<B> Service<Request<B>> for ForwardAuth {
     /// Answers from the URI and headers alone: the body is dropped unread with the request.
     fn call(&mut self, request: Request<B>) -> Self::Future {
         self.answer(request.uri(), request.headers())
+    }
+}
+
+/// Whether the subrequest is for a browser navigation (a page, not an API call): the client's
+/// `Sec-Fetch-Mode: navigate`, or, from a browser without it, `text/html` in `Accept`.
+fn is_navigation(headers: &http::HeaderMap) -> bool {
+    match headers.get("sec-fetch-mode") {
+        Some(mode) => mode.as_bytes() == b"navigate",
+        None => headers
+            .get(http::header::ACCEPT)
+            .and_then(|accept| accept.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html")),
     }
 }
 

@@ -139,6 +139,14 @@ impl SignInBuilder {
         self
     }
 
+    /// The query parameter of the login path naming where to go once signed in: `return_to`
+    /// by default, `rd` for oauth2-proxy's routes. Its value is a path on this site, or an
+    /// absolute URL on the public origin. Default: `return_to`.
+    pub fn return_param(mut self, name: impl Into<String>) -> Self {
+        self.paths.return_param = name.into();
+        self
+    }
+
     /// The path that signs out (`POST`). Default: `/logout`.
     pub fn logout_path(mut self, path: impl Into<String>) -> Self {
         self.paths.logout = path.into();

@@ -106,6 +106,8 @@ pub(crate) struct Paths {
     pub(crate) login: String,
     pub(crate) callback: String,
     pub(crate) logout: String,
+    /// The login path's query parameter naming where to go once signed in.
+    pub(crate) return_param: String,
 }
 
 impl Default for Paths {
@@ -114,6 +116,7 @@ impl Default for Paths {
             login: "/login".to_owned(),
             callback: "/login/callback".to_owned(),
             logout: "/logout".to_owned(),
+            return_param: "return_to".to_owned(),
         }
     }
 }
@@ -151,6 +154,21 @@ impl SignIn {
     /// Whether this sign-in verifies through `cache` (a layer given it must).
     pub(crate) fn verifies_through(&self, cache: &IdentityCache) -> bool {
         self.shared.cache.same_as(cache)
+    }
+
+    /// Where a signed-out browser asking for `original` (a path and query on this site) is sent
+    /// to sign in: the login path with `original` as its return parameter.
+    pub(crate) fn login_location(&self, original: &str) -> String {
+        let paths = &self.shared.paths;
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair(&paths.return_param, original)
+            .finish();
+        format!("{}?{query}", paths.login)
+    }
+
+    /// Whether `headers` carry this site's session cookie (live or not).
+    pub(crate) fn has_session_cookie(&self, headers: &http::HeaderMap) -> bool {
+        cookies::find(headers, self.shared.cookies.session_name()).is_some()
     }
 
     /// The number of live sessions.

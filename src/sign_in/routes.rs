@@ -70,8 +70,15 @@ impl SignInShared {
         let params = query(uri);
         let return_to = params
             .as_ref()
-            .and_then(|p| p.get("return_to"))
-            .map(String::as_str);
+            .and_then(|p| p.get(&self.paths.return_param))
+            .map(|target| {
+                // An absolute URL on the public origin is its path.
+                match target.strip_prefix(self.public_origin.as_str()) {
+                    Some("") => "/",
+                    Some(path) if path.starts_with('/') => path,
+                    _ => target.as_str(),
+                }
+            });
         let routes = [
             self.paths.login.as_str(),
             &self.paths.callback,

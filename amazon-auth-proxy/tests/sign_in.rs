@@ -1,0 +1,231 @@
+//! Browser sign-in on the proxy's `/oauth2/*` routes, and `/verify` answering for the session:
+//! the CSRF rule judged by the method the proxy reports, signed-out navigations sent to
+//! sign in, API calls answered `401`. The real binary with `--demo`, over HTTP on 127.0.0.1
+//! (the nginx and Caddy tests in front of it come next).
+
+use std::io::BufRead as _;
+use std::process::{Child, Command, Stdio};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_amazon-auth-proxy");
+
+struct Proxy {
+    child: Child,
+    base: String,
+}
+
+impl Proxy {
+    fn start() -> Self {
+        let mut command = Command::new(BINARY);
+        for name in [
+            "AMAZON_CLIENT_ID",
+            "AMAZON_ENDPOINT",
+            "REDIS_URL",
+            "AMAZON_CLIENT_SECRET",
+            "PUBLIC_URL",
+            "LISTEN_ADDR",
+        ] {
+            command.env_remove(name);
+        }
+        let mut child = command
+            .args(["--demo", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = format!(
+            "http://{}",
+            line.split("http://")
+                .nth(1)
+                .unwrap()
+                .trim()
+                .trim_end_matches("/verify")
+        );
+        Self { child, base }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+fn cookies(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect()
+}
+
+/// Signs in through `/oauth2/start?rd=…`, the stand-in's consent page and the callback:
+/// answers where the callback sends the browser, and the session cookie.
+async fn sign_in(proxy: &Proxy, rd: &str) -> (String, String) {
+    let http = client();
+    let start = http
+        .get(format!("{}/oauth2/start?rd={}", proxy.base, pct(rd)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 303);
+    let authorize = location(&start);
+    assert!(
+        authorize.starts_with("http://localhost:"),
+        "the stand-in's page on another site: {authorize}"
+    );
+    let pending = cookies(&start).join("; ");
+    let (page, query) = authorize.split_once('?').unwrap();
+    let mut form: Vec<(String, String)> = url_pairs(query);
+    form.push(("user_id".into(), "amzn1.account.DEMO7ZQK4XUSER".into()));
+    form.push(("action".into(), "allow".into()));
+    let consent = http.post(page).form(&form).send().await.unwrap();
+    let callback = location(&consent);
+    assert!(
+        callback.starts_with(&format!("{}/oauth2/callback?", proxy.base)),
+        "{callback}"
+    );
+    let landed = http
+        .get(&callback)
+        .header("cookie", pending)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(landed.status(), 303);
+    let session = cookies(&landed)
+        .into_iter()
+        .find(|c| c.starts_with("taa_session="))
+        .unwrap();
+    (location(&landed), session)
+}
+
+fn pct(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+fn url_pairs(query: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+}
+
+/// The value of a `rd=` query.
+fn rd_of(query: &str) -> String {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "rd")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_browser_signs_in_on_oauth2_routes_and_verify_answers_for_its_session() {
+    let proxy = Proxy::start();
+    let http = client();
+    let verify = format!("{}/verify", proxy.base);
+    let original = "/private/page?a=1&b=%2F&c=%C3%A9";
+
+    // Signed out: a navigation is told where to sign in; an API call just gets 401.
+    let navigation = http
+        .get(&verify)
+        .header("x-original-uri", original)
+        .header("x-original-method", "GET")
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(navigation.status(), 401);
+    let redirect = navigation.headers()["x-auth-request-redirect"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(redirect.starts_with("/oauth2/start?rd="), "{redirect}");
+    let rd = rd_of(redirect.strip_prefix("/oauth2/start?").unwrap());
+    assert_eq!(rd, original, "the whole original URI, percent-encoded once");
+    let api = http
+        .get(&verify)
+        .header("x-original-uri", original)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 401);
+    assert!(api.headers().get("x-auth-request-redirect").is_none());
+    assert!(api.headers().contains_key("www-authenticate"));
+
+    // Sign in, and come back to exactly that URI.
+    let (landed, session) = sign_in(&proxy, &rd).await;
+    assert_eq!(landed, original);
+
+    let ask = |method_headers: &[(&str, &str)], origin: Option<&str>| {
+        let mut request = http.get(&verify).header("cookie", &session);
+        for (name, value) in method_headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        async move { request.send().await.unwrap() }
+    };
+    let allowed = ask(&[("x-original-method", "GET")], None).await;
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(
+        allowed.headers()["x-auth-request-user"],
+        "amzn1.account.DEMO7ZQK4XUSER"
+    );
+    assert_eq!(
+        ask(&[("x-forwarded-method", "POST")], Some(&proxy.base))
+            .await
+            .status(),
+        200,
+        "the site's own POST"
+    );
+    assert_eq!(
+        ask(&[("x-original-method", "POST")], Some("https://evil.example"))
+            .await
+            .status(),
+        403
+    );
+    // A forged safe method in the other proxy's header changes nothing.
+    let forged = ask(
+        &[("x-forwarded-method", "GET"), ("x-original-method", "POST")],
+        Some("https://evil.example"),
+    )
+    .await;
+    assert_eq!(forged.status(), 403);
+    // No method header at all: the CSRF rule cannot be kept, so the cookie is refused.
+    assert_eq!(ask(&[], None).await.status(), 403);
+    // A bearer client keeps working, with no method header needed.
+    let bearer = http.get(&verify).bearer_auth("junk").send().await.unwrap();
+    assert_eq!(bearer.status(), 401);
+}
+
+#[tokio::test]
+async fn rd_never_leaves_the_site_and_may_be_an_absolute_url_on_it() {
+    let proxy = Proxy::start();
+    let (landed, _) = sign_in(&proxy, &format!("{}/dashboard?x=1", proxy.base)).await;
+    assert_eq!(landed, "/dashboard?x=1");
+    for hostile in [
+        "https://evil.example/",
+        "//evil.example",
+        "/%09/evil.example",
+        &format!("{}.evil.example/", proxy.base),
+    ] {
+        let (landed, _) = sign_in(&proxy, hostile).await;
+        assert_eq!(landed, "/", "{hostile}");
+    }
+}
