@@ -12,7 +12,8 @@ use clap::{Parser, ValueEnum};
 ///
 /// Without a client id it refuses to start, unless `--demo` asks for the built-in stand-in for
 /// Amazon (never in production: anyone can then sign in as its demo user).
-#[derive(Debug, Parser)]
+// No `Debug`: it holds the client secret and the fleet secret.
+#[derive(Parser)]
 #[command(name = "amazon-auth-proxy", version, about, long_about)]
 pub(crate) struct Cli {
     /// Where to listen. Keep it on loopback (or a private network only the proxy reaches): the
