@@ -113,7 +113,11 @@ pub(crate) fn find<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         }
     }
     // Cookie values are visible ASCII (RFC 6265 §4.1.1); anything else is no value of ours.
-    found.and_then(|value| std::str::from_utf8(value).ok())
+    let value = match found? {
+        [b'"', inner @ .., b'"'] => inner,
+        value => value,
+    };
+    std::str::from_utf8(value).ok()
 }
 
 /// Removes the cookie `name` (every copy) from the request's `Cookie` headers, keeping the
@@ -149,8 +153,8 @@ pub(crate) fn strip(headers: &mut HeaderMap, name: &str) {
 }
 
 /// Every `name=value` pair of the request's `Cookie` headers (RFC 6265 §4.2.1: separated by
-/// `;`, optional whitespace around each; a value may be quoted), as bytes. A pair without `=`
-/// or with an empty name is skipped.
+/// `;`, optional whitespace around each; a value may be quoted, and is given as sent), as
+/// bytes. A pair without `=` or with an empty name is skipped.
 fn pairs(headers: &HeaderMap) -> Pairs<'_> {
     Pairs {
         values: headers.get_all(COOKIE).iter(),
@@ -183,11 +187,8 @@ impl<'h> Iterator for Pairs<'h> {
             let Some(at) = memchr::memchr(b'=', pair) else {
                 continue;
             };
+            // The value as sent, quotes included: `strip` writes it back as it came.
             let (name, value) = (pair[..at].trim_ascii(), pair[at + 1..].trim_ascii());
-            let value = match value {
-                [b'"', inner @ .., b'"'] => inner,
-                value => value,
-            };
             if !name.is_empty() {
                 return Some((name, value));
             }
@@ -243,15 +244,20 @@ mod tests {
     fn pairs_are_read_as_browsers_send_them() {
         let sent = headers(&["a=1;b = 2 ; c=\"3\"; junk; =x; d=4=5"]);
         let read: Vec<(&[u8], &[u8])> = pairs(&sent).collect();
-        let expected: [(&[u8], &[u8]); 4] = [(b"a", b"1"), (b"b", b"2"), (b"c", b"3"), (b"d", b"4=5")];
+        let expected: [(&[u8], &[u8]); 4] = [(b"a", b"1"), (b"b", b"2"), (b"c", b"\"3\""), (b"d", b"4=5")];
         assert_eq!(read, expected);
     }
 
     #[test]
     fn stripping_keeps_the_other_cookies() {
-        let mut request = headers(&["a=1; taa_session=xyz", "b=2"]);
+        let mut request = headers(&["a=1; taa_session=xyz", "b=\"2 2\""]);
         strip(&mut request, "taa_session");
-        assert_eq!(request.get(COOKIE).unwrap(), "a=1; b=2");
+        assert_eq!(
+            request.get(COOKIE).unwrap(),
+            "a=1; b=\"2 2\"",
+            "the others as they came"
+        );
+        assert_eq!(find(&headers(&["q=\"quoted\""]), "q"), Some("quoted"));
         let mut only = headers(&["taa_session=xyz"]);
         strip(&mut only, "taa_session");
         assert!(only.get(COOKIE).is_none());
