@@ -24,6 +24,20 @@ async fn short_lived() -> Site {
     .await
 }
 
+/// `n` concurrent `GET /me` with `browser`'s cookies: their statuses.
+async fn burst(site: &Site, browser: &Browser, n: usize) -> Vec<u16> {
+    let cookie = browser.cookie_header(&site.base);
+    let client = reqwest::Client::new();
+    join_all((0..n).map(|_| {
+        let request = client
+            .get(format!("{}/me", site.base))
+            .header("cookie", cookie.clone())
+            .send();
+        async move { request.await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    }))
+    .await
+}
+
 async fn me_status(browser: &mut Browser, site: &Site) -> u16 {
     browser.get(&format!("{}/me", site.base)).await.status().as_u16()
 }
@@ -41,17 +55,8 @@ async fn a_thousand_requests_at_expiry_cost_one_refresh() {
     site.mock.set_token_endpoint_reply(Some(
         MockReply::user(MockUser::new("unused")).delayed(Duration::from_millis(300)),
     ));
-    let cookie = browser.cookie_header(&site.base);
-    let client = reqwest::Client::new();
     let started = std::time::Instant::now();
-    let statuses = join_all((0..1000).map(|_| {
-        let request = client
-            .get(format!("{}/me", site.base))
-            .header("cookie", cookie.clone())
-            .send();
-        async move { request.await.map(|r| r.status().as_u16()).unwrap_or(0) }
-    }))
-    .await;
+    let statuses = burst(&site, &browser, 1000).await;
     let took = started.elapsed();
     assert!(
         statuses.iter().all(|s| *s == 200),
@@ -217,16 +222,7 @@ async fn the_requests_waiting_for_a_failed_refresh_share_its_failure() {
     site.mock
         .set_token_endpoint_reply(Some(MockReply::status(500).delayed(Duration::from_millis(300))));
     let calls = site.mock.calls().token;
-    let cookie = browser.cookie_header(&site.base);
-    let client = reqwest::Client::new();
-    let statuses = join_all((0..20).map(|_| {
-        let request = client
-            .get(format!("{}/me", site.base))
-            .header("cookie", cookie.clone())
-            .send();
-        async move { request.await.map(|r| r.status().as_u16()).unwrap_or(0) }
-    }))
-    .await;
+    let statuses = burst(&site, &browser, 20).await;
     assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
     assert_eq!(
         site.mock.calls().token - calls,
