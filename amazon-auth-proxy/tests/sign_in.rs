@@ -1,7 +1,7 @@
 //! Browser sign-in on the proxy's `/oauth2/*` routes, and `/verify` answering for the session:
 //! the CSRF rule judged by the method the proxy reports, signed-out navigations sent to
 //! sign in, API calls answered `401`. The real binary with `--demo`, over HTTP on 127.0.0.1
-//! (the nginx and Caddy tests in front of it come next).
+//! (`tests/proxies.rs` runs it behind the real nginx and Caddy).
 
 use std::io::BufRead as _;
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,542 @@
+//! "Login with Amazon" in front of a site through the REAL nginx (`auth_request`) and the REAL
+//! Caddy (`forward_auth`), configured with `tests/nginx-sign-in.conf` and
+//! `tests/Caddyfile-sign-in` (the snippets docs/proxy.md shows, byte for byte), in front of the
+//! real binary with `--demo` and a site that answers what reached it as JSON. Over plain HTTP
+//! on 127.0.0.1, the site's origin being the proxy's; no browser.
+
+use std::collections::BTreeMap;
+use std::io::BufRead as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use tower_amazon_auth_test_support::external::{self, External};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_amazon-auth-proxy");
+const NGINX_TEMPLATE: &str = include_str!("nginx-sign-in.conf");
+const CADDY_TEMPLATE: &str = include_str!("Caddyfile-sign-in");
+const DEMO_USER: &str = "amzn1.account.DEMO7ZQK4XUSER";
+/// A path whose query needs care: an encoded slash and a non-ASCII character.
+const ORIGINAL: &str = "/private/page?a=1&b=%2F&c=%C3%A9";
+const EVIL: &str = "https://evil.example";
+
+/// `template` with `@LISTEN@` / `@SITE@`, `@AUTH@` and `@BACKEND@` filled in.
+fn render(template: &str, listen: &str, auth: &str, backend: &str) -> String {
+    template
+        .replace("@LISTEN@", listen)
+        .replace("@SITE@", listen)
+        .replace("@AUTH@", auth)
+        .replace("@BACKEND@", backend)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Nginx,
+    Caddy,
+}
+
+/// The auth server: the real binary with `--demo`, killed on drop.
+struct AuthServer {
+    child: Child,
+    /// The token the stand-in for Amazon knows, which the binary prints.
+    token: String,
+}
+
+impl AuthServer {
+    fn start(listen: SocketAddr, public_url: &str) -> Self {
+        let mut command = Command::new(BINARY);
+        for name in [
+            "AMAZON_CLIENT_ID",
+            "AMAZON_ENDPOINT",
+            "REDIS_URL",
+            "AMAZON_CLIENT_SECRET",
+            "PUBLIC_URL",
+            "LISTEN_ADDR",
+            "SECURE_COOKIES",
+        ] {
+            command.env_remove(name);
+        }
+        let mut child = command
+            .args([
+                "--demo",
+                "--listen",
+                &listen.to_string(),
+                "--public-url",
+                public_url,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Printed once it listens: `curl -H 'Authorization: Bearer TOKEN' http://…/verify`.
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let token = line
+            .split("Bearer ")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap_or_else(|| panic!("no token in {line:?}"))
+            .to_owned();
+        Self { child, token }
+    }
+}
+
+impl Drop for AuthServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The site: answers every request with its method, URI and headers as JSON.
+async fn start_site() -> SocketAddr {
+    let app = axum::Router::new().fallback(|request: axum::extract::Request| async move {
+        let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, value) in request.headers() {
+            headers
+                .entry(name.to_string())
+                .or_default()
+                .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
+        }
+        axum::Json(serde_json::json!({
+            "method": request.method().as_str(),
+            "uri": request.uri().to_string(),
+            "headers": headers,
+        }))
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// The proxy, the auth server behind it and the site, for one test.
+struct Rig {
+    kind: Kind,
+    proxy: External,
+    auth: AuthServer,
+    /// The site's origin, which is the proxy's.
+    origin: String,
+    http: reqwest::Client,
+}
+
+impl Rig {
+    /// Everything started, or `None` when the proxy is not installed (skipped; a failure with
+    /// `CI` set).
+    async fn start(kind: Kind, test: &str) -> Option<Self> {
+        let program = match kind {
+            Kind::Nginx => external::require("nginx", "nginx", test)?,
+            Kind::Caddy => external::require("caddy", "caddy", test)?,
+        };
+        let port = external::free_port();
+        let origin = format!("http://127.0.0.1:{port}");
+        let auth_addr = SocketAddr::from(([127, 0, 0, 1], external::free_port()));
+        let auth = AuthServer::start(auth_addr, &origin);
+        let site = start_site().await.to_string();
+        let auth_addr = auth_addr.to_string();
+        let proxy = match kind {
+            Kind::Nginx => start_nginx(&program, port, &auth_addr, &site),
+            Kind::Caddy => start_caddy(&program, port, &auth_addr, &site),
+        }
+        .unwrap_or_else(|error| panic!("{kind:?} did not start: {error}"));
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Some(Self {
+            kind,
+            proxy,
+            auth,
+            origin,
+            http,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.origin)
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> reqwest::Response {
+        request
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("{error}\n{}", self.proxy.logs()))
+    }
+
+    /// A browser's navigation to `path`.
+    async fn navigate(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut request = self
+            .http
+            .get(self.url(path))
+            .header("sec-fetch-mode", "navigate")
+            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8");
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        self.send(request).await
+    }
+
+    /// A navigation to [`ORIGINAL`] while signed out: the sign-in URL it is sent to (a path).
+    async fn sent_to_sign_in(&self, cookie: Option<&str>, what: &str) -> String {
+        let response = self.navigate(ORIGINAL, cookie).await;
+        assert_eq!(response.status(), 302, "{what}\n{}", self.proxy.logs());
+        let location = location(&response);
+        let path = location
+            .strip_prefix(&self.origin)
+            .unwrap_or(&location)
+            .to_owned();
+        assert!(path.starts_with("/oauth2/start?rd="), "{what}: {location}");
+        let rd = rd_of(path.strip_prefix("/oauth2/start?").unwrap());
+        assert_eq!(rd, ORIGINAL, "{what}: the whole original URI, encoded once");
+        path
+    }
+
+    /// Signs in through the proxy from `start` (`/oauth2/start?rd=…`): where the callback sends
+    /// the browser, and the session cookie.
+    async fn sign_in(&self, start: &str) -> (String, String) {
+        let started = self.send(self.http.get(self.url(start))).await;
+        assert_eq!(started.status(), 303, "{}", self.proxy.logs());
+        let authorize = location(&started);
+        assert!(
+            authorize.starts_with("http://localhost:"),
+            "the stand-in's consent page: {authorize}"
+        );
+        let pending = cookies(&started);
+        assert!(pending.iter().any(|c| c.starts_with("taa_login_")), "{pending:?}");
+        let (page, query) = authorize.split_once('?').unwrap();
+        let mut form: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        form.push(("user_id".into(), DEMO_USER.into()));
+        form.push(("action".into(), "allow".into()));
+        let consent = self.http.post(page).form(&form).send().await.unwrap();
+        let callback = location(&consent);
+        assert!(
+            callback.starts_with(&format!("{}/oauth2/callback?", self.origin)),
+            "back through the proxy: {callback}"
+        );
+        let landed = self
+            .send(self.http.get(&callback).header("cookie", pending.join("; ")))
+            .await;
+        assert_eq!(landed.status(), 303, "{}", self.proxy.logs());
+        let session = cookies(&landed)
+            .into_iter()
+            .find(|c| c.starts_with("taa_session="))
+            .expect("a session cookie");
+        (location(&landed), session)
+    }
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no Location: {response:?}"))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The `name=value` of each `Set-Cookie`.
+fn cookies(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect()
+}
+
+fn rd_of(query: &str) -> String {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "rd")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default()
+}
+
+/// What the site saw, from its JSON answer.
+async fn seen(response: reqwest::Response) -> serde_json::Value {
+    assert_eq!(response.status(), 200, "{response:?}");
+    response.json().await.unwrap()
+}
+
+/// Every value of header `name` the site saw.
+fn seen_header(seen: &serde_json::Value, name: &str) -> Vec<String> {
+    seen["headers"][name]
+        .as_array()
+        .map(|values| values.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+fn start_nginx(program: &Path, port: u16, auth: &str, site: &str) -> std::io::Result<External> {
+    let snippet = render(NGINX_TEMPLATE, &format!("127.0.0.1:{port}"), auth, site);
+    External::start(
+        "nginx",
+        program,
+        port,
+        |dir| {
+            let dir = dir.display();
+            // Test-only wrapping: one foreground process, every file in the temporary directory.
+            let config = format!(
+                "daemon off;\nmaster_process off;\npid {dir}/nginx.pid;\n\
+                 events {{ worker_connections 1024; }}\n\
+                 http {{\n\
+                 access_log {dir}/access.log;\n\
+                 client_body_temp_path {dir}/client_body;\nproxy_temp_path {dir}/proxy;\n\
+                 fastcgi_temp_path {dir}/fastcgi;\nuwsgi_temp_path {dir}/uwsgi;\n\
+                 scgi_temp_path {dir}/scgi;\n\
+                 {snippet}}}\n"
+            );
+            std::fs::write(format!("{dir}/nginx.conf"), config)
+        },
+        |dir| {
+            let prefix = format!("{}/", dir.display());
+            vec![
+                "-p".to_owned(),
+                prefix.clone(),
+                "-c".to_owned(),
+                format!("{prefix}nginx.conf"),
+                "-e".to_owned(),
+                format!("{prefix}error.log"),
+            ]
+        },
+    )
+}
+
+fn start_caddy(program: &Path, port: u16, auth: &str, site: &str) -> std::io::Result<External> {
+    let snippet = render(CADDY_TEMPLATE, &format!("http://127.0.0.1:{port}"), auth, site);
+    // Through env(1), which execs caddy in place, so that what Caddy saves lands in the
+    // temporary directory rather than $HOME.
+    External::start(
+        "caddy",
+        Path::new("env"),
+        port,
+        |dir| {
+            // Test-only global options: no admin endpoint, no certificates, state in the
+            // temporary directory.
+            let config = format!(
+                "{{\n\tadmin off\n\tauto_https off\n\tstorage file_system {}/data\n}}\n\n{snippet}",
+                dir.display()
+            );
+            std::fs::write(dir.join("Caddyfile"), config)
+        },
+        |dir| {
+            vec![
+                format!("XDG_CONFIG_HOME={}/config", dir.display()),
+                format!("XDG_DATA_HOME={}/data", dir.display()),
+                program.display().to_string(),
+                "run".to_owned(),
+                "--config".to_owned(),
+                format!("{}/Caddyfile", dir.display()),
+                "--adapter".to_owned(),
+                "caddyfile".to_owned(),
+            ]
+        },
+    )
+}
+
+/// Signed out: a navigation is sent to sign in, with the whole original URI; an API call gets
+/// `401` and the challenge, never a redirect; the site is never reached.
+async fn signed_out(rig: Rig) {
+    rig.sent_to_sign_in(None, "a signed-out navigation").await;
+    let api = rig
+        .send(
+            rig.http
+                .get(rig.url(ORIGINAL))
+                .header("accept", "application/json"),
+        )
+        .await;
+    assert_eq!(api.status(), 401, "{}", rig.proxy.logs());
+    assert!(api.headers().get("location").is_none());
+    assert!(api.headers().get("x-auth-request-redirect").is_none());
+    let challenges: Vec<_> = api.headers().get_all("www-authenticate").iter().collect();
+    assert_eq!(challenges.len(), 1, "one challenge: {challenges:?}");
+    let challenge = challenges[0].to_str().unwrap();
+    assert!(challenge.starts_with("Bearer"), "{challenge}");
+    // A POST with no session: refused, never sent on to the site.
+    let post = rig.send(rig.http.post(rig.url("/private/form"))).await;
+    assert_eq!(post.status(), 401);
+}
+
+/// Signing in through the proxy's origin, back to exactly the original URI; the site then sees
+/// the identity from the auth server only, its own cookies and none of sign-in's; the CSRF rule
+/// holds through the proxy; signing out sends the next navigation to sign in again.
+async fn sign_in_and_out(rig: Rig) {
+    let start = rig.sent_to_sign_in(None, "signed out").await;
+    let (landed, session) = rig.sign_in(&start).await;
+    assert_eq!(landed, ORIGINAL, "back to exactly the original URI");
+
+    // Signed in: the site sees who, and only its own cookie.
+    let cookie = format!("taa_login_stale=abc; theme=dark; {session}; __Host-taa_login_x=y");
+    let response = rig
+        .send(
+            rig.http
+                .get(rig.url(ORIGINAL))
+                .header("sec-fetch-mode", "navigate")
+                .header("cookie", &cookie)
+                .header("x-auth-request-user", "amzn1.account.FORGED")
+                .header("x-auth-request-email", "forged@example.com"),
+        )
+        .await;
+    let page = seen(response).await;
+    assert_eq!(page["uri"], ORIGINAL);
+    assert_eq!(seen_header(&page, "x-auth-request-user"), [DEMO_USER]);
+    assert_eq!(seen_header(&page, "x-auth-request-email"), ["demo@example.com"]);
+    let cookies = seen_header(&page, "cookie").join("; ");
+    let pairs: Vec<&str> = cookies
+        .split(';')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .collect();
+    assert_eq!(pairs, ["theme=dark"], "the Cookie the site got: {cookies:?}");
+    assert!(!cookies.contains("taa_"), "{cookies:?}");
+
+    // The site's own POST passes; a cross-origin one is refused, with or without a forged
+    // safe method in the header the other proxy uses.
+    let post = |origin: &str, forged: Option<(&str, &str)>| {
+        let mut request = rig
+            .http
+            .post(rig.url("/private/form"))
+            .header("cookie", &session)
+            .header("origin", origin)
+            .body("x=1");
+        if let Some((name, value)) = forged {
+            request = request.header(name, value);
+        }
+        rig.send(request)
+    };
+    let own = seen(post(&rig.origin, None).await).await;
+    assert_eq!(own["method"], "POST");
+    assert_eq!(seen_header(&own, "x-auth-request-user"), [DEMO_USER]);
+    assert_eq!(post(EVIL, None).await.status(), 403, "a cross-origin POST");
+    let other_proxys = match rig.kind {
+        Kind::Nginx => "x-forwarded-method",
+        Kind::Caddy => "x-original-method",
+    };
+    let forged = post(EVIL, Some((other_proxys, "GET"))).await;
+    assert_eq!(forged.status(), 403, "{other_proxys}: GET forged by the client");
+
+    // `/verify` from outside is never the auth server's, even with a session and a token.
+    let outside = rig
+        .send(
+            rig.http
+                .get(rig.url("/verify"))
+                .header("cookie", &session)
+                .bearer_auth(&rig.auth.token),
+        )
+        .await;
+    assert!(
+        outside.headers().get("x-auth-request-user").is_none(),
+        "the identity answered to the client: {outside:?}"
+    );
+    match rig.kind {
+        // `internal`: not found from outside.
+        Kind::Nginx => assert_eq!(outside.status(), 404),
+        // Protected like any path, and then the site's own `/verify`.
+        Kind::Caddy => {
+            let site = seen(outside).await;
+            assert_eq!(site["uri"], "/verify");
+        }
+    }
+
+    // Sign out (the site's own POST), then the cookie is sent to sign in again.
+    let out = rig
+        .send(
+            rig.http
+                .post(rig.url("/oauth2/sign_out"))
+                .header("cookie", &session)
+                .header("origin", &rig.origin),
+        )
+        .await;
+    assert_eq!(out.status(), 303, "{}", rig.proxy.logs());
+    rig.sent_to_sign_in(Some(&session), "signed out, with the old cookie")
+        .await;
+}
+
+macro_rules! through_each_proxy {
+    ($($case:ident),* $(,)?) => {
+        mod nginx {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let test = concat!("proxies::nginx::", stringify!($case));
+                    let started = std::time::Instant::now();
+                    if let Some(rig) = super::Rig::start(super::Kind::Nginx, test).await {
+                        super::$case(rig).await;
+                        super::took(test, started);
+                    }
+                }
+            )*
+        }
+        mod caddy {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let test = concat!("proxies::caddy::", stringify!($case));
+                    let started = std::time::Instant::now();
+                    if let Some(rig) = super::Rig::start(super::Kind::Caddy, test).await {
+                        super::$case(rig).await;
+                        super::took(test, started);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+through_each_proxy!(signed_out, sign_in_and_out);
+
+/// Prints how long a test took (seen with `--nocapture`).
+fn took(test: &str, started: Instant) {
+    println!("{test}: {:?}", started.elapsed());
+}
+
+/// The fenced block that follows `marker` in `doc`, without its fences.
+fn block_after<'a>(doc: &'a str, marker: &str) -> &'a str {
+    let at = doc
+        .find(marker)
+        .unwrap_or_else(|| panic!("docs/proxy.md has no `{marker}`"));
+    let rest = &doc[at + marker.len()..];
+    let open = rest.find("```").expect("a fenced block after the marker");
+    let body = &rest[open..];
+    let start = body.find('\n').unwrap() + 1;
+    let end = body[start..].find("\n```").unwrap() + start + 1;
+    &body[start..end]
+}
+
+/// docs/proxy.md shows the tested templates, rendered with the addresses it documents: the
+/// site on port 80, the auth server's default `--listen`, the site's upstream on 8080.
+#[test]
+fn the_docs_snippets_are_the_tested_templates() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/proxy.md")).unwrap();
+    for (template, listen, marker, file) in [
+        (
+            NGINX_TEMPLATE,
+            "80",
+            "<!-- sign-in nginx: amazon-auth-proxy/tests/nginx-sign-in.conf -->",
+            "nginx-sign-in.conf",
+        ),
+        (
+            CADDY_TEMPLATE,
+            "shop.example",
+            "<!-- sign-in caddy: amazon-auth-proxy/tests/Caddyfile-sign-in -->",
+            "Caddyfile-sign-in",
+        ),
+    ] {
+        let expected = render(template, listen, "127.0.0.1:4180", "127.0.0.1:8080");
+        assert_eq!(
+            block_after(&doc, marker),
+            expected,
+            "render amazon-auth-proxy/tests/{file} into docs/proxy.md again"
+        );
+        assert!(template.contains("@AUTH@") && template.contains("@BACKEND@"));
+        let left = expected
+            .split('@')
+            .skip(1)
+            .step_by(2)
+            .find(|name| !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase()));
+        assert_eq!(left, None, "a placeholder is left in {file}");
+    }
+}
