@@ -4,97 +4,18 @@
 //! real binary with `--demo` and a site that answers what reached it as JSON. Over plain HTTP
 //! on 127.0.0.1, the site's origin being the proxy's; no browser.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::BufRead as _;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-use tower_amazon_auth_test_support::external::{self, External};
+use common::{render, Kind, Rig, CADDY_TEMPLATE, DEMO_USER, NGINX_TEMPLATE, ORIGINAL};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_amazon-auth-proxy");
-const NGINX_TEMPLATE: &str = include_str!("nginx-sign-in.conf");
-const CADDY_TEMPLATE: &str = include_str!("Caddyfile-sign-in");
-const DEMO_USER: &str = "amzn1.account.DEMO7ZQK4XUSER";
-/// A path whose query needs care: an encoded slash and a non-ASCII character.
-const ORIGINAL: &str = "/private/page?a=1&b=%2F&c=%C3%A9";
 const EVIL: &str = "https://evil.example";
 
-/// `template` with `@LISTEN@` / `@SITE@`, `@AUTH@` and `@BACKEND@` filled in.
-fn render(template: &str, listen: &str, auth: &str, backend: &str) -> String {
-    template
-        .replace("@LISTEN@", listen)
-        .replace("@SITE@", listen)
-        .replace("@AUTH@", auth)
-        .replace("@BACKEND@", backend)
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Nginx,
-    Caddy,
-}
-
-/// The auth server: the real binary with `--demo`, killed on drop.
-struct AuthServer {
-    child: Child,
-    /// The token the stand-in for Amazon knows, which the binary prints.
-    token: String,
-}
-
-impl AuthServer {
-    fn start(listen: SocketAddr, public_url: &str) -> Self {
-        let mut command = Command::new(BINARY);
-        for name in [
-            "AMAZON_CLIENT_ID",
-            "AMAZON_ENDPOINT",
-            "REDIS_URL",
-            "AMAZON_CLIENT_SECRET",
-            "PUBLIC_URL",
-            "LISTEN_ADDR",
-            "SECURE_COOKIES",
-        ] {
-            command.env_remove(name);
-        }
-        let mut child = command
-            .args([
-                "--demo",
-                "--listen",
-                &listen.to_string(),
-                "--public-url",
-                public_url,
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // Printed once it listens: `curl -H 'Authorization: Bearer TOKEN' http://…/verify`.
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let token = line
-            .split("Bearer ")
-            .nth(1)
-            .and_then(|rest| rest.split('\'').next())
-            .unwrap_or_else(|| panic!("no token in {line:?}"))
-            .to_owned();
-        Self { child, token }
-    }
-}
-
-impl Drop for AuthServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The site: answers every request with its method, URI and headers as JSON.
-async fn start_site() -> SocketAddr {
-    let app = axum::Router::new().fallback(|request: axum::extract::Request| async move {
+fn site() -> axum::Router {
+    axum::Router::new().fallback(|request: axum::extract::Request| async move {
         let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (name, value) in request.headers() {
             headers
@@ -107,66 +28,10 @@ async fn start_site() -> SocketAddr {
             "uri": request.uri().to_string(),
             "headers": headers,
         }))
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
-}
-
-/// The proxy, the auth server behind it and the site, for one test.
-struct Rig {
-    kind: Kind,
-    proxy: External,
-    auth: AuthServer,
-    /// The site's origin, which is the proxy's.
-    origin: String,
-    http: reqwest::Client,
+    })
 }
 
 impl Rig {
-    /// Everything started, or `None` when the proxy is not installed (skipped; a failure with
-    /// `CI` set).
-    async fn start(kind: Kind, test: &str) -> Option<Self> {
-        let program = match kind {
-            Kind::Nginx => external::require("nginx", "nginx", test)?,
-            Kind::Caddy => external::require("caddy", "caddy", test)?,
-        };
-        let port = external::free_port();
-        let origin = format!("http://127.0.0.1:{port}");
-        let auth_addr = SocketAddr::from(([127, 0, 0, 1], external::free_port()));
-        let auth = AuthServer::start(auth_addr, &origin);
-        let site = start_site().await.to_string();
-        let auth_addr = auth_addr.to_string();
-        let proxy = match kind {
-            Kind::Nginx => start_nginx(&program, port, &auth_addr, &site),
-            Kind::Caddy => start_caddy(&program, port, &auth_addr, &site),
-        }
-        .unwrap_or_else(|error| panic!("{kind:?} did not start: {error}"));
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        Some(Self {
-            kind,
-            proxy,
-            auth,
-            origin,
-            http,
-        })
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.origin)
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder) -> reqwest::Response {
-        request
-            .send()
-            .await
-            .unwrap_or_else(|error| panic!("{error}\n{}", self.proxy.logs()))
-    }
-
     /// A browser's navigation to `path`.
     async fn navigate(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
         let mut request = self
@@ -268,73 +133,6 @@ fn seen_header(seen: &serde_json::Value, name: &str) -> Vec<String> {
         .as_array()
         .map(|values| values.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
         .unwrap_or_default()
-}
-
-fn start_nginx(program: &Path, port: u16, auth: &str, site: &str) -> std::io::Result<External> {
-    let snippet = render(NGINX_TEMPLATE, &format!("127.0.0.1:{port}"), auth, site);
-    External::start(
-        "nginx",
-        program,
-        port,
-        |dir| {
-            let dir = dir.display();
-            // Test-only wrapping: one foreground process, every file in the temporary directory.
-            let config = format!(
-                "daemon off;\nmaster_process off;\npid {dir}/nginx.pid;\n\
-                 events {{ worker_connections 1024; }}\n\
-                 http {{\n\
-                 access_log {dir}/access.log;\n\
-                 client_body_temp_path {dir}/client_body;\nproxy_temp_path {dir}/proxy;\n\
-                 fastcgi_temp_path {dir}/fastcgi;\nuwsgi_temp_path {dir}/uwsgi;\n\
-                 scgi_temp_path {dir}/scgi;\n\
-                 {snippet}}}\n"
-            );
-            std::fs::write(format!("{dir}/nginx.conf"), config)
-        },
-        |dir| {
-            let prefix = format!("{}/", dir.display());
-            vec![
-                "-p".to_owned(),
-                prefix.clone(),
-                "-c".to_owned(),
-                format!("{prefix}nginx.conf"),
-                "-e".to_owned(),
-                format!("{prefix}error.log"),
-            ]
-        },
-    )
-}
-
-fn start_caddy(program: &Path, port: u16, auth: &str, site: &str) -> std::io::Result<External> {
-    let snippet = render(CADDY_TEMPLATE, &format!("http://127.0.0.1:{port}"), auth, site);
-    // Through env(1), which execs caddy in place, so that what Caddy saves lands in the
-    // temporary directory rather than $HOME.
-    External::start(
-        "caddy",
-        Path::new("env"),
-        port,
-        |dir| {
-            // Test-only global options: no admin endpoint, no certificates, state in the
-            // temporary directory.
-            let config = format!(
-                "{{\n\tadmin off\n\tauto_https off\n\tstorage file_system {}/data\n}}\n\n{snippet}",
-                dir.display()
-            );
-            std::fs::write(dir.join("Caddyfile"), config)
-        },
-        |dir| {
-            vec![
-                format!("XDG_CONFIG_HOME={}/config", dir.display()),
-                format!("XDG_DATA_HOME={}/data", dir.display()),
-                program.display().to_string(),
-                "run".to_owned(),
-                "--config".to_owned(),
-                format!("{}/Caddyfile", dir.display()),
-                "--adapter".to_owned(),
-                "caddyfile".to_owned(),
-            ]
-        },
-    )
 }
 
 /// Signed out: a navigation is sent to sign in, with the whole original URI; an API call gets
@@ -463,7 +261,7 @@ macro_rules! through_each_proxy {
                 async fn $case() {
                     let test = concat!("proxies::nginx::", stringify!($case));
                     let started = std::time::Instant::now();
-                    if let Some(rig) = super::Rig::start(super::Kind::Nginx, test).await {
+                    if let Some(rig) = super::Rig::start(super::Kind::Nginx, test, super::site()).await {
                         super::$case(rig).await;
                         super::took(test, started);
                     }
@@ -476,7 +274,7 @@ macro_rules! through_each_proxy {
                 async fn $case() {
                     let test = concat!("proxies::caddy::", stringify!($case));
                     let started = std::time::Instant::now();
-                    if let Some(rig) = super::Rig::start(super::Kind::Caddy, test).await {
+                    if let Some(rig) = super::Rig::start(super::Kind::Caddy, test, super::site()).await {
                         super::$case(rig).await;
                         super::took(test, started);
                     }

@@ -18,6 +18,7 @@ use tower_amazon_auth_mock::{mock_access_token, MockAmazon, MockScope, MockUser,
 
 pub mod paired;
 pub mod process;
+pub mod sign_in;
 pub mod stores;
 pub mod wrk;
 
@@ -134,6 +135,8 @@ impl Source {
 pub struct Template {
     uri: Uri,
     header: Option<(http::HeaderName, HeaderValue)>,
+    /// A second header (a forward-auth subrequest's `X-Original-Method`, say).
+    extra: Option<(http::HeaderName, HeaderValue)>,
 }
 
 impl Template {
@@ -153,6 +156,7 @@ impl Template {
         Self {
             uri: uri.parse().expect("uri"),
             header,
+            extra: None,
         }
     }
 
@@ -161,7 +165,23 @@ impl Template {
         Self {
             uri: uri.parse().expect("uri"),
             header: Some((name, HeaderValue::from_bytes(value).expect("header value"))),
+            extra: None,
         }
+    }
+
+    /// This template at another URI (a token's request sent to `/verify`, say).
+    pub fn at(mut self, uri: &str) -> Self {
+        self.uri = uri.parse().expect("uri");
+        self
+    }
+
+    /// This template with a second header.
+    pub fn and_header(mut self, name: &'static str, value: &'static str) -> Self {
+        self.extra = Some((
+            http::HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        ));
+        self
     }
 
     #[inline]
@@ -169,6 +189,9 @@ impl Template {
         let mut request = Request::new(Full::default());
         *request.uri_mut() = self.uri.clone();
         if let Some((name, value)) = &self.header {
+            request.headers_mut().insert(name.clone(), value.clone());
+        }
+        if let Some((name, value)) = &self.extra {
             request.headers_mut().insert(name.clone(), value.clone());
         }
         request

@@ -114,3 +114,145 @@ pub fn criterion_median(group: &str, id: &str) -> Option<f64> {
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     json["median"]["point_estimate"].as_f64()
 }
+
+/// One service of a three-way comparison: its criterion id, the service, the requests it gets.
+pub struct Path<'a, S> {
+    pub id: &'static str,
+    pub svc: S,
+    pub templates: &'a [Template],
+}
+
+/// Compares `bare`, `candidate` and `reference` in group `name`: criterion (in the order bare,
+/// reference, candidate), then paired rounds (columns bare, candidate, reference). With
+/// `--profile <id> [iterations]`, runs that path's `profile_loop` alone instead and answers no
+/// rounds. Every request must answer 200.
+pub fn three_way<A, B, C, RA, RB, RC>(
+    c: &mut criterion::Criterion,
+    rt: &tokio::runtime::Runtime,
+    name: &'static str,
+    sequence: &[u32],
+    bare: Path<'_, A>,
+    candidate: Path<'_, B>,
+    reference: Path<'_, C>,
+) -> Paired
+where
+    A: Service<Request<Body>, Response = Response<RA>> + Clone,
+    B: Service<Request<Body>, Response = Response<RB>> + Clone,
+    C: Service<Request<Body>, Response = Response<RC>> + Clone,
+    A::Error: std::fmt::Debug,
+    B::Error: std::fmt::Debug,
+    C::Error: std::fmt::Debug,
+{
+    if let Some((path, iterations)) = profile_target(1_000_000) {
+        // Profiling mode: one path's request loop alone, no criterion (for callgrind:
+        // `--toggle-collect=*profile_loop*` leaves the setup out).
+        let per_request = match path.as_str() {
+            id if id == bare.id => profile_loop(rt, bare.svc, bare.templates, sequence, iterations),
+            id if id == candidate.id => {
+                profile_loop(rt, candidate.svc, candidate.templates, sequence, iterations)
+            }
+            id if id == reference.id => {
+                profile_loop(rt, reference.svc, reference.templates, sequence, iterations)
+            }
+            other => panic!(
+                "--profile takes {}, {} or {}, not {other}",
+                bare.id, reference.id, candidate.id
+            ),
+        };
+        println!("{name} {path}: {per_request:.0} ns per request (wall clock)");
+        return Paired {
+            scenario: name,
+            rounds: Vec::new(),
+        };
+    }
+    let mut group = c.benchmark_group(name);
+    measure(&mut group, rt, &bare, sequence);
+    measure(&mut group, rt, &reference, sequence);
+    measure(&mut group, rt, &candidate, sequence);
+    group.finish();
+    let batch = sequence.len().min(PAIRED_BATCH);
+    let rounds = rounds(PAIRED_ROUNDS, batch, sequence, |which, part| match which {
+        0 => profile_loop(rt, bare.svc.clone(), bare.templates, part, batch),
+        1 => profile_loop(rt, candidate.svc.clone(), candidate.templates, part, batch),
+        _ => profile_loop(rt, reference.svc.clone(), reference.templates, part, batch),
+    });
+    Paired {
+        scenario: name,
+        rounds,
+    }
+}
+
+/// Rounds of a three-way comparison, and requests per service per round.
+pub const PAIRED_ROUNDS: usize = 15;
+pub const PAIRED_BATCH: usize = 20_000;
+
+fn measure<S, R>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    path: &Path<'_, S>,
+    sequence: &[u32],
+) where
+    S: Service<Request<Body>, Response = Response<R>> + Clone,
+    S::Error: std::fmt::Debug,
+{
+    let mut next = 0usize;
+    group.bench_function(path.id, |b| {
+        b.iter(|| {
+            let request = path.templates[sequence[next] as usize].request();
+            next = (next + 1) % sequence.len();
+            let response = rt.block_on(path.svc.clone().oneshot(request)).expect("service");
+            assert_eq!(response.status(), 200);
+        });
+    });
+}
+
+/// Prints this run's tables: criterion's medians of each group (`bare`, `reference`,
+/// `candidate`: the ids of `three_way`), then the paired medians; both with the candidate's
+/// overhead over bare ÷ the reference's, and the candidate's total ÷ the reference's.
+pub fn print_tables(ids: [&str; 3], paired: &[Paired]) {
+    let [bare, candidate, reference] = ids;
+    println!("\ncriterion medians of this run (ns per request), overhead = path - {bare}:");
+    println!(
+        "| scenario | {bare} | {reference} | {candidate} | {reference} overhead | {candidate} overhead | \
+         {candidate} ÷ {reference}, overheads | {candidate} ÷ {reference}, totals |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for p in paired {
+        let group = p.scenario;
+        let (Some(b), Some(r), Some(c)) = (
+            criterion_median(group, bare),
+            criterion_median(group, reference),
+            criterion_median(group, candidate),
+        ) else {
+            println!("| {group} | (not measured: a criterion filter left it out) |");
+            continue;
+        };
+        println!(
+            "| {group} | {b:.0} | {r:.0} | {c:.0} | +{:.0} | +{:.0} | {:.2} | {:.2} |",
+            r - b,
+            c - b,
+            (c - b) / (r - b),
+            c / r
+        );
+    }
+    println!(
+        "\npaired: {PAIRED_ROUNDS} rounds of {PAIRED_BATCH} requests per path, back to back; medians over rounds:"
+    );
+    println!(
+        "| scenario | {bare} | {candidate} | {reference} | {candidate} overhead | {reference} overhead | \
+         {candidate} ÷ {reference}, overheads | {candidate} ÷ {reference}, totals |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for p in paired {
+        println!("{} {:.2} |", p.row(), p.over(|r| r[1] / r[2]));
+    }
+}
+
+/// `--sessions <n>` on the command line (1 by default): the scenario a profiling run measures.
+pub fn sessions_arg() -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|arg| arg == "--sessions")
+        .and_then(|at| args.get(at + 1)?.parse().ok())
+        .unwrap_or(1)
+}
