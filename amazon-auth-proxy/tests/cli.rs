@@ -2,29 +2,14 @@
 //! serving `/verify`, `/healthz` and `/readyz`, the hardening against slow and greedy clients,
 //! and a graceful stop on SIGTERM. Each test starts the real binary on 127.0.0.1.
 
+mod common;
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_amazon-auth-proxy");
-
-/// The binary with no configuration from this test's environment.
-fn command() -> Command {
-    let mut command = Command::new(BINARY);
-    for name in [
-        "AMAZON_CLIENT_ID",
-        "AMAZON_ENDPOINT",
-        "REDIS_URL",
-        "AMAZON_AUTH_CACHE_SECRET",
-        "LISTEN_ADDR",
-        "LOG_FORMAT",
-    ] {
-        command.env_remove(name);
-    }
-    command.stdin(Stdio::null());
-    command
-}
+use common::command;
 
 /// A running `--demo` server: its address and the demo token it printed. Killed on drop.
 struct Demo {

@@ -9,7 +9,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use common::{render, Kind, Rig, CADDY_TEMPLATE, DEMO_USER, NGINX_TEMPLATE, ORIGINAL};
+use common::{
+    cookies, location, rd_of, render, Kind, Rig, CADDY_TEMPLATE, DEMO_USER, NGINX_TEMPLATE, ORIGINAL,
+};
 
 const EVIL: &str = "https://evil.example";
 
@@ -92,33 +94,6 @@ impl Rig {
             .expect("a session cookie");
         (location(&landed), session)
     }
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("location")
-        .unwrap_or_else(|| panic!("no Location: {response:?}"))
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// The `name=value` of each `Set-Cookie`.
-fn cookies(response: &reqwest::Response) -> Vec<String> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .collect()
-}
-
-fn rd_of(query: &str) -> String {
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(name, _)| name == "rd")
-        .map(|(_, value)| value.into_owned())
-        .unwrap_or_default()
 }
 
 /// What the site saw, from its JSON answer.

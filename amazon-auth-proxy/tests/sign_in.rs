@@ -3,56 +3,25 @@
 //! sign in, API calls answered `401`. The real binary with `--demo`, over HTTP on 127.0.0.1
 //! (`tests/proxies.rs` runs it behind the real nginx and Caddy).
 
-use std::io::BufRead as _;
-use std::process::{Child, Command, Stdio};
+mod common;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_amazon-auth-proxy");
+use common::{cookies, location, rd_of, AuthServer};
+use tower_amazon_auth_test_support::external::free_port;
 
+/// The auth server with `--demo`, and where it listens (its own public URL).
 struct Proxy {
-    child: Child,
+    _server: AuthServer,
     base: String,
 }
 
 impl Proxy {
     fn start() -> Self {
-        let mut command = Command::new(BINARY);
-        for name in [
-            "AMAZON_CLIENT_ID",
-            "AMAZON_ENDPOINT",
-            "REDIS_URL",
-            "AMAZON_CLIENT_SECRET",
-            "PUBLIC_URL",
-            "LISTEN_ADDR",
-        ] {
-            command.env_remove(name);
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let base = format!("http://{addr}");
+        Self {
+            _server: AuthServer::start(addr, &base),
+            base,
         }
-        let mut child = command
-            .args(["--demo", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = format!(
-            "http://{}",
-            line.split("http://")
-                .nth(1)
-                .unwrap()
-                .trim()
-                .trim_end_matches("/verify")
-        );
-        Self { child, base }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -61,19 +30,6 @@ fn client() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response.headers()["location"].to_str().unwrap().to_owned()
-}
-
-fn cookies(response: &reqwest::Response) -> Vec<String> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .collect()
 }
 
 /// Signs in through `/oauth2/start?rd=…`, the stand-in's consent page and the callback:
@@ -122,14 +78,6 @@ fn pct(text: &str) -> String {
 
 fn url_pairs(query: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(query.as_bytes()).into_owned().collect()
-}
-
-/// The value of a `rd=` query.
-fn rd_of(query: &str) -> String {
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(name, _)| name == "rd")
-        .map(|(_, value)| value.into_owned())
-        .unwrap_or_default()
 }
 
 #[tokio::test]

@@ -9,3 +9,4 @@ pub mod browser;
 pub mod examples;
 pub mod external;
 pub mod fixtures;
+pub mod proxies;

@@ -1,5 +1,6 @@
-//! The rig `proxies.rs` and `browser.rs` share: the real binary with `--demo`, a site, and the
-//! real nginx or Caddy in front of them, configured with `tests/nginx-sign-in.conf` and
+//! What the proxy's test binaries share: the real binary with no configuration from the
+//! environment ([`command`]), with `--demo` ([`AuthServer`]), a site, and the real nginx or
+//! Caddy in front of them, configured with `tests/nginx-sign-in.conf` and
 //! `tests/Caddyfile-sign-in` (the snippets docs/proxy.md shows). Each test binary uses a part.
 #![allow(dead_code)]
 
@@ -9,6 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use tower_amazon_auth_test_support::external::{self, External};
+use tower_amazon_auth_test_support::proxies;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_amazon-auth-proxy");
 pub(crate) const NGINX_TEMPLATE: &str = include_str!("../nginx-sign-in.conf");
@@ -33,6 +35,56 @@ pub(crate) enum Kind {
     Caddy,
 }
 
+/// The binary with no configuration from this test's environment, and no standard input.
+pub(crate) fn command() -> Command {
+    let mut command = Command::new(BINARY);
+    for name in [
+        "AMAZON_CLIENT_ID",
+        "AMAZON_ENDPOINT",
+        "AMAZON_CLIENT_SECRET",
+        "AMAZON_AUTHORIZE_URL",
+        "REDIS_URL",
+        "AMAZON_AUTH_CACHE_SECRET",
+        "PUBLIC_URL",
+        "LISTEN_ADDR",
+        "LOG_FORMAT",
+        "SECURE_COOKIES",
+    ] {
+        command.env_remove(name);
+    }
+    command.stdin(Stdio::null());
+    command
+}
+
+/// The `Location` of a redirect.
+pub(crate) fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no Location: {response:?}"))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The `name=value` of each `Set-Cookie`.
+pub(crate) fn cookies(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect()
+}
+
+/// The `rd` parameter of a query.
+pub(crate) fn rd_of(query: &str) -> String {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "rd")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default()
+}
+
 /// The auth server: the real binary with `--demo`, killed on drop.
 pub(crate) struct AuthServer {
     child: Child,
@@ -41,20 +93,9 @@ pub(crate) struct AuthServer {
 }
 
 impl AuthServer {
-    fn start(listen: SocketAddr, public_url: &str) -> Self {
-        let mut command = Command::new(BINARY);
-        for name in [
-            "AMAZON_CLIENT_ID",
-            "AMAZON_ENDPOINT",
-            "REDIS_URL",
-            "AMAZON_CLIENT_SECRET",
-            "PUBLIC_URL",
-            "LISTEN_ADDR",
-            "SECURE_COOKIES",
-        ] {
-            command.env_remove(name);
-        }
-        let mut child = command
+    /// The binary with `--demo` on `listen`, for a site at `public_url`, once it listens.
+    pub(crate) fn start(listen: SocketAddr, public_url: &str) -> Self {
+        let mut child = command()
             .args([
                 "--demo",
                 "--listen",
@@ -62,7 +103,6 @@ impl AuthServer {
                 "--public-url",
                 public_url,
             ])
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -152,68 +192,17 @@ impl Rig {
 }
 
 fn start_nginx(program: &Path, port: u16, auth: &str, site: &str) -> std::io::Result<External> {
-    let snippet = render(NGINX_TEMPLATE, &format!("127.0.0.1:{port}"), auth, site);
-    External::start(
-        "nginx",
+    proxies::nginx(
         program,
         port,
-        |dir| {
-            let dir = dir.display();
-            // Test-only wrapping: one foreground process, every file in the temporary directory.
-            let config = format!(
-                "daemon off;\nmaster_process off;\npid {dir}/nginx.pid;\n\
-                 events {{ worker_connections 1024; }}\n\
-                 http {{\n\
-                 access_log {dir}/access.log;\n\
-                 client_body_temp_path {dir}/client_body;\nproxy_temp_path {dir}/proxy;\n\
-                 fastcgi_temp_path {dir}/fastcgi;\nuwsgi_temp_path {dir}/uwsgi;\n\
-                 scgi_temp_path {dir}/scgi;\n\
-                 {snippet}}}\n"
-            );
-            std::fs::write(format!("{dir}/nginx.conf"), config)
-        },
-        |dir| {
-            let prefix = format!("{}/", dir.display());
-            vec![
-                "-p".to_owned(),
-                prefix.clone(),
-                "-c".to_owned(),
-                format!("{prefix}nginx.conf"),
-                "-e".to_owned(),
-                format!("{prefix}error.log"),
-            ]
-        },
+        &render(NGINX_TEMPLATE, &format!("127.0.0.1:{port}"), auth, site),
     )
 }
 
 fn start_caddy(program: &Path, port: u16, auth: &str, site: &str) -> std::io::Result<External> {
-    let snippet = render(CADDY_TEMPLATE, &format!("http://127.0.0.1:{port}"), auth, site);
-    // Through env(1), which execs caddy in place, so that what Caddy saves lands in the
-    // temporary directory rather than $HOME.
-    External::start(
-        "caddy",
-        Path::new("env"),
+    proxies::caddy(
+        program,
         port,
-        |dir| {
-            // Test-only global options: no admin endpoint, no certificates, state in the
-            // temporary directory.
-            let config = format!(
-                "{{\n\tadmin off\n\tauto_https off\n\tstorage file_system {}/data\n}}\n\n{snippet}",
-                dir.display()
-            );
-            std::fs::write(dir.join("Caddyfile"), config)
-        },
-        |dir| {
-            vec![
-                format!("XDG_CONFIG_HOME={}/config", dir.display()),
-                format!("XDG_DATA_HOME={}/data", dir.display()),
-                program.display().to_string(),
-                "run".to_owned(),
-                "--config".to_owned(),
-                format!("{}/Caddyfile", dir.display()),
-                "--adapter".to_owned(),
-                "caddyfile".to_owned(),
-            ]
-        },
+        &render(CADDY_TEMPLATE, &format!("http://127.0.0.1:{port}"), auth, site),
     )
 }

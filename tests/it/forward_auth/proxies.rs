@@ -8,6 +8,7 @@ use std::path::Path;
 use super::service::announce_body_send_none;
 use super::*;
 use crate::external::{self, External};
+use tower_amazon_auth_test_support::proxies;
 
 #[derive(Clone, Copy, Debug)]
 enum Proxy {
@@ -106,37 +107,7 @@ fn start_nginx(
             backend,
         },
     );
-    External::start(
-        "nginx",
-        program,
-        port,
-        |dir| {
-            let dir = dir.display();
-            // Test-only wrapping: one foreground process, every file in the temporary directory.
-            let config = format!(
-                "daemon off;\nmaster_process off;\npid {dir}/nginx.pid;\n\
-                 events {{ worker_connections 1024; }}\n\
-                 http {{\n\
-                 access_log {dir}/access.log;\n\
-                 client_body_temp_path {dir}/client_body;\nproxy_temp_path {dir}/proxy;\n\
-                 fastcgi_temp_path {dir}/fastcgi;\nuwsgi_temp_path {dir}/uwsgi;\n\
-                 scgi_temp_path {dir}/scgi;\n\
-                 {snippet}}}\n"
-            );
-            std::fs::write(format!("{dir}/nginx.conf"), config)
-        },
-        |dir| {
-            let prefix = format!("{}/", dir.display());
-            vec![
-                "-p".to_owned(),
-                prefix.clone(),
-                "-c".to_owned(),
-                format!("{prefix}nginx.conf"),
-                "-e".to_owned(),
-                format!("{prefix}error.log"),
-            ]
-        },
-    )
+    proxies::nginx(program, port, &snippet)
 }
 
 fn start_caddy(program: &Path, port: u16, auth: &str, backend: &str) -> std::io::Result<External> {
@@ -149,34 +120,7 @@ fn start_caddy(program: &Path, port: u16, auth: &str, backend: &str) -> std::io:
             backend,
         },
     );
-    // Through env(1), which execs caddy in place (same pid), so that what Caddy saves
-    // (autosave.json, its data) lands in the temporary directory rather than $HOME.
-    External::start(
-        "caddy",
-        Path::new("env"),
-        port,
-        |dir| {
-            // Test-only global options: no admin endpoint, no certificates, state in the
-            // temporary directory.
-            let config = format!(
-                "{{\n\tadmin off\n\tauto_https off\n\tstorage file_system {}/data\n}}\n\n{snippet}",
-                dir.display()
-            );
-            std::fs::write(dir.join("Caddyfile"), config)
-        },
-        |dir| {
-            vec![
-                format!("XDG_CONFIG_HOME={}/config", dir.display()),
-                format!("XDG_DATA_HOME={}/data", dir.display()),
-                program.display().to_string(),
-                "run".to_owned(),
-                "--config".to_owned(),
-                format!("{}/Caddyfile", dir.display()),
-                "--adapter".to_owned(),
-                "caddyfile".to_owned(),
-            ]
-        },
-    )
+    proxies::caddy(program, port, &snippet)
 }
 
 /// 1. A valid token: 200 from the backend, which sees the identity headers.
