@@ -442,6 +442,11 @@ impl AmazonUser {
     pub fn source(&self) -> TokenSource {
         self.source
     }
+
+    /// The key of the session this user came from (website sign-in), else `None`.
+    pub(crate) fn session_key(&self) -> Option<TokenKey> {
+        self.session.as_ref().and(self.key)
+    }
 }
 
 /// Serializes the profile in Amazon's own shape, `{"user_id","email","name","postal_code"}`,

@@ -46,6 +46,9 @@ pub(crate) async fn served(cli: &Cli, addr: SocketAddr) -> Result<Served, Refusa
         (false, true) => {
             return Err("--demo starts a stand-in for Amazon that signs anyone in: it cannot be combined with a client id".to_owned())
         }
+        (true, true) if cli.endpoint.is_some() => {
+            return Err("--demo verifies tokens with its built-in stand-in for Amazon: it cannot be combined with --endpoint".to_owned())
+        }
         (true, true) => {
             let mock = MockAmazon::start()
                 .await

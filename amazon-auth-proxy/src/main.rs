@@ -69,7 +69,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let mut app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(move || readyz(cache.clone())))
-        .fallback_service(layer.forward_auth());
+        .fallback_service(layer.forward_auth().pass_access_token(cli.pass_access_token));
     if let Some(sign_in) = &sign_in {
         // `/oauth2/start`, `/oauth2/callback`, `/oauth2/sign_out`: the only routes the proxy
         // passes to this server without `auth_request`.

@@ -70,6 +70,7 @@ fn it_refuses_to_start_unconfigured_and_never_starts_the_demo_unless_asked() {
             &["--demo", "--client-id", "amzn1.application-oa2-client.x"][..],
             "--demo",
         ),
+        (&["--demo", "--endpoint", "http://127.0.0.1:1"][..], "--endpoint"),
         (
             &["--client-id", "x", "--redis-url", "redis://127.0.0.1:1"][..],
             "--cache-secret",
@@ -107,6 +108,14 @@ fn help_documents_every_setting_and_its_variable() {
         "--header-read-timeout",
         "--max-header-bytes",
         "--max-connections",
+        "--pass-access-token",
+        "PASS_ACCESS_TOKEN",
+        "--client-secret",
+        "AMAZON_CLIENT_SECRET",
+        "--public-url",
+        "PUBLIC_URL",
+        "--authorize-url",
+        "--secure-cookies",
     ] {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }

@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use common::{
-    cookies, location, rd_of, render, Kind, Rig, CADDY_TEMPLATE, DEMO_USER, NGINX_TEMPLATE, ORIGINAL,
+    cookies, location, rd_of, render, Auth, Kind, Rig, CADDY_TEMPLATE, DEMO_USER, NGINX_TEMPLATE, ORIGINAL,
 };
+use tower_amazon_auth_mock::MockReply;
 
 const EVIL: &str = "https://evil.example";
 
@@ -150,13 +151,18 @@ async fn sign_in_and_out(rig: Rig) {
                 .header("sec-fetch-mode", "navigate")
                 .header("cookie", &cookie)
                 .header("x-auth-request-user", "amzn1.account.FORGED")
-                .header("x-auth-request-email", "forged@example.com"),
+                .header("x-auth-request-email", "forged@example.com")
+                .header("x-auth-request-access-token", "Atza|FORGED"),
         )
         .await;
     let page = seen(response).await;
     assert_eq!(page["uri"], ORIGINAL);
     assert_eq!(seen_header(&page, "x-auth-request-user"), [DEMO_USER]);
     assert_eq!(seen_header(&page, "x-auth-request-email"), ["demo@example.com"]);
+    // Without --pass-access-token: no token at all, not even the client's own (Caddy 2.6.2
+    // passes the auth server's empty value on, nginx sends no header).
+    let tokens = seen_header(&page, "x-auth-request-access-token");
+    assert!(tokens.iter().all(String::is_empty), "{tokens:?}");
     let cookies = seen_header(&page, "cookie").join("; ");
     let pairs: Vec<&str> = cookies
         .split(';')
@@ -228,43 +234,142 @@ async fn sign_in_and_out(rig: Rig) {
         .await;
 }
 
+/// Amazon unavailable: `503` with the auth server's `Retry-After` through the proxy, never the
+/// site; then the auth server down: what each proxy answers (docs/proxy.md's table).
+async fn amazon_or_auth_server_down(mut rig: Rig) {
+    let failing = tower_amazon_auth_mock::mock_access_token("amazon is down");
+    rig.auth
+        .amazon()
+        .register(&failing, MockReply::status(503).retry_after(7));
+    let down = rig
+        .send(rig.http.get(rig.url(ORIGINAL)).bearer_auth(&failing))
+        .await;
+    assert_eq!(down.status(), 503, "{}", rig.proxy.logs());
+    assert_eq!(
+        down.headers()["retry-after"],
+        "7",
+        "Amazon's Retry-After, through the proxy"
+    );
+    assert!(down.headers().get("x-auth-request-user").is_none());
+    // A known token still works meanwhile (from the cache or Amazon).
+    let fine = rig
+        .send(rig.http.get(rig.url(ORIGINAL)).bearer_auth(&rig.auth.token))
+        .await;
+    assert_eq!(seen_header(&seen(fine).await, "x-auth-request-user"), [DEMO_USER]);
+
+    rig.auth.kill();
+    for request in [
+        rig.http.get(rig.url(ORIGINAL)).bearer_auth(&rig.auth.token),
+        rig.http
+            .get(rig.url(ORIGINAL))
+            .header("sec-fetch-mode", "navigate")
+            .header("cookie", "taa_session=x"),
+    ] {
+        let response = rig.send(request).await;
+        let expected = match rig.kind {
+            // The auth subrequest fails: 500, which the snippet answers 503.
+            Kind::Nginx => 503,
+            // forward_auth's reverse proxy cannot connect.
+            Kind::Caddy => 502,
+        };
+        assert_eq!(response.status(), expected, "auth server down, {:?}", rig.kind);
+        assert!(
+            response.headers().get("retry-after").is_none(),
+            "no Retry-After to pass on"
+        );
+        assert!(response.headers().get("x-auth-request-user").is_none());
+    }
+    // The sign-in routes too: never the site.
+    let start = rig.send(rig.http.get(rig.url("/oauth2/start?rd=/"))).await;
+    assert_eq!(start.status(), 502, "the proxy's own answer");
+}
+
+/// With `--pass-access-token`, the site gets the access token: the bearer's own, and for a
+/// session its current one (which the browser never saw), never a client's forged copy.
+async fn pass_access_token(rig: Rig) {
+    let bearer = rig
+        .send(
+            rig.http
+                .get(rig.url(ORIGINAL))
+                .bearer_auth(&rig.auth.token)
+                .header("x-auth-request-access-token", "Atza|FORGED"),
+        )
+        .await;
+    let bearer = seen(bearer).await;
+    assert_eq!(
+        seen_header(&bearer, "x-auth-request-access-token"),
+        [rig.auth.token.as_str()]
+    );
+
+    let start = rig.sent_to_sign_in(None, "signed out").await;
+    let (_, session) = rig.sign_in(&start).await;
+    let page = rig
+        .send(
+            rig.http
+                .get(rig.url(ORIGINAL))
+                .header("cookie", &session)
+                .header("x-auth-request-access-token", "Atza|FORGED"),
+        )
+        .await;
+    let page = seen(page).await;
+    let tokens = seen_header(&page, "x-auth-request-access-token");
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    let token = &tokens[0];
+    assert!(token.starts_with("Atza|") && token != &rig.auth.token, "{token}");
+    // It is the session's: as a bearer token it is the same user.
+    let again = rig.send(rig.http.get(rig.url("/")).bearer_auth(token)).await;
+    assert_eq!(
+        seen_header(&seen(again).await, "x-auth-request-user"),
+        [DEMO_USER]
+    );
+}
+
+/// Starts the rig of `case` behind `kind` with its auth server as `auth`, and runs it; skipped
+/// when the proxy is not installed (a failure with `CI` set).
+async fn run<F: std::future::Future<Output = ()>>(
+    kind: Kind,
+    test: &str,
+    auth: Auth<'_>,
+    case: fn(Rig) -> F,
+) {
+    let started = Instant::now();
+    if let Some(rig) = Rig::start_with(kind, test, site(), auth).await {
+        case(rig).await;
+        println!("{test}: {:?}", started.elapsed());
+    }
+}
+
+/// A test per case and proxy, `proxies::<case>::nginx` and `proxies::<case>::caddy`; the auth
+/// server runs with `--demo`, or against a stand-in for Amazon the test controls with the
+/// flags given.
 macro_rules! through_each_proxy {
-    ($($case:ident),* $(,)?) => {
-        mod nginx {
-            $(
+    ($($case:ident => $auth:expr),* $(,)?) => {
+        $(
+            mod $case {
+                use super::{run, Auth, Kind};
+
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let test = concat!("proxies::nginx::", stringify!($case));
-                    let started = std::time::Instant::now();
-                    if let Some(rig) = super::Rig::start(super::Kind::Nginx, test, super::site()).await {
-                        super::$case(rig).await;
-                        super::took(test, started);
-                    }
+                async fn nginx() {
+                    let test = concat!("proxies::", stringify!($case), "::nginx");
+                    run(Kind::Nginx, test, $auth, super::$case).await;
                 }
-            )*
-        }
-        mod caddy {
-            $(
+
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let test = concat!("proxies::caddy::", stringify!($case));
-                    let started = std::time::Instant::now();
-                    if let Some(rig) = super::Rig::start(super::Kind::Caddy, test, super::site()).await {
-                        super::$case(rig).await;
-                        super::took(test, started);
-                    }
+                async fn caddy() {
+                    let test = concat!("proxies::", stringify!($case), "::caddy");
+                    run(Kind::Caddy, test, $auth, super::$case).await;
                 }
-            )*
-        }
+            }
+        )*
     };
 }
 
-through_each_proxy!(signed_out, sign_in_and_out);
-
-/// Prints how long a test took (seen with `--nocapture`).
-fn took(test: &str, started: Instant) {
-    println!("{test}: {:?}", started.elapsed());
-}
+through_each_proxy!(
+    signed_out => Auth::Demo,
+    sign_in_and_out => Auth::Demo,
+    amazon_or_auth_server_down => Auth::Against(&[]),
+    pass_access_token => Auth::Against(&["--pass-access-token"]),
+);
 
 /// The fenced block that follows `marker` in `doc`, without its fences.
 fn block_after<'a>(doc: &'a str, marker: &str) -> &'a str {

@@ -7,20 +7,32 @@ use http::header::{CACHE_CONTROL, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
-use super::headers::{encode, X_AUTH_REQUEST_EMAIL, X_AUTH_REQUEST_NAME, X_AUTH_REQUEST_USER};
+use super::headers::{
+    encode, X_AUTH_REQUEST_ACCESS_TOKEN, X_AUTH_REQUEST_EMAIL, X_AUTH_REQUEST_NAME, X_AUTH_REQUEST_USER,
+};
+use crate::access_token::AccessToken;
 use crate::error::AuthError;
 use crate::identity::AmazonUser;
 use crate::service::Settings;
 
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+const EMPTY: HeaderValue = HeaderValue::from_static("");
 
-/// `200` with the user's identity; a field the scope did not grant is an empty header.
-pub(crate) fn allow(user: &AmazonUser) -> Response<Full<Bytes>> {
+/// `200` with the user's identity; a field the scope did not grant is an empty header. The
+/// access token header is always there too (a proxy that copies it then overwrites a client's
+/// own): `token` (the operator opted in), marked sensitive, else empty.
+pub(crate) fn allow(user: &AmazonUser, token: Option<&AccessToken>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::default());
     let headers = response.headers_mut();
     headers.insert(X_AUTH_REQUEST_USER, encode(user.user_id()));
     headers.insert(X_AUTH_REQUEST_EMAIL, encode(user.email().unwrap_or_default()));
     headers.insert(X_AUTH_REQUEST_NAME, encode(user.name().unwrap_or_default()));
+    // An accepted token passed the crate's character rules: always a valid header value.
+    let mut token = token
+        .and_then(|token| HeaderValue::from_str(token.expose()).ok())
+        .unwrap_or(EMPTY);
+    token.set_sensitive(true);
+    headers.insert(X_AUTH_REQUEST_ACCESS_TOKEN, token);
     headers.insert(CACHE_CONTROL, NO_STORE);
     response
 }

@@ -12,6 +12,12 @@ pub const X_AUTH_REQUEST_USER: HeaderName = HeaderName::from_static("x-auth-requ
 pub const X_AUTH_REQUEST_EMAIL: HeaderName = HeaderName::from_static("x-auth-request-email");
 /// The response header carrying the user's name (empty without the `profile` scope).
 pub const X_AUTH_REQUEST_NAME: HeaderName = HeaderName::from_static("x-auth-request-name");
+/// The response header carrying the request's Amazon access token, only from a
+/// [`ForwardAuth`](super::ForwardAuth) built with
+/// [`pass_access_token(true)`](super::ForwardAuth::pass_access_token) (oauth2-proxy's
+/// `--pass-access-token`): for a session, the session's current token, which the browser never
+/// holds; for a bearer request, the request's own.
+pub const X_AUTH_REQUEST_ACCESS_TOKEN: HeaderName = HeaderName::from_static("x-auth-request-access-token");
 /// The request header nginx is configured to send the original request's URI in.
 pub const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
 /// The request header Caddy and Traefik send the original request's URI in.

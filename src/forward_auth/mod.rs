@@ -45,6 +45,13 @@
 //! byte is itself. Plain percent-decoding (as UTF-8) gives the value back: `Zoë 100%` is sent
 //! as `Zo%C3%AB 100%25`, `Doe, Jane` as `Doe%2C Jane`, `Demo User` as itself.
 //!
+//! **Access token, on request only.** A service built with
+//! [`pass_access_token(true)`](ForwardAuth::pass_access_token) sets the token to [`X_AUTH_REQUEST_ACCESS_TOKEN`] on an allow: the request's own token, or for a
+//! session the session's current one (which the browser never holds), for an upstream that
+//! calls Amazon itself (oauth2-proxy's `--pass-access-token`). Off by default, the header is
+//! then empty (always present, like the others, so a proxy that copies it overwrites a
+//! client's own), and the upstream never sees a session's token.
+//!
 //! A layer built with [`optional(true)`](crate::AmazonAuthBuilder::optional) still refuses a
 //! request without a token here: a forward-auth answer has no anonymous pass.
 //!
@@ -96,7 +103,7 @@ mod service;
 
 pub use future::ForwardAuthFuture;
 pub use headers::{
-    X_AUTH_REQUEST_EMAIL, X_AUTH_REQUEST_NAME, X_AUTH_REQUEST_REDIRECT, X_AUTH_REQUEST_USER,
-    X_FORWARDED_METHOD, X_FORWARDED_URI, X_ORIGINAL_METHOD, X_ORIGINAL_URI,
+    X_AUTH_REQUEST_ACCESS_TOKEN, X_AUTH_REQUEST_EMAIL, X_AUTH_REQUEST_NAME, X_AUTH_REQUEST_REDIRECT,
+    X_AUTH_REQUEST_USER, X_FORWARDED_METHOD, X_FORWARDED_URI, X_ORIGINAL_METHOD, X_ORIGINAL_URI,
 };
 pub use service::{ForwardAuth, VERIFY_PATH};

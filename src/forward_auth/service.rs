@@ -18,10 +18,12 @@ use super::future::ForwardAuthFuture;
 use super::headers::X_AUTH_REQUEST_REDIRECT;
 use super::original_method::original_method;
 use super::original_uri::original_uri;
+use crate::access_token::AccessToken;
 use crate::error::AuthError;
 use crate::identity::AmazonUser;
 use crate::layer::AmazonAuthLayer;
 use crate::service::{Decision, Shared};
+use crate::token::{self, TokenSource};
 
 /// The path a proxy's subrequest goes to; paths under it (`/verify/…`) are answered too.
 pub const VERIFY_PATH: &str = "/verify";
@@ -44,12 +46,15 @@ pub const VERIFY_PATH: &str = "/verify";
 #[derive(Clone)]
 pub struct ForwardAuth {
     shared: Arc<Shared>,
+    /// Whether an allow carries the access token ([`Self::pass_access_token`]).
+    pass_access_token: bool,
 }
 
 impl fmt::Debug for ForwardAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ForwardAuth")
             .field("realm", &self.shared.settings.realm)
+            .field("pass_access_token", &self.pass_access_token)
             .finish_non_exhaustive()
     }
 }
@@ -59,7 +64,50 @@ impl ForwardAuth {
     pub fn new(layer: &AmazonAuthLayer) -> Self {
         Self {
             shared: Arc::clone(layer.shared()),
+            pass_access_token: false,
         }
+    }
+
+    /// Whether an allow also carries the access token in
+    /// [`X-Auth-Request-Access-Token`](super::X_AUTH_REQUEST_ACCESS_TOKEN): the request's own,
+    /// or a session's current one (refreshed tokens included), for an upstream that calls
+    /// Amazon itself. Off by default. The proxy must then set that header on the upstream
+    /// request from the answer *always* (replacing a client's own), as the sign-in snippets do.
+    ///
+    /// ```
+    /// use tower_amazon_auth::AmazonAuthLayer;
+    ///
+    /// let layer = AmazonAuthLayer::new("amzn1.application-oa2-client.0123456789abcdef")?;
+    /// let service = layer.forward_auth().pass_access_token(true);
+    /// # let _ = service;
+    /// # Ok::<(), tower_amazon_auth::BuildError>(())
+    /// ```
+    pub fn pass_access_token(mut self, pass: bool) -> Self {
+        self.pass_access_token = pass;
+        self
+    }
+
+    /// The access token an allow of `user` carries, when the operator asked for it: a
+    /// session's current token, else the request's own.
+    fn passed_token(
+        &self,
+        user: &AmazonUser,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+    ) -> Option<AccessToken> {
+        if !self.pass_access_token {
+            return None;
+        }
+        if user.source() == TokenSource::Session {
+            return self.session_token(user);
+        }
+        let found = token::find(uri, headers, self.shared.settings.rules).ok()??;
+        found.access_token().ok()
+    }
+
+    /// The current access token of the session `user` came from, while it is signed in.
+    fn session_token(&self, user: &AmazonUser) -> Option<AccessToken> {
+        self.shared.settings.sign_in.as_ref()?.session_access_token(user)
     }
 
     /// The answer to a subrequest with this URI and these headers.
@@ -104,7 +152,10 @@ impl ForwardAuth {
             response
         };
         match decision {
-            Decision::Forward(Some(user)) => ForwardAuthFuture::ready(allow(&user)),
+            Decision::Forward(Some(user)) => {
+                let token = self.passed_token(&user, &uri, headers);
+                ForwardAuthFuture::ready(allow(&user, token.as_ref()))
+            }
             // An optional layer lets a request without a token through; here that would be an
             // allow without a user, so it is the layer's own 401 instead.
             Decision::Forward(None) | Decision::ForwardSignedOut => {
@@ -113,11 +164,15 @@ impl ForwardAuth {
             Decision::Refuse(error) => ForwardAuthFuture::ready(signed_out(deny(&shared.settings, &error))),
             Decision::Resolve(key, token, source) => {
                 let shared = Arc::clone(&self.shared);
+                let pass = self.pass_access_token;
                 let span = tracing::debug_span!("amazon_auth", source = source.as_str(), forward_auth = true);
                 ForwardAuthFuture::resolving(Box::pin(
                     async move {
                         match shared.cache.resolve(key, &token).await {
-                            Ok(identity) => allow(&AmazonUser::new(identity, source, Some(key))),
+                            Ok(identity) => allow(
+                                &AmazonUser::new(identity, source, Some(key)),
+                                pass.then_some(&token),
+                            ),
                             Err(error) => deny(&shared.settings, &error),
                         }
                     }
@@ -125,12 +180,19 @@ impl ForwardAuth {
                 ))
             }
             Decision::ResolveSession(session) => {
-                let shared = Arc::clone(&self.shared);
+                let this = self.clone();
                 let span = tracing::debug_span!("amazon_auth", source = "session", forward_auth = true);
                 ForwardAuthFuture::resolving(Box::pin(
                     async move {
+                        let shared = &this.shared;
                         match session.resolve().await {
-                            Ok(user) => allow(&user),
+                            Ok(user) => {
+                                let token = this
+                                    .pass_access_token
+                                    .then(|| this.session_token(&user))
+                                    .flatten();
+                                allow(&user, token.as_ref())
+                            }
                             Err(error) => signed_out(deny(&shared.settings, &error)),
                         }
                     }

@@ -171,6 +171,13 @@ impl SignIn {
         cookies::find(headers, self.shared.cookies.session_name()).is_some()
     }
 
+    /// The current access token of the session `user` came from, while it is signed in.
+    pub(crate) fn session_access_token(&self, user: &crate::AmazonUser) -> Option<crate::AccessToken> {
+        let key = user.session_key()?;
+        let session = self.shared.sessions.get(&key, std::time::Instant::now())?;
+        Some(session.tokens().access)
+    }
+
     /// The number of live sessions.
     pub fn session_count(&self) -> u64 {
         self.shared.sessions.count()

@@ -1,5 +1,6 @@
 //! What the proxy's test binaries share: the real binary with no configuration from the
-//! environment ([`command`]), with `--demo` ([`AuthServer`]), a site, and the real nginx or
+//! environment ([`command`]), with `--demo` or against a stand-in for Amazon the test controls
+//! ([`AuthServer`]), a site, and the real nginx or
 //! Caddy in front of them, configured with `tests/nginx-sign-in.conf` and
 //! `tests/Caddyfile-sign-in` (the snippets docs/proxy.md shows). Each test binary uses a part.
 #![allow(dead_code)]
@@ -8,6 +9,11 @@ use std::io::BufRead as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tower_amazon_auth_mock::{
+    mock_access_token, MockAmazon, MockScope, MockUser, MOCK_CLIENT_ID, MOCK_CLIENT_SECRET,
+};
 
 use tower_amazon_auth_test_support::external::{self, External};
 use tower_amazon_auth_test_support::proxies;
@@ -49,6 +55,10 @@ pub(crate) fn command() -> Command {
         "LISTEN_ADDR",
         "LOG_FORMAT",
         "SECURE_COOKIES",
+        "PASS_ACCESS_TOKEN",
+        "HEADER_READ_TIMEOUT",
+        "MAX_HEADER_BYTES",
+        "MAX_CONNECTIONS",
     ] {
         command.env_remove(name);
     }
@@ -85,11 +95,14 @@ pub(crate) fn rd_of(query: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The auth server: the real binary with `--demo`, killed on drop.
+/// The auth server: the real binary, killed on drop.
 pub(crate) struct AuthServer {
     child: Child,
-    /// The token the stand-in for Amazon knows, which the binary prints.
+    /// A token the stand-in for Amazon knows, of the demo user.
     pub(crate) token: String,
+    /// The stand-in for Amazon the test controls ([`AuthServer::against`]); `None` with
+    /// `--demo`, whose stand-in lives in the binary.
+    pub(crate) amazon: Option<MockAmazon>,
 }
 
 impl AuthServer {
@@ -118,14 +131,79 @@ impl AuthServer {
             .and_then(|rest| rest.split('\'').next())
             .unwrap_or_else(|| panic!("no token in {line:?}"))
             .to_owned();
-        Self { child, token }
+        Self {
+            child,
+            token,
+            amazon: None,
+        }
+    }
+
+    /// The binary configured as in production (a client id, a client secret, an endpoint, an
+    /// authorize URL) against a stand-in for Amazon this test controls, with `extra` flags, on
+    /// `listen`, for a site at `public_url`, once it listens. The demo user can sign in, and
+    /// [`Self::token`] is one of theirs.
+    pub(crate) async fn against(listen: SocketAddr, public_url: &str, extra: &[&str]) -> Self {
+        let amazon = MockAmazon::start().await.unwrap();
+        let user = MockUser::new(DEMO_USER)
+            .email("demo@example.com")
+            .name("Demo User")
+            .scope(MockScope::Profile)
+            .exp(3600);
+        let token = mock_access_token("amazon-auth-proxy test");
+        amazon.register(&token, user.clone());
+        amazon.add_sign_in_user(user);
+        amazon.allow_redirect_uri(format!("{public_url}/oauth2/callback"));
+        // The consent page on `localhost`, the site on `127.0.0.1`: two sites, as with amazon.com.
+        let authorize = format!("http://localhost:{}/ap/oa", amazon.addr().port());
+        let mut child = command()
+            .args(["--listen", &listen.to_string(), "--public-url", public_url])
+            .args([
+                "--client-id",
+                MOCK_CLIENT_ID,
+                "--client-secret",
+                MOCK_CLIENT_SECRET,
+            ])
+            .args(["--endpoint", amazon.base_url(), "--authorize-url", &authorize])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(listen).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("amazon-auth-proxy exited at start: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "amazon-auth-proxy did not listen on {listen}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self {
+            child,
+            token,
+            amazon: Some(amazon),
+        }
+    }
+
+    /// The stand-in for Amazon of [`Self::against`].
+    pub(crate) fn amazon(&self) -> &MockAmazon {
+        self.amazon
+            .as_ref()
+            .expect("an auth server started with `against`")
+    }
+
+    /// Stops the binary, as a crash would.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 impl Drop for AuthServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -147,10 +225,30 @@ pub(crate) struct Rig {
     pub(crate) http: reqwest::Client,
 }
 
+/// How a [`Rig`]'s auth server runs.
+pub(crate) enum Auth<'a> {
+    /// `--demo`.
+    Demo,
+    /// Against a stand-in for Amazon the test controls, with these extra flags
+    /// ([`AuthServer::against`]).
+    Against(&'a [&'a str]),
+}
+
 impl Rig {
-    /// Everything started, or `None` when the proxy is not installed (skipped; a failure with
-    /// `CI` set).
+    /// Everything started, the auth server with `--demo`, or `None` when the proxy is not
+    /// installed (skipped; a failure with `CI` set).
     pub(crate) async fn start(kind: Kind, test: &str, site: axum::Router) -> Option<Self> {
+        Self::start_with(kind, test, site, Auth::Demo).await
+    }
+
+    /// Everything started, the auth server as `auth` says, or `None` when the proxy is not
+    /// installed (skipped; a failure with `CI` set).
+    pub(crate) async fn start_with(
+        kind: Kind,
+        test: &str,
+        site: axum::Router,
+        auth: Auth<'_>,
+    ) -> Option<Self> {
         let program = match kind {
             Kind::Nginx => external::require("nginx", "nginx", test)?,
             Kind::Caddy => external::require("caddy", "caddy", test)?,
@@ -158,7 +256,10 @@ impl Rig {
         let port = external::free_port();
         let origin = format!("http://127.0.0.1:{port}");
         let auth_addr = SocketAddr::from(([127, 0, 0, 1], external::free_port()));
-        let auth = AuthServer::start(auth_addr, &origin);
+        let auth = match auth {
+            Auth::Demo => AuthServer::start(auth_addr, &origin),
+            Auth::Against(extra) => AuthServer::against(auth_addr, &origin, extra).await,
+        };
         let site = serve(site).await.to_string();
         let auth_addr = auth_addr.to_string();
         let proxy = match kind {

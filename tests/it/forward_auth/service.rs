@@ -302,6 +302,48 @@ async fn shares_the_layers_cache_and_verifies_each_token_once() {
     assert_eq!((after.hits - before.hits, after.misses), (1, before.misses));
 }
 
+#[tokio::test]
+async fn passes_the_access_token_only_when_asked() {
+    let server = AuthServer::start(|b| b).await;
+    let good = server.users.good.clone();
+    let by_header = [("authorization", bearer(&good))];
+    let by_query = [("x-original-uri", format!("/orders?access_token={good}"))];
+    // Off by default: present and empty, so a proxy copying it overwrites a client's own.
+    for headers in [&by_header, &by_query] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let answer = verify(&server, "/verify", &headers).await;
+        assert_eq!(answer.status(), 200);
+        assert_eq!(header(&answer, "x-auth-request-access-token"), Some(""));
+    }
+    let app = axum::Router::new().fallback_service(server.layer.forward_auth().pass_access_token(true));
+    let passing = common::serve(app).await;
+    for headers in [&by_header, &by_query] {
+        // Once verified (a miss), once from the cache (a hit): the token both times.
+        for _ in 0..2 {
+            let mut request = common::client().get(format!("http://{passing}/verify"));
+            for (name, value) in headers {
+                request = request.header(*name, value);
+            }
+            let answer = request.send().await.unwrap();
+            assert_eq!(answer.status(), 200);
+            assert_eq!(
+                header(&answer, "x-auth-request-access-token"),
+                Some(good.as_str())
+            );
+        }
+        server.layer.cache().invalidate_all();
+    }
+    // A refusal carries none.
+    let refused = common::client()
+        .get(format!("http://{passing}/verify"))
+        .header("authorization", "Bearer Atza|unknown")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert!(header(&refused, "x-auth-request-access-token").is_none());
+}
+
 /// A body that fails the test if anything polls it.
 struct Untouchable;
 
