@@ -57,6 +57,8 @@ async fn readyz(cache: IdentityCache) -> Json<serde_json::Value> {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
+    // Caught before anything says the server is up.
+    let signals = server::ShutdownSignals::catch();
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", cli.listen))?;
@@ -83,7 +85,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             demo.token
         );
     }
-    server::serve(listener, app, &cli)
+    server::serve(listener, app, &cli, signals)
         .await
         .map_err(|never| match never {})
 }

@@ -19,11 +19,16 @@ use crate::cli::Cli;
 /// How long requests in flight may take to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// Serves `app` on `listener` until SIGTERM or Ctrl-C, then lets requests in flight finish.
-pub(crate) async fn serve(listener: TcpListener, app: Router, cli: &Cli) -> Result<(), Infallible> {
+/// Serves `app` on `listener` until one of `signals`, then lets requests in flight finish.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    cli: &Cli,
+    signals: ShutdownSignals,
+) -> Result<(), Infallible> {
     let connections = Arc::new(Semaphore::new(cli.max_connections));
     let graceful = GracefulShutdown::new();
-    let shutdown = shutdown_signal();
+    let shutdown = signals.received();
     tokio::pin!(shutdown);
     loop {
         let (stream, _peer) = tokio::select! {
@@ -67,26 +72,51 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, cli: &Cli) -> Resu
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM (what systemd, `docker stop` and Kubernetes send).
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// SIGTERM (what systemd, `docker stop` and Kubernetes send) and Ctrl-C, caught from the moment
+/// this is made: made before the server says it is up, a signal sent right after that still
+/// stops it gracefully rather than killing it.
+pub(crate) struct ShutdownSignals {
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    /// Catches the signals from now on (inside a Tokio runtime).
+    pub(crate) fn catch() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self {
+                terminate: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Resolves at the first of them.
+    async fn received(mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = next(&mut self.terminate) => {}
+                () = next(&mut self.interrupt) => {}
+            }
+        }
+        #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
     }
 }

@@ -4,63 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::command;
-
-/// A running `--demo` server: its address and the demo token it printed. Killed on drop.
-struct Demo {
-    child: Child,
-    addr: String,
-    token: String,
-}
-
-impl Demo {
-    fn start(extra: &[&str]) -> Self {
-        let mut child = command()
-            .args(["--demo", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        // curl -H 'Authorization: Bearer <token>' http://ADDR/verify
-        let token = line
-            .split("Bearer ")
-            .nth(1)
-            .unwrap()
-            .split('\'')
-            .next()
-            .unwrap()
-            .to_owned();
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .unwrap()
-            .trim()
-            .trim_end_matches("/verify")
-            .to_owned();
-        Self { child, addr, token }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{command, AuthServer};
 
 #[test]
 fn it_refuses_to_start_unconfigured_and_never_starts_the_demo_unless_asked() {
@@ -123,7 +72,7 @@ fn help_documents_every_setting_and_its_variable() {
 
 #[tokio::test]
 async fn the_demo_answers_verify_health_and_readiness() {
-    let demo = Demo::start(&[]);
+    let demo = AuthServer::demo(&[]);
     let http = reqwest::Client::new();
     let allowed = http
         .get(demo.url("/verify"))
@@ -187,7 +136,7 @@ fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
 
 #[test]
 fn a_slow_client_is_cut_off_and_oversized_headers_refused() {
-    let demo = Demo::start(&["--header-read-timeout", "300ms"]);
+    let demo = AuthServer::demo(&["--header-read-timeout", "300ms"]);
     let mut slow = TcpStream::connect(&demo.addr).unwrap();
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
     let started = Instant::now();
@@ -214,7 +163,7 @@ fn a_slow_client_is_cut_off_and_oversized_headers_refused() {
 
 #[test]
 fn connections_beyond_the_limit_are_closed() {
-    let demo = Demo::start(&["--max-connections", "1", "--header-read-timeout", "10s"]);
+    let demo = AuthServer::demo(&["--max-connections", "1", "--header-read-timeout", "10s"]);
     let _first = TcpStream::connect(&demo.addr).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let mut second = TcpStream::connect(&demo.addr).unwrap();
@@ -226,7 +175,7 @@ fn connections_beyond_the_limit_are_closed() {
 
 #[test]
 fn sigterm_stops_it_cleanly() {
-    let mut demo = Demo::start(&[]);
+    let mut demo = AuthServer::demo(&[]);
     let _idle = TcpStream::connect(&demo.addr).unwrap();
     let killed = Command::new("kill")
         .args(["-TERM", &demo.child.id().to_string()])

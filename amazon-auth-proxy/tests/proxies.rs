@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use common::{
-    cookies, location, rd_of, render, Auth, Kind, Rig, CADDY_TEMPLATE, DEMO_USER, NGINX_TEMPLATE, ORIGINAL,
+    location, rd_of, render, start_path, Auth, Kind, Rig, CADDY_TEMPLATE, DEMO_USER, NGINX_TEMPLATE, ORIGINAL,
 };
 use tower_amazon_auth_mock::MockReply;
 
@@ -66,34 +66,7 @@ impl Rig {
     /// Signs in through the proxy from `start` (`/oauth2/start?rd=…`): where the callback sends
     /// the browser, and the session cookie.
     async fn sign_in(&self, start: &str) -> (String, String) {
-        let started = self.send(self.http.get(self.url(start))).await;
-        assert_eq!(started.status(), 303, "{}", self.proxy.logs());
-        let authorize = location(&started);
-        assert!(
-            authorize.starts_with("http://localhost:"),
-            "the stand-in's consent page: {authorize}"
-        );
-        let pending = cookies(&started);
-        assert!(pending.iter().any(|c| c.starts_with("taa_login_")), "{pending:?}");
-        let (page, query) = authorize.split_once('?').unwrap();
-        let mut form: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-        form.push(("user_id".into(), DEMO_USER.into()));
-        form.push(("action".into(), "allow".into()));
-        let consent = self.http.post(page).form(&form).send().await.unwrap();
-        let callback = location(&consent);
-        assert!(
-            callback.starts_with(&format!("{}/oauth2/callback?", self.origin)),
-            "back through the proxy: {callback}"
-        );
-        let landed = self
-            .send(self.http.get(&callback).header("cookie", pending.join("; ")))
-            .await;
-        assert_eq!(landed.status(), 303, "{}", self.proxy.logs());
-        let session = cookies(&landed)
-            .into_iter()
-            .find(|c| c.starts_with("taa_session="))
-            .expect("a session cookie");
-        (location(&landed), session)
+        common::sign_in(&self.http, &self.origin, start).await
     }
 }
 
@@ -234,6 +207,23 @@ async fn sign_in_and_out(rig: Rig) {
         .await;
 }
 
+/// `rd` sends the browser back on the site only (a path, or an absolute URL on the site's
+/// origin); anything else lands on `/`.
+async fn rd_never_leaves_the_site(rig: Rig) {
+    let (landed, _) = rig.sign_in(&start_path(&rig.url("/dashboard?x=1"))).await;
+    assert_eq!(landed, "/dashboard?x=1");
+    for hostile in [
+        "https://evil.example/",
+        "//evil.example",
+        "/%09/evil.example",
+        "/\\evil.example",
+        &format!("{}.evil.example/", rig.origin),
+    ] {
+        let (landed, _) = rig.sign_in(&start_path(hostile)).await;
+        assert_eq!(landed, "/", "{hostile}");
+    }
+}
+
 /// Amazon unavailable: `503` with the auth server's `Retry-After` through the proxy, never the
 /// site; then the auth server down: what each proxy answers (docs/proxy.md's table).
 async fn amazon_or_auth_server_down(mut rig: Rig) {
@@ -367,6 +357,7 @@ macro_rules! through_each_proxy {
 through_each_proxy!(
     signed_out => Auth::Demo,
     sign_in_and_out => Auth::Demo,
+    rd_never_leaves_the_site => Auth::Demo,
     amazon_or_auth_server_down => Auth::Against(&[]),
     pass_access_token => Auth::Against(&["--pass-access-token"]),
 );

@@ -95,9 +95,55 @@ pub(crate) fn rd_of(query: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Signs the demo user in from `start` (a `/oauth2/start?rd=…` path) on the site at `origin`,
+/// as a browser does: the stand-in's consent page on another site, Allow, and back through
+/// the callback on `origin`. Answers where the callback sends the browser, and the session
+/// cookie (`name=value`). `http` must not follow redirects.
+pub(crate) async fn sign_in(http: &reqwest::Client, origin: &str, start: &str) -> (String, String) {
+    let started = http.get(format!("{origin}{start}")).send().await.unwrap();
+    assert_eq!(started.status(), 303, "{start}");
+    let authorize = location(&started);
+    assert!(
+        authorize.starts_with("http://localhost:"),
+        "the stand-in's consent page, on another site: {authorize}"
+    );
+    let pending = cookies(&started);
+    assert!(pending.iter().any(|c| c.starts_with("taa_login_")), "{pending:?}");
+    let (page, query) = authorize.split_once('?').unwrap();
+    let mut form: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    form.push(("user_id".into(), DEMO_USER.into()));
+    form.push(("action".into(), "allow".into()));
+    let consent = http.post(page).form(&form).send().await.unwrap();
+    let callback = location(&consent);
+    assert!(
+        callback.starts_with(&format!("{origin}/oauth2/callback?")),
+        "back through the site's origin: {callback}"
+    );
+    let landed = http
+        .get(&callback)
+        .header("cookie", pending.join("; "))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(landed.status(), 303);
+    let session = cookies(&landed)
+        .into_iter()
+        .find(|c| c.starts_with("taa_session="))
+        .expect("a session cookie");
+    (location(&landed), session)
+}
+
+/// The `/oauth2/start` path that returns to `rd`.
+pub(crate) fn start_path(rd: &str) -> String {
+    let rd: String = form_urlencoded::byte_serialize(rd.as_bytes()).collect();
+    format!("/oauth2/start?rd={rd}")
+}
+
 /// The auth server: the real binary, killed on drop.
 pub(crate) struct AuthServer {
-    child: Child,
+    pub(crate) child: Child,
+    /// Where it listens.
+    pub(crate) addr: String,
     /// A token the stand-in for Amazon knows, of the demo user.
     pub(crate) token: String,
     /// The stand-in for Amazon the test controls ([`AuthServer::against`]); `None` with
@@ -106,21 +152,20 @@ pub(crate) struct AuthServer {
 }
 
 impl AuthServer {
-    /// The binary with `--demo` on `listen`, for a site at `public_url`, once it listens.
-    pub(crate) fn start(listen: SocketAddr, public_url: &str) -> Self {
-        let mut child = command()
-            .args([
-                "--demo",
-                "--listen",
-                &listen.to_string(),
-                "--public-url",
-                public_url,
-            ])
+    /// The binary with `--demo` and `args`, once it listens (default `--listen`: a free port).
+    pub(crate) fn demo(args: &[&str]) -> Self {
+        let mut command = command();
+        command.arg("--demo");
+        if !args.contains(&"--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
+        let mut child = command
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // Printed once it listens: `curl -H 'Authorization: Bearer TOKEN' http://…/verify`.
+        // Printed once it listens: `curl -H 'Authorization: Bearer TOKEN' http://ADDR/verify`.
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -129,13 +174,28 @@ impl AuthServer {
             .split("Bearer ")
             .nth(1)
             .and_then(|rest| rest.split('\'').next())
-            .unwrap_or_else(|| panic!("no token in {line:?}"))
-            .to_owned();
+            .unwrap_or_else(|| panic!("no token in {line:?}"));
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.trim().strip_suffix("/verify"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
         Self {
+            token: token.to_owned(),
+            addr: addr.to_owned(),
             child,
-            token,
             amazon: None,
         }
+    }
+
+    /// The binary with `--demo` on `listen`, for a site at `public_url`, once it listens.
+    pub(crate) fn start(listen: SocketAddr, public_url: &str) -> Self {
+        Self::demo(&["--listen", &listen.to_string(), "--public-url", public_url])
+    }
+
+    /// `path` on the auth server itself.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
     }
 
     /// The binary configured as in production (a client id, a client secret, an endpoint, an
@@ -182,6 +242,7 @@ impl AuthServer {
         }
         Self {
             child,
+            addr: listen.to_string(),
             token,
             amazon: Some(amazon),
         }
