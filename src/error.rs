@@ -159,6 +159,11 @@ pub enum Unavailable {
     /// error; the sessions are kept.
     #[error("Amazon refused the site's client credentials")]
     ClientRejected,
+    /// (website sign-in with a shared session store) The store could not be reached where it
+    /// was needed: a session this instance does not hold, or a refresh (which must be one for
+    /// the whole fleet). Sessions this instance holds keep being served.
+    #[error("the session store could not be reached")]
+    SessionStore,
 }
 
 /// The most seconds ever sent in `Retry-After`, and the longest back-off from Amazon honoured,

@@ -257,6 +257,16 @@ impl IdentityCache {
         self.inner.verifier.deadline
     }
 
+    /// The longest a verdict is kept (also a shared session's copy's life).
+    pub(crate) fn max_ttl(&self) -> std::time::Duration {
+        self.inner.policy.max_ttl
+    }
+
+    /// The second level's store for website sign-in's sessions, if it offers one.
+    pub(crate) fn session_store(&self) -> Option<Arc<dyn crate::second_level::SessionStore>> {
+        self.inner.second_level.as_ref()?.session_store()
+    }
+
     /// How long before its expiry a token stops being usable.
     pub(crate) fn clock_skew(&self) -> std::time::Duration {
         self.inner.policy.clock_skew

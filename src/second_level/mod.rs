@@ -97,12 +97,14 @@
 //! | `mod.rs` | [`SecondLevel`], [`IntoSecondLevel`], [`Lookup`], [`Claim`]: the contract |
 //! | `settings` | [`CacheSettings`]: what a level sees of the cache when it is attached |
 //! | `events` | [`RemoteEvents`]: how a level tells the cache what other instances did |
+//! | `session_store` | [`SessionStore`]: website sign-in's sessions, shared by the fleet, and [`SessionEvents`] |
 //!
 //! The building blocks a level needs and the cache has too are here rather than copied: the
 //! token's key ([`TokenKey`], [`KeyedDigest`]), a [`Breaker`] in front of an unreliable store,
 //! and [`LogLimit`] for warnings that must not flood the logs.
 
 mod events;
+mod session_store;
 mod settings;
 
 use std::any::Any;
@@ -113,6 +115,8 @@ use futures_util::future::BoxFuture;
 
 pub(crate) use self::events::LocalLevels;
 pub use self::events::RemoteEvents;
+pub(crate) use self::session_store::LocalSessions;
+pub use self::session_store::{Saved, SessionEvents, SessionStore, StoreLock};
 pub use self::settings::CacheSettings;
 use crate::access_token::AccessToken;
 pub use crate::breaker::{Admission, Breaker, Outcome};
@@ -179,6 +183,14 @@ pub trait SecondLevel: Send + Sync + 'static {
     /// Starts delivering what other instances do to `events` (called once, right after the
     /// cache is built). A level without other instances ignores it.
     fn subscribe(&self, events: RemoteEvents);
+
+    /// Where website sign-in keeps its sessions and logins under way, for every instance (see
+    /// [`SessionStore`]); a [`SignIn`](crate::sign_in::SignIn) built on the cache uses it.
+    /// `None`: each instance keeps its own. Asked once, when the sign-in is built. Default:
+    /// `None`.
+    fn session_store(&self) -> Option<std::sync::Arc<dyn SessionStore>> {
+        None
+    }
 
     /// (feature `metrics`) Publishes the level's own counters through the `metrics` facade;
     /// [`IdentityCache::export_metrics`](crate::IdentityCache::export_metrics) calls it.

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Method};
@@ -16,8 +16,12 @@ use super::{cookies, csrf, SignIn, SignInShared};
 use crate::cache::revocation::Budget;
 use crate::error::{AmazonError, AuthError, CacheError, Rejection, Unavailable};
 use crate::identity::{AmazonUser, Identity, SessionEnd};
+use crate::second_level::{LocalSessions, Saved};
 use crate::token_key::TokenKey;
 use crate::verify::upstream;
+
+/// How often an instance waiting for another's refresh of a session reads its record.
+const FLEET_REFRESH_POLL: Duration = Duration::from_millis(50);
 
 /// What the layer does with a request that carries a session cookie and no token.
 pub(crate) enum SessionDecision {
@@ -30,11 +34,13 @@ pub(crate) enum SessionDecision {
     Resolve(SessionRequest),
 }
 
-/// A session request whose token must be verified or refreshed.
+/// A session request whose token must be verified or refreshed (and, with a shared store,
+/// whose session must be read from it first).
 pub(crate) struct SessionRequest {
     shared: Arc<SignInShared>,
     key: TokenKey,
-    session: Arc<Session>,
+    /// `None`: this instance holds no copy it may serve; the shared store has the session.
+    session: Option<Arc<Session>>,
 }
 
 impl SignIn {
@@ -52,7 +58,14 @@ impl SignIn {
         };
         let now = Instant::now();
         let Some(session) = shared.sessions.get(&key, now) else {
-            return Some(ended);
+            return Some(match shared.sessions.is_shared() {
+                true => SessionDecision::Resolve(SessionRequest {
+                    shared: Arc::clone(shared),
+                    key,
+                    session: None,
+                }),
+                false => ended,
+            });
         };
         // One store read: the session carries its token's identity, served while the
         // generation it was verified under stands (an `invalidate` or `revoke` moves it).
@@ -66,7 +79,7 @@ impl SignIn {
         Some(SessionDecision::Resolve(SessionRequest {
             shared: Arc::clone(shared),
             key,
-            session,
+            session: Some(session),
         }))
     }
 
@@ -90,21 +103,30 @@ impl SessionRequest {
     /// answers its user.
     pub(crate) async fn resolve(self) -> Result<AmazonUser, AuthError> {
         let shared = &self.shared;
+        let ended = AuthError::InvalidToken(Rejection::SessionEnded);
+        let session = match self.session {
+            Some(session) => session,
+            None => shared
+                .sessions
+                .load(self.key, &shared.cache)
+                .await?
+                .ok_or(ended.clone())?,
+        };
         let mut refreshed = false;
         loop {
-            let tokens = self.session.tokens();
+            let tokens = session.tokens();
             if Instant::now() < tokens.usable_until {
                 match shared.cache.resolve(tokens.key, &tokens.access).await {
                     // A refreshed token that names another user ends the session (Amazon
                     // would not do that; nothing is served if it did).
-                    Ok(identity) if *identity.user_id() != *self.session.user_id => {
+                    Ok(identity) if *identity.user_id() != *session.user_id => {
                         tracing::warn!("session ended: a refreshed token named another user");
-                        shared.sessions.end(&self.key);
-                        return Err(AuthError::InvalidToken(Rejection::SessionEnded));
+                        shared.sessions.end_everywhere(self.key).await;
+                        return Err(ended);
                     }
                     Ok(identity) => {
                         if let Some(stamped) = shared.cache.cached_stamped(&tokens.key) {
-                            self.session.set_verified(tokens.key, stamped);
+                            session.set_verified(tokens.key, stamped);
                         }
                         return Ok(SignInShared::user(shared, identity, self.key));
                     }
@@ -112,8 +134,8 @@ impl SessionRequest {
                     Err(AuthError::InvalidToken(Rejection::Expired | Rejection::Invalid)) if !refreshed => {}
                     // Revoked here (a logout elsewhere): the session is over.
                     Err(AuthError::InvalidToken(Rejection::Revoked)) => {
-                        shared.sessions.end(&self.key);
-                        return Err(AuthError::InvalidToken(Rejection::SessionEnded));
+                        shared.sessions.end_everywhere(self.key).await;
+                        return Err(ended);
                     }
                     Err(error) => return Err(error),
                 }
@@ -121,12 +143,8 @@ impl SessionRequest {
                 // Refreshed, and already past its usable life: nothing to serve.
                 return Err(AuthError::InvalidToken(Rejection::Expired));
             }
-            let refresh = SignInShared::refresh(
-                Arc::clone(shared),
-                self.key,
-                Arc::clone(&self.session),
-                tokens.key,
-            );
+            let refresh =
+                SignInShared::refresh(Arc::clone(shared), self.key, Arc::clone(&session), tokens.key);
             refresh.await?;
             refreshed = true;
         }
@@ -176,7 +194,10 @@ impl SignInShared {
                         .unwrap_or(AuthError::Unavailable(Unavailable::Timeout)));
                 }
             }
-            let outcome = this.grant(&key, &session, tokens).await;
+            let outcome = match this.sessions.is_shared() {
+                true => this.grant_for_fleet(key, &session, tokens).await,
+                false => this.grant(&key, &session, tokens).await,
+            };
             let mut attempts = lock(&session.attempts);
             *attempts = (attempts.0 + 1, outcome.clone().err());
             outcome
@@ -184,11 +205,12 @@ impl SignInShared {
         task.await.unwrap_or(Err(unavailable))
     }
 
-    /// Asks Amazon for new tokens with the session's refresh token, and writes them back.
+    /// Asks Amazon for new tokens with the session's refresh token, and writes them back (with
+    /// a shared store, there too, unless the session ended meanwhile).
     async fn grant(&self, key: &TokenKey, session: &Session, tokens: Tokens) -> Result<(), AuthError> {
         let ended = AuthError::InvalidToken(Rejection::SessionEnded);
         let Some(refresh) = tokens.refresh else {
-            self.sessions.end(key);
+            self.sessions.end_everywhere(*key).await;
             return Err(ended);
         };
         let client = self.cache.amazon_client();
@@ -205,18 +227,34 @@ impl SignInShared {
                 });
                 tracing::debug!(user_id = &*session.user_id, "session refreshed");
                 // Signed out while Amazon answered: the refresh brings nothing back.
-                if self.sessions.contains(key) {
-                    Ok(())
-                } else {
-                    Err(ended)
+                if !self.sessions.contains(key) {
+                    return Err(ended);
                 }
+                if self.sessions.is_shared() {
+                    match self.sessions.save(*key, session).await {
+                        Ok(Saved::Written) => {}
+                        Ok(Saved::Ended) => {
+                            self.sessions.end(key);
+                            return Err(ended);
+                        }
+                        // Served here with the new tokens; written at the session's next use.
+                        Err(_) => tracing::warn!(
+                            "session refreshed on this instance only: the session store could not be reached"
+                        ),
+                    }
+                }
+                Ok(())
             }
             Err(AmazonError::OAuth { code, .. }) if code == "invalid_grant" => {
+                // Another instance may have rotated the refresh token meanwhile: its tokens.
+                if self.sessions.is_shared() && self.adopt_stored(key, session, Some(&refresh)).await? {
+                    return Ok(());
+                }
                 tracing::info!(
                     user_id = &*session.user_id,
                     "session ended: Amazon refused its refresh token"
                 );
-                self.sessions.end(key);
+                self.sessions.end_everywhere(*key).await;
                 Err(ended)
             }
             Err(AmazonError::OAuth { code, .. }) => {
@@ -236,13 +274,85 @@ impl SignInShared {
         }
     }
 
-    /// Ends the session of `key`: its record deleted (no refresh can bring it back), its access
-    /// token revoked where that is possible (best effort: the token never left the server).
+    /// Refreshes session `key` for the whole fleet: under the store's lock (waiting, up to the
+    /// verification deadline, for another instance's refresh to land instead), with the record
+    /// read again once the lock is held. The store out of reach is a `503`.
+    async fn grant_for_fleet(
+        &self,
+        key: TokenKey,
+        session: &Session,
+        tokens: Tokens,
+    ) -> Result<(), AuthError> {
+        let deadline = Instant::now() + self.cache.deadline();
+        let fleet_lock = loop {
+            if let Some(lock) = self.sessions.lock(key, self.cache.deadline() * 2).await? {
+                break lock;
+            }
+            // Another instance refreshes: its tokens, once written.
+            if self.adopt_stored(&key, session, None).await? {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(AuthError::Unavailable(Unavailable::SessionStore));
+            }
+            tokio::time::sleep(FLEET_REFRESH_POLL).await;
+        };
+        let outcome = match self.adopt_stored(&key, session, None).await {
+            Ok(true) => Ok(()),
+            Ok(false) => self.grant(&key, session, tokens).await,
+            Err(error) => Err(error),
+        };
+        fleet_lock.release().await;
+        outcome
+    }
+
+    /// Takes the tokens of session `key`'s record in the store if another instance refreshed
+    /// it (its access token is not this copy's, or with `used`, its refresh token is not the
+    /// one Amazon just refused): `true` then. A session the store no longer has has ended.
+    async fn adopt_stored(
+        &self,
+        key: &TokenKey,
+        session: &Session,
+        used: Option<&crate::client::RefreshToken>,
+    ) -> Result<bool, AuthError> {
+        let Some(record) = self.sessions.read(*key).await? else {
+            self.sessions.end(key);
+            return Err(AuthError::InvalidToken(Rejection::SessionEnded));
+        };
+        let mine = session.tokens();
+        let access_moved = record.access != mine.access;
+        let refresh_moved =
+            used.is_some_and(|used| record.refresh.as_ref().map(|r| r.expose()) != Some(used.expose()));
+        if !access_moved && !refresh_moved {
+            return Ok(false);
+        }
+        session.set_tokens(Tokens {
+            key: self.cache.key(record.access.expose().as_bytes()),
+            access: record.access,
+            refresh: record.refresh,
+            usable_until: record.usable_until,
+            verified: None,
+        });
+        tracing::debug!(
+            user_id = &*session.user_id,
+            "session refreshed by another instance"
+        );
+        Ok(true)
+    }
+
+    /// Ends the session of `key`: its record deleted (no refresh can bring it back; with a
+    /// shared store, everywhere), its access token revoked where that is possible (best effort:
+    /// the token never left the server).
     pub(super) async fn end_session(&self, key: &TokenKey) {
-        let Some(session) = self.sessions.get(key, Instant::now()) else {
+        let session = match self.sessions.get(key, Instant::now()) {
+            Some(session) => Some(session),
+            None if self.sessions.is_shared() => self.sessions.load(*key, &self.cache).await.ok().flatten(),
+            None => None,
+        };
+        self.sessions.end_everywhere(*key).await;
+        let Some(session) = session else {
             return;
         };
-        self.sessions.end(key);
         let token = session.tokens().access;
         if let Err(error) = self.cache.revoke_within(&token, Budget::Exempt).await {
             tracing::debug!(%error, "logout: the session's token was not revoked (best effort)");
@@ -257,6 +367,17 @@ impl SessionEnd for SignInShared {
             self.end_session(&key).await;
             Ok(())
         })
+    }
+}
+
+/// What [`SessionEvents`](crate::second_level::SessionEvents) reach: this sign-in's copies.
+impl LocalSessions for SignInShared {
+    fn end(&self, key: TokenKey) {
+        self.sessions.end(&key);
+    }
+
+    fn forget_all(&self) {
+        self.sessions.end_all_here();
     }
 }
 

@@ -2,17 +2,19 @@
 //! origin, the scopes, the routes' paths, the sessions' limits), their defaults, and their
 //! validation, once, at [`build`](SignInBuilder::build).
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::cookies::CookieRules;
 use super::pending::PendingLogins;
 use super::session::{Limits, Sessions};
+use super::shared_store::SharedStore;
 use super::{Paths, SignIn, SignInShared};
 use crate::cache::IdentityCache;
 use crate::client::ClientCredentials;
 use crate::endpoint::is_loopback;
 use crate::error::BuildError;
+use crate::second_level::{LocalSessions, SessionEvents};
 
 /// The scopes Login with Amazon knows.
 const SCOPES: [&str; 3] = ["profile", "profile:user_id", "postal_code"];
@@ -241,21 +243,30 @@ impl SignInBuilder {
         };
         let secure = self.secure_cookies.unwrap_or(origin.starts_with("https://"));
         let randomness = |e: getrandom::Error| BuildError::Randomness(e.to_string());
-        Ok(SignIn {
-            shared: Arc::new(SignInShared {
-                redirect_uri: format!("{origin}{}", paths.callback),
-                credentials: ClientCredentials::new(client_id, secret),
-                scope: self.scopes.join(" "),
-                authorize_url,
-                public_origin: origin,
-                paths,
-                cookies: CookieRules::new(secure),
-                pending: PendingLogins::new(MAX_PENDING).map_err(randomness)?,
-                sessions: Sessions::new(limits).map_err(randomness)?,
-                absolute: limits.absolute,
-                cache: self.cache,
-            }),
-        })
+        // With a second level that offers one, the fleet's store; copies live as long as the
+        // cache keeps a verdict.
+        let store = self.cache.session_store();
+        let shared_store = store
+            .clone()
+            .map(|store| SharedStore::new(store, self.cache.max_ttl(), self.cache.deadline()));
+        let shared = Arc::new(SignInShared {
+            redirect_uri: format!("{origin}{}", paths.callback),
+            credentials: ClientCredentials::new(client_id, secret),
+            scope: self.scopes.join(" "),
+            authorize_url,
+            public_origin: origin,
+            paths,
+            cookies: CookieRules::new(secure),
+            pending: PendingLogins::new(MAX_PENDING, store.clone()).map_err(randomness)?,
+            sessions: Sessions::with_store(limits, shared_store).map_err(randomness)?,
+            absolute: limits.absolute,
+            cache: self.cache,
+        });
+        if let Some(store) = store {
+            let local = Arc::downgrade(&shared) as Weak<dyn LocalSessions>;
+            store.watch(SessionEvents::new(local));
+        }
+        Ok(SignIn { shared })
     }
 }
 

@@ -43,8 +43,10 @@
 //! 5. `POST /logout` ends the session (its record is deleted, the cookie expired) or revokes
 //!    the bearer token the request carried.
 //!
-//! Sessions live in this instance's memory: a restart signs everyone out, and instances behind
-//! a load balancer do not share them (until the fleet level stores them).
+//! Sessions live in this instance's memory (a restart signs everyone out), unless the cache has
+//! a second level with a [`SessionStore`](crate::second_level::SessionStore) (the fleet level
+//! of `tower-amazon-auth-redis`): then every instance shares them and the logins under way, a
+//! logout on one ends the session on all, and one refresh serves the fleet.
 //!
 //! | file | owns |
 //! | --- | --- |
@@ -55,6 +57,9 @@
 //! | `pending` | logins under way: state, PKCE verifier, single use |
 //! | `session` | the sessions on the server: ids, limits, per-user cap |
 //! | `session_memo` | each thread's memory of the sessions it served last |
+//! | `shared_sessions` | the sessions in a store the fleet shares: read, written, ended everywhere |
+//! | `shared_store` | that store, and how long copies and tombstones last |
+//! | `record` | the sessions and logins as the shared store keeps them |
 //! | `cookies` | the cookies' names and attributes |
 //! | `csrf` | the rule for cookie-authenticated unsafe requests |
 //! | `return_to` | where a browser may be sent back to |
@@ -66,10 +71,13 @@ mod cookies;
 mod csrf;
 mod page;
 mod pending;
+mod record;
 mod return_to;
 mod routes;
 mod session;
 mod session_memo;
+mod shared_sessions;
+mod shared_store;
 
 use std::convert::Infallible;
 use std::sync::Arc;

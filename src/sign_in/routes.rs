@@ -13,7 +13,7 @@ use http_body_util::Full;
 use super::cookies;
 use super::csrf;
 use super::page::{empty, page, redirect, with_cookies};
-use super::pending::LOGIN_LIFE;
+use super::pending::{Mismatch, LOGIN_LIFE};
 use super::return_to::checked_return_to;
 use super::session::{usable_until, Tokens};
 use super::SignInShared;
@@ -55,7 +55,7 @@ impl SignInShared {
             return response;
         }
         if path == paths.login {
-            self.login(&parts.uri, &parts.headers)
+            self.login(&parts.uri, &parts.headers).await
         } else if path == paths.callback {
             self.callback(&parts.uri, &parts.headers).await
         } else {
@@ -66,7 +66,7 @@ impl SignInShared {
     /// Starts a login: a fresh state and verifier, the pending cookie, `303` to Amazon. A
     /// browser keeps at most [`MAX_PENDING_COOKIES`] logins under way: beyond that, the older
     /// ones' cookies are cleared (those logins then fail at their callback).
-    fn login(&self, uri: &Uri, headers: &HeaderMap) -> Response<Full<Bytes>> {
+    async fn login(&self, uri: &Uri, headers: &HeaderMap) -> Response<Full<Bytes>> {
         let params = query(uri);
         let return_to = params
             .as_ref()
@@ -85,7 +85,7 @@ impl SignInShared {
             &self.paths.logout,
         ];
         let return_to = checked_return_to(return_to, &routes);
-        let Ok(started) = self.pending.start(return_to) else {
+        let Ok(started) = self.pending.start(return_to).await else {
             return page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Sign-in unavailable",
@@ -134,8 +134,14 @@ impl SignInShared {
         let failed = |status, message: &str| {
             with_cookies(page(status, "Sign-in failed", message, again), clear.clone())
         };
-        let pending = match self.pending.take(state, nonce) {
+        let pending = match self.pending.take(state, nonce).await {
             Ok(pending) => pending,
+            Err(Mismatch::StoreUnavailable) => {
+                return failed(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Sign-in is not available right now. Please try again.",
+                );
+            }
             Err(mismatch) => {
                 tracing::debug!(?mismatch, "sign-in callback refused");
                 return failed(
@@ -218,6 +224,15 @@ impl SignInShared {
                 "Sign-in is not available right now.",
             );
         };
+        if let Some((key, session)) = self.sessions.created(&id) {
+            // For the fleet; a store out of reach leaves the session on this instance, written
+            // there at its next use.
+            if self.sessions.save(key, &session).await.is_err() {
+                tracing::warn!(
+                    "signed in on this instance only for now: the session store could not be reached"
+                );
+            }
+        }
         tracing::info!(user_id = identity.user_id(), "signed in");
         let session_cookie = self
             .cookies

@@ -7,6 +7,11 @@
 //! The tokens of a session change in place when it is refreshed (under its own lock, one refresh
 //! at a time); ending a session removes its record, so a refresh that finishes afterwards
 //! writes into a record nobody can reach any more.
+//!
+//! With a [`SessionStore`](crate::second_level::SessionStore) shared by the fleet
+//! (`shared_sessions`), the records here are this instance's copies: each is served for at
+//! most `copy_life`, then read from the store again; a copy this instance drops (its life, the
+//! LRU, an event) leaves the session live in the store.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -17,6 +22,7 @@ use foldhash::fast::RandomState;
 
 use super::pending::random_text;
 use super::session_memo::SessionMemo;
+use super::shared_store::SharedStore;
 use crate::access_token::AccessToken;
 use crate::client::RefreshToken;
 use crate::error::AuthError;
@@ -59,12 +65,20 @@ pub(crate) struct Tokens {
     pub(crate) verified: Option<(Arc<Identity>, u64, Instant)>,
 }
 
+/// `Session::saved` of a copy never written to the shared store.
+pub(super) const NEVER_SAVED: u64 = u64::MAX;
+
 /// One signed-in session.
 pub(crate) struct Session {
     pub(crate) user_id: Box<str>,
-    created: Instant,
+    pub(super) created: Instant,
     /// Milliseconds from `created` to the last request.
-    last_used: AtomicU64,
+    pub(super) last_used: AtomicU64,
+    /// (shared store) Milliseconds from `created` to the request whose use was last written
+    /// there ([`NEVER_SAVED`]: not written yet).
+    pub(super) saved: AtomicU64,
+    /// (shared store) Until when this copy is served without reading the store again.
+    pub(super) copy_until: Option<Instant>,
     tokens: RwLock<Tokens>,
     /// Held while the session's tokens are refreshed: one refresh at a time (owned by the task
     /// doing it, so a request that goes away does not cut a refresh short).
@@ -108,18 +122,40 @@ impl Session {
         *self.tokens.write().unwrap_or_else(PoisonError::into_inner) = tokens;
     }
 
+    /// A session of `user_id` created at `created`, last used at `last_used`.
+    pub(super) fn new(user_id: Box<str>, created: Instant, last_used: Instant, tokens: Tokens) -> Self {
+        Self {
+            user_id,
+            created,
+            last_used: AtomicU64::new(millis(last_used.saturating_duration_since(created))),
+            saved: AtomicU64::new(NEVER_SAVED),
+            copy_until: None,
+            tokens: RwLock::new(tokens),
+            refreshing: Arc::default(),
+            attempts: Mutex::default(),
+        }
+    }
+
+    /// When it was last used.
+    pub(super) fn last_used(&self) -> Instant {
+        self.created + Duration::from_millis(self.last_used.load(Relaxed))
+    }
+
     /// Whether the session is past its idle or absolute life at `now`.
-    fn is_over(&self, now: Instant, limits: &Limits) -> bool {
+    pub(super) fn is_over(&self, now: Instant, limits: &Limits) -> bool {
         let age = now.saturating_duration_since(self.created);
-        let idle = age.saturating_sub(Duration::from_millis(self.last_used.load(Relaxed)));
+        let idle = now.saturating_duration_since(self.last_used());
         age >= limits.absolute || idle >= limits.idle
     }
 
     fn touch(&self, now: Instant) {
-        let age = now.saturating_duration_since(self.created);
         self.last_used
-            .store(u64::try_from(age.as_millis()).unwrap_or(u64::MAX), Relaxed);
+            .store(millis(now.saturating_duration_since(self.created)), Relaxed);
     }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Each user's sessions, oldest first.
@@ -127,16 +163,27 @@ type PerUser = Arc<Mutex<HashMap<Box<str>, VecDeque<TokenKey>, RandomState>>>;
 
 /// The sessions of one site.
 pub(crate) struct Sessions {
-    store: moka::sync::Cache<TokenKey, Arc<Session>, RandomState>,
-    /// Each thread's sessions served lately, in front of `store`.
-    memo: SessionMemo<Session>,
+    /// The records (with a shared store: this instance's copies).
+    pub(super) local: moka::sync::Cache<TokenKey, Arc<Session>, RandomState>,
+    /// Each thread's sessions served lately, in front of `local`.
+    pub(super) memo: SessionMemo<Session>,
     per_user: PerUser,
     digest: KeyedDigest,
-    limits: Limits,
+    pub(super) limits: Limits,
+    /// The store every instance shares, if any.
+    pub(super) shared: Option<SharedStore>,
 }
 
 impl Sessions {
+    /// Sessions of this instance only.
+    #[cfg(test)]
     pub(crate) fn new(limits: Limits) -> Result<Self, getrandom::Error> {
+        Self::with_store(limits, None)
+    }
+
+    /// Sessions kept in `shared` when given (its digest key names them), else in this
+    /// instance only.
+    pub(crate) fn with_store(limits: Limits, shared: Option<SharedStore>) -> Result<Self, getrandom::Error> {
         let per_user = PerUser::default();
         let forget = Arc::clone(&per_user);
         let memo = SessionMemo::<Session>::default();
@@ -159,13 +206,23 @@ impl Sessions {
                 }
             })
             .build_with_hasher(RandomState::default());
+        let digest = match &shared {
+            Some(shared) => shared.digest(),
+            None => KeyedDigest::random()?,
+        };
         Ok(Self {
-            store,
+            local: store,
             memo,
             per_user,
-            digest: KeyedDigest::random()?,
+            digest,
             limits,
+            shared,
         })
+    }
+
+    /// Whether the sessions are kept in a store every instance shares.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.shared.is_some()
     }
 
     /// The key of the session id `id`, if it is shaped like one.
@@ -178,30 +235,37 @@ impl Sessions {
     }
 
     /// The live session of `key` at `now` (touched), or `None` (unknown, ended, idle, too old:
-    /// ended now).
+    /// ended now). With a shared store, `None` only says this instance holds no copy it may
+    /// serve: the store decides ([`Self::load`]).
     pub(crate) fn get(&self, key: &TokenKey, now: Instant) -> Option<Arc<Session>> {
         // Read before the store: a session ended in between is outdated in the memo too.
         let epoch = self.memo.epoch(*key);
         let session = match self.memo.get(*key, epoch) {
             Some(session) => session,
             None => {
-                let session = self.store.get(key)?;
+                let session = self.local.get(key)?;
                 self.memo.put(*key, epoch, &session);
                 session
             }
         };
-        if session.is_over(now, &self.limits) {
+        let copy_over = session.copy_until.is_some_and(|until| now >= until);
+        if copy_over || session.is_over(now, &self.limits) {
+            // A copy's life, or what this instance saw of the session's: the store has the
+            // last word (another instance may have served it since).
             self.end(key);
             return None;
         }
         session.touch(now);
+        if self.shared.is_some() {
+            self.extend_idle_life(*key, &session);
+        }
         Some(session)
     }
 
     /// Whether the session of `key` is still live (a refresh checks it did not end meanwhile):
     /// the store's word, not a memo's.
     pub(crate) fn contains(&self, key: &TokenKey) -> bool {
-        self.store.contains_key(key)
+        self.local.contains_key(key)
     }
 
     /// A new session for `user_id` with `tokens`: its id, for the cookie. Beyond
@@ -210,25 +274,26 @@ impl Sessions {
         let id = random_text()?;
         let key = self.digest.key(id.as_bytes());
         let now = Instant::now();
-        self.store.insert(
-            key,
-            Arc::new(Session {
-                user_id: user_id.into(),
-                created: now,
-                last_used: AtomicU64::new(0),
-                tokens: RwLock::new(tokens),
-                refreshing: Arc::default(),
-                attempts: Mutex::default(),
-            }),
-        );
+        let session = Session::new(user_id.into(), now, now, tokens);
+        self.insert(key, Arc::new(session));
+        Ok(id)
+    }
+
+    /// Keeps `session` as the record of `key`. Beyond `max_per_user` sessions of its user (on
+    /// this instance), the oldest ends.
+    pub(super) fn insert(&self, key: TokenKey, session: Arc<Session>) {
+        let user_id = session.user_id.clone();
+        self.local.insert(key, session);
         // `moka` applies writes lazily, and a read of an entry whose write is still pending
         // does not count as a use: apply it now (a sign-in is rare enough to pay for it), so
         // the least recently *used* session is the one a full store ends.
-        self.store.run_pending_tasks();
+        self.local.run_pending_tasks();
         let ended: Vec<TokenKey> = {
             let mut per_user = self.per_user.lock().unwrap_or_else(PoisonError::into_inner);
-            let keys = per_user.entry(user_id.into()).or_default();
-            keys.push_back(key);
+            let keys = per_user.entry(user_id).or_default();
+            if !keys.contains(&key) {
+                keys.push_back(key);
+            }
             let over = keys.len().saturating_sub(self.limits.max_per_user);
             keys.drain(..over).collect()
         };
@@ -236,20 +301,26 @@ impl Sessions {
         for key in ended {
             self.end(&key);
         }
-        Ok(id)
     }
 
-    /// Ends the session of `key` (logout, a refused refresh, its life over): gone from the
-    /// store, then from every thread's memo.
+    /// Ends the session of `key` here (logout, a refused refresh, its life over): gone from the
+    /// store, then from every thread's memo. With a shared store, only this instance's copy
+    /// (see [`Self::end_everywhere`]).
     pub(crate) fn end(&self, key: &TokenKey) {
-        self.store.invalidate(key);
+        self.local.invalidate(key);
         self.memo.forgetting().forget(*key);
+    }
+
+    /// Drops every record here (with a shared store: the copies; events were missed).
+    pub(super) fn end_all_here(&self) {
+        self.local.invalidate_all();
+        self.memo.forgetting().forget_all();
     }
 
     /// The number of live sessions (pending maintenance applied first).
     pub(crate) fn count(&self) -> u64 {
-        self.store.run_pending_tasks();
-        self.store.entry_count()
+        self.local.run_pending_tasks();
+        self.local.entry_count()
     }
 }
 

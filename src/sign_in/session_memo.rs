@@ -40,6 +40,13 @@ impl Forget {
     pub(crate) fn forget(&self, key: TokenKey) {
         self.0[slot_of(key)].fetch_add(1, Ordering::AcqRel);
     }
+
+    /// Outdates what any thread remembers of every key.
+    pub(crate) fn forget_all(&self) {
+        for epoch in self.0.iter() {
+            epoch.fetch_add(1, Ordering::AcqRel);
+        }
+    }
 }
 
 impl<S: Send + Sync> Default for SessionMemo<S> {
