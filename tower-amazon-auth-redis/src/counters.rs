@@ -12,11 +12,12 @@ pub(crate) enum Count {
     Received,
     LockWaits,
     Subscriptions,
+    LivenessFailures,
 }
 
 /// The live counters, one atomic per [`Count`].
 #[derive(Debug, Default)]
-pub(crate) struct Counters([AtomicU64; 6]);
+pub(crate) struct Counters([AtomicU64; 7]);
 
 impl Counters {
     /// Counts one more `what`.

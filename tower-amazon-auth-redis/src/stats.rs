@@ -36,6 +36,9 @@ pub struct FleetStats {
     pub lock_waits: u64,
     /// Times the subscriber (re)subscribed, each flushing the local verdicts.
     pub subscriptions: u64,
+    /// Times the subscriber heard nothing on its subscription for too long (see
+    /// [`Fleet::liveness`](crate::Fleet::liveness)) and counted it as lost.
+    pub liveness_failures: u64,
     /// Whether the subscriber is connected now.
     pub subscribed: bool,
     /// Whether the breaker keeps Redis out of requests now.
@@ -57,6 +60,7 @@ impl FleetStats {
             invalidations_received: counters.get(Count::Received),
             lock_waits: counters.get(Count::LockWaits),
             subscriptions: counters.get(Count::Subscriptions),
+            liveness_failures: counters.get(Count::LivenessFailures),
             subscribed: level.is_subscribed(),
             breaker_open: level.breaker_open(),
         }
@@ -74,6 +78,7 @@ impl FleetStats {
             invalidations_received,
             lock_waits,
             subscriptions,
+            liveness_failures,
             subscribed,
             breaker_open,
         } = *self;
@@ -87,6 +92,10 @@ impl FleetStats {
             ),
             ("tower_amazon_auth_fleet_lock_waits_total", lock_waits),
             ("tower_amazon_auth_fleet_subscriptions_total", subscriptions),
+            (
+                "tower_amazon_auth_fleet_liveness_failures_total",
+                liveness_failures,
+            ),
         ] {
             metrics::counter!(name).absolute(value);
         }

@@ -10,13 +10,15 @@
 //! evict keys under memory pressure: a tombstone evicted is a logout lost.
 
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use futures_util::StreamExt as _;
 use tower_amazon_auth::second_level::{LogLimit, RemoteEvents};
 
 use crate::counters::Count;
 use crate::level::FleetLevel;
+use crate::liveness::Liveness;
 use crate::message::{Event, Message};
 
 /// The first reconnection delay; doubled after each failure.
@@ -39,6 +41,7 @@ async fn run(fleet: Weak<FleetLevel>, events: RemoteEvents, mut stop: tokio::syn
     let mut delay = FIRST_DELAY;
     let mut checked_policy = false;
     let subscribe_warn = LogLimit::default();
+    let liveness_warn = LogLimit::default();
     loop {
         let Some((client, channel)) = fleet.upgrade().map(|f| (f.client.clone(), f.channel.clone())) else {
             return;
@@ -67,31 +70,18 @@ async fn run(fleet: Weak<FleetLevel>, events: RemoteEvents, mut stop: tokio::syn
                     checked_policy = true;
                     tokio::spawn(check_policy(f.manager()));
                 }
+                let bound = f.liveness;
                 drop(f);
-                let mut messages = pubsub.into_on_message();
-                let mut retry = tokio::time::interval(RETRY);
-                loop {
-                    let message = tokio::select! {
-                        _ = stop.changed() => return,
-                        message = messages.next() => message,
-                        _ = retry.tick() => {
-                            let Some(f) = fleet.upgrade() else { return };
-                            if f.has_pending() {
-                                f.retry_pending().await;
-                            }
-                            continue;
-                        }
-                    };
-                    let Some(message) = message else { break };
-                    let Some(f) = fleet.upgrade() else { return };
-                    if !apply(&f, &events, message.get_payload_bytes()) {
-                        return;
-                    }
+                match listen(&fleet, &events, &mut stop, pubsub, bound, &liveness_warn).await {
+                    Ended::Stop => return,
+                    Ended::Disconnected => tracing::warn!(
+                        "fleet cache level: subscriber disconnected, reconnecting (the local cache is flushed on reconnect)"
+                    ),
+                    Ended::Lost => {}
                 }
                 if let Some(f) = fleet.upgrade() {
                     f.set_subscribed(false);
                 }
-                tracing::warn!("fleet cache level: subscriber disconnected, reconnecting (the local cache is flushed on reconnect)");
             }
             // Warned about (at most every few seconds): a Redis user without the channel, or a
             // proxy without pub/sub, would otherwise go unnoticed, and logouts would reach this
@@ -116,6 +106,91 @@ async fn run(fleet: Weak<FleetLevel>, events: RemoteEvents, mut stop: tokio::syn
             _ = tokio::time::sleep(delay) => {}
         }
         delay = (delay * 2).min(MAX_DELAY);
+    }
+}
+
+/// How listening on one subscription ended.
+enum Ended {
+    /// The level or the cache is gone, or stopped.
+    Stop,
+    /// The connection closed.
+    Disconnected,
+    /// Nothing heard for too long: counted, warned about, flushed, command connection replaced.
+    Lost,
+}
+
+/// Applies the messages of one subscription, pings it (see [`Liveness`]), and retries the
+/// pending revocations, until the connection closes or goes silent too long.
+async fn listen(
+    fleet: &Weak<FleetLevel>,
+    events: &RemoteEvents,
+    stop: &mut tokio::sync::watch::Receiver<()>,
+    pubsub: redis::aio::PubSub,
+    bound: Duration,
+    warn: &LogLimit,
+) -> Ended {
+    let (sink, mut messages) = pubsub.split();
+    let mut liveness = Liveness::new(bound, Instant::now());
+    let mut ping = tokio::time::interval(liveness.ping_every());
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pong: Option<BoxFuture<'static, bool>> = None;
+    let mut retry = tokio::time::interval(RETRY);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return Ended::Stop,
+            message = messages.next() => {
+                let Some(message) = message else { return Ended::Disconnected };
+                liveness.heard(Instant::now());
+                let Some(f) = fleet.upgrade() else { return Ended::Stop };
+                if !apply(&f, events, message.get_payload_bytes()) {
+                    return Ended::Stop;
+                }
+            }
+            answered = async { pong.as_mut()?.await.then_some(()) }, if pong.is_some() => {
+                pong = None;
+                if answered.is_some() {
+                    liveness.heard(Instant::now());
+                }
+            }
+            _ = ping.tick() => {
+                if liveness.is_lost(Instant::now()) {
+                    let Some(f) = fleet.upgrade() else { return Ended::Stop };
+                    return lost(&f, events, warn, bound);
+                }
+                if pong.is_none() {
+                    let mut sink = sink.clone();
+                    pong = Some(Box::pin(async move { sink.ping::<redis::Value>().await.is_ok() }));
+                }
+            }
+            _ = retry.tick() => {
+                let Some(f) = fleet.upgrade() else { return Ended::Stop };
+                if f.has_pending() {
+                    f.retry_pending().await;
+                }
+            }
+        }
+    }
+}
+
+/// The subscription went silent: treated as a reconnection (the local cache is flushed now and
+/// again once subscribed), and the command connection, which likely went the same way, is
+/// replaced, so that misses read the tombstones in Redis again.
+fn lost(fleet: &FleetLevel, events: &RemoteEvents, warn: &LogLimit, bound: Duration) -> Ended {
+    fleet.counters.incr(Count::LivenessFailures);
+    fleet.set_subscribed(false);
+    fleet.commands.renew();
+    if let Some(suppressed) = warn.admit() {
+        tracing::warn!(
+            silent_ms = (bound / 4 * 3).as_millis() as u64,
+            suppressed,
+            "fleet cache level: nothing heard on the subscription (a connection dropped without a \
+             reset?); flushing the local cache and reconnecting"
+        );
+    }
+    if events.forget_all() {
+        Ended::Lost
+    } else {
+        Ended::Stop
     }
 }
 

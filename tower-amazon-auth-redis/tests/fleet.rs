@@ -26,6 +26,7 @@ use tower_amazon_auth_test_support::external::{
 use tower_amazon_auth_test_support::fixtures::{
     build_layer, builder, client, serve_base_url, token, within_patience, PATIENCE,
 };
+use tower_amazon_auth_test_support::relay::Relay;
 
 /// The fleet secret of these tests (32 bytes).
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
@@ -1241,4 +1242,91 @@ async fn a_lock_named_after_the_verdict_holds_up_no_one() {
         "a miss waited for a lock the writer squatted"
     );
     assert_eq!(mock.calls_for(&t).tokeninfo, 2);
+}
+
+/// Case: a subscription that dies silently. A reaches Redis through a relay; the relay starts
+/// swallowing everything on the connections open at that moment (the subscriber's and the
+/// command connection), without closing anything, as a NAT that lost its state would; new
+/// connections pass, as through that NAT afterwards. A logout on B must then reach the token
+/// hot in A's local cache: A hears nothing for its `liveness` bound, flushes, replaces its
+/// command connection, subscribes again, and reads the tombstone. Without the liveness check A
+/// would accept the token for `max_ttl` (5 min); without the new command connection its reads
+/// would time out and the token would go to Amazon, which still calls it valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subscription_that_dies_silently_is_noticed_and_a_logout_holds() {
+    let Some(redis) = redis("fleet::a_subscription_that_dies_silently_is_noticed_and_a_logout_holds") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let relay = Relay::start(redis.addr()).await.unwrap();
+    let through_relay = Fleet::new(format!("redis://{}", relay.addr()), SECRET)
+        .backoff(Duration::from_secs(1))
+        .command_timeout(Duration::from_secs(2))
+        .liveness(Duration::from_secs(3));
+    let a = Instance::new(builder(&mock).second_level(through_relay)).await;
+    let b = Instance::new(fleet_builder(&mock, &redis)).await;
+
+    let hot = token("fleet-silent");
+    mock.register(&hot, MockUser::new("amzn1.account.SILENT"));
+    assert_eq!(a.status(&hot).await, 200);
+    assert_eq!(a.status(&hot).await, 200, "hot in A's local cache");
+    assert_eq!(b.status(&hot).await, 200);
+    let before = fleet_stats(&a.layer);
+    let connections = relay.accepted();
+
+    relay.swallow();
+    assert_eq!(b.logout(&hot).await, 204);
+    let (a, hot) = (&a, &hot);
+    let took = within_patience("A refuses the token logged out on B", move || async move {
+        a.status(hot).await == 401
+    })
+    .await;
+    let after = fleet_stats(&a.layer);
+    let _ = writeln!(
+        std::io::stderr(),
+        "fleet: silent subscription: refused after {took:?}; {after:?}"
+    );
+    assert_eq!(
+        after.invalidations_received, before.invalidations_received,
+        "the logout's message crossed a swallowing relay"
+    );
+    assert!(after.liveness_failures > before.liveness_failures);
+    assert!(relay.accepted() > connections, "A never connected again");
+    assert_eq!(
+        mock.calls_for(hot).tokeninfo,
+        1,
+        "A asked Amazon instead of reading the tombstone"
+    );
+    within_patience("A subscribed again", move || async move {
+        fleet_stats(&a.layer).subscribed
+    })
+    .await;
+}
+
+/// `Fleet::liveness` is checked at build (1 s to 5 min) and shown in `Debug`.
+#[tokio::test]
+async fn the_liveness_bound_is_checked_at_build() {
+    let mock = MockAmazon::start().await.unwrap();
+    for (liveness, rule) in [
+        (Duration::from_millis(999), "at least 1 s"),
+        (Duration::ZERO, "at least 1 s"),
+        (Duration::from_secs(301), "at most 5 min"),
+    ] {
+        let built = build_layer(
+            builder(&mock).second_level(Fleet::new("redis://127.0.0.1:1", SECRET).liveness(liveness)),
+        );
+        assert_eq!(
+            refusal(built),
+            Some(FleetError::Setting {
+                setting: "liveness",
+                rule
+            }),
+            "{liveness:?}"
+        );
+    }
+    for liveness in [Duration::from_secs(1), Duration::from_secs(300)] {
+        let fleet = Fleet::new("redis://127.0.0.1:1", SECRET).liveness(liveness);
+        assert!(format!("{fleet:?}").contains(&format!("liveness: {liveness:?}")));
+        build_layer(builder(&mock).second_level(fleet)).expect("accepted");
+    }
 }
