@@ -13,11 +13,12 @@ pub(crate) enum Count {
     LockWaits,
     Subscriptions,
     LivenessFailures,
+    Dropped,
 }
 
 /// The live counters, one atomic per [`Count`].
 #[derive(Debug, Default)]
-pub(crate) struct Counters([AtomicU64; 7]);
+pub(crate) struct Counters([AtomicU64; 8]);
 
 impl Counters {
     /// Counts one more `what`.

@@ -16,6 +16,7 @@ use tower_amazon_auth::second_level::{Breaker, CacheSettings, KeyedDigest, LogLi
 use crate::connection::Commands;
 use crate::counters::{Count, Counters};
 use crate::error::FleetError;
+use crate::freshness::Freshness;
 use crate::message::{Event, Message};
 use crate::naming::{channel, fingerprint, Naming};
 use crate::scripts;
@@ -80,8 +81,9 @@ pub(crate) struct FleetLevel {
     lock_wait: Duration,
     /// See [`Fleet::liveness`].
     pub(crate) liveness: Duration,
-    /// Ours in the fleet lock, and the sender of our messages.
-    pub(crate) instance: [u8; 8],
+    /// Our messages' stamps, and the others' seen.
+    pub(crate) freshness: Freshness,
+    /// Ours in the fleet lock (random per level).
     lock_token: String,
     breaker: Breaker,
     warn: LogLimit,
@@ -154,7 +156,7 @@ impl FleetLevel {
             lock_wait,
             liveness: fleet.liveness,
             lock_token: instance.iter().map(|b| format!("{b:02x}")).collect(),
-            instance,
+            freshness: Freshness::new().map_err(|e| FleetError::Randomness(e.to_string()))?,
             breaker: Breaker::new(fleet.backoff, fleet.command_timeout),
             warn: LogLimit::default(),
             previous_of: rotating.then(map),
@@ -540,7 +542,7 @@ impl FleetLevel {
             let message = Message {
                 key: *key,
                 event,
-                sender: self.instance,
+                stamp: self.freshness.stamp(std::time::SystemTime::now()),
                 first: self.secrets[0].keys.id,
             };
             invocation.arg(message.encode(&secret.keys));

@@ -63,6 +63,15 @@
 //!   entry ends ([`max_ttl`](tower_amazon_auth::IdentityCacheBuilder::max_ttl), 5 min by
 //!   default), and tokens not cached locally go to Amazon (below). Tokens not cached locally
 //!   are refused at once as long as Redis answers reads (the miss reads the tombstone).
+//! - **Fresh messages.** Every message carries when it was sent and `(sender, boot, sequence)`
+//!   (random per process, random per level, counting up), under its MAC. A *revoke* always
+//!   applies: it is idempotent, and dropping one from a host whose clock is behind would lose a
+//!   logout. A *forget* sent more than 5 minutes from the receiver's clock (well above the 60 s
+//!   of clock skew the core allows), or already seen (each level remembers, per sender's boot,
+//!   the sequences of the last 5 minutes), is dropped, counted (`messages_dropped`) and warned
+//!   about: a captured forget published again costs nothing. Messages of earlier builds (no
+//!   stamp) are not read: deploy the change to every instance at once, or expect logouts
+//!   between old and new instances to take the tombstone path (their misses) meanwhile.
 //! - **Redis trouble** is a miss, never a verdict: an unreadable, undecryptable or foreign value
 //!   is ignored, a slow or absent Redis is skipped after [`command_timeout`](Fleet::command_timeout),
 //!   and after repeated failures not asked at all for a while (a breaker); requests then go to
@@ -86,7 +95,8 @@
 //! | `secret` | the keys derived from the fleet secret (HKDF), current and previous |
 //! | `naming` | the names of the Redis keys (verdicts, locks, tombstones, generations) and of the channel: MACs, never the token |
 //! | `seal` | the AEAD box around every value |
-//! | `message` | the invalidation messages on the channel, authenticated |
+//! | `freshness` | the stamps of messages, and which are fresh: no stale or replayed forget |
+//! | `message` | the invalidation messages on the channel, stamped and authenticated |
 //! | `scripts` | the Lua scripts that keep a fill from undoing a revocation |
 //! | `connection` | the command connection, replaced when it goes silent |
 //! | `level` | `FleetLevel`: reads, fills, locks, revocations, with timeouts and a breaker |
@@ -100,6 +110,7 @@ mod claim;
 mod connection;
 mod counters;
 mod error;
+mod freshness;
 mod level;
 mod liveness;
 mod message;

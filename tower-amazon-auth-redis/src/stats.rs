@@ -39,6 +39,9 @@ pub struct FleetStats {
     /// Times the subscriber heard nothing on its subscription for too long (see
     /// [`Fleet::liveness`](crate::Fleet::liveness)) and counted it as lost.
     pub liveness_failures: u64,
+    /// Messages from other instances dropped: forgets sent more than 5 min from this
+    /// instance's clock, or seen before (published again). Revokes are never dropped.
+    pub messages_dropped: u64,
     /// Whether the subscriber is connected now.
     pub subscribed: bool,
     /// Whether the breaker keeps Redis out of requests now.
@@ -61,6 +64,7 @@ impl FleetStats {
             lock_waits: counters.get(Count::LockWaits),
             subscriptions: counters.get(Count::Subscriptions),
             liveness_failures: counters.get(Count::LivenessFailures),
+            messages_dropped: counters.get(Count::Dropped),
             subscribed: level.is_subscribed(),
             breaker_open: level.breaker_open(),
         }
@@ -79,6 +83,7 @@ impl FleetStats {
             lock_waits,
             subscriptions,
             liveness_failures,
+            messages_dropped,
             subscribed,
             breaker_open,
         } = *self;
@@ -96,6 +101,7 @@ impl FleetStats {
                 "tower_amazon_auth_fleet_liveness_failures_total",
                 liveness_failures,
             ),
+            ("tower_amazon_auth_fleet_messages_dropped_total", messages_dropped),
         ] {
             metrics::counter!(name).absolute(value);
         }

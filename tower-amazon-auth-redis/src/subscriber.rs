@@ -6,17 +6,21 @@
 //! second the revocations that could not be written to Redis (see
 //! `FleetLevel::retry_pending`).
 //!
+//! A message applies only if it is fresh (see [`freshness`](crate::freshness)): a forget sent
+//! too long ago or seen before is dropped, counted and warned about; revokes always apply.
+//!
 //! At its first subscription it checks Redis's `maxmemory-policy` and warns when Redis may
 //! evict keys under memory pressure: a tombstone evicted is a logout lost.
 
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt as _;
 use tower_amazon_auth::second_level::{LogLimit, RemoteEvents};
 
-use crate::counters::Count;
+use crate::counters::{Count, Counters};
+use crate::freshness::{Freshness, Judgement};
 use crate::level::FleetLevel;
 use crate::liveness::Liveness;
 use crate::message::{Event, Message};
@@ -206,12 +210,15 @@ fn apply(fleet: &FleetLevel, events: &RemoteEvents, bytes: &[u8]) -> bool {
     let Some(message) = Message::decode(bytes, &fleet.secrets[index].keys) else {
         return true;
     };
-    if message.sender == fleet.instance {
+    if fleet.freshness.is_own(&message.stamp) {
         return true;
     }
     if index > 0 && message.first == fleet.secrets[0].keys.id {
         // A rotating sender's copy under our previous secret: its first copy, under our
         // current secret, says the same.
+        return true;
+    }
+    if !is_fresh(&fleet.freshness, &fleet.counters, &message, SystemTime::now()) {
         return true;
     }
     fleet.counters.incr(Count::Received);
@@ -226,6 +233,27 @@ fn apply(fleet: &FleetLevel, events: &RemoteEvents, bytes: &[u8]) -> bool {
         // everything rather than serve it (the tombstone is in Redis for the next miss).
         (None, _) => events.forget_all(),
     }
+}
+
+/// Whether `message` (authenticated, from another instance) is to be applied at `now`: a
+/// forget that is stale or replayed is not (counted, and warned about at most every few
+/// seconds); a revoke always is.
+fn is_fresh(freshness: &Freshness, counters: &Counters, message: &Message, now: SystemTime) -> bool {
+    let revoke = matches!(message.event, Event::Revoke(_));
+    let judged = freshness.judge(&message.stamp, revoke, now);
+    if judged == Judgement::Apply {
+        return true;
+    }
+    counters.incr(Count::Dropped);
+    if let Some(suppressed) = freshness.warn.admit() {
+        tracing::warn!(
+            why = ?judged,
+            suppressed,
+            "fleet cache level: a message to forget a token dropped (stale: sent more than 5 min \
+             from this instance's clock; replayed: seen before)"
+        );
+    }
+    false
 }
 
 /// Whether Redis, with this `maxmemory-policy` and `maxmemory`, may evict keys (tombstones
@@ -279,5 +307,61 @@ mod tests {
         assert!(may_evict("allkeys-lru", Some("104857600")));
         assert!(may_evict("volatile-ttl", Some("104857600")));
         assert!(!may_evict("allkeys-lru", None));
+    }
+    #[test]
+    fn a_stale_or_replayed_forget_is_dropped_and_counted_and_a_revoke_never() {
+        use tower_amazon_auth::second_level::TokenKey;
+
+        let freshness = Freshness::new().unwrap();
+        let counters = Counters::default();
+        let now = SystemTime::now();
+        let message = |event, sequence, sent: SystemTime| Message {
+            key: TokenKey::from_be_bytes([7; 16]),
+            event,
+            stamp: crate::freshness::Stamp {
+                sender: [1; 8],
+                boot: [2; 8],
+                sequence,
+                sent_ms: sent.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64,
+            },
+            first: [0; 8],
+        };
+        let behind = now - crate::freshness::WINDOW - Duration::from_secs(60);
+        assert!(!is_fresh(
+            &freshness,
+            &counters,
+            &message(Event::Forget, 1, behind),
+            now
+        ));
+        assert_eq!(counters.get(Count::Dropped), 1, "a stale forget counted");
+        assert!(
+            is_fresh(
+                &freshness,
+                &counters,
+                &message(Event::Revoke(1000), 2, behind),
+                now
+            ),
+            "a revoke from a clock behind applies"
+        );
+        assert!(is_fresh(
+            &freshness,
+            &counters,
+            &message(Event::Forget, 3, now),
+            now
+        ));
+        assert!(!is_fresh(
+            &freshness,
+            &counters,
+            &message(Event::Forget, 3, now),
+            now
+        ));
+        assert_eq!(counters.get(Count::Dropped), 2, "a replayed forget counted");
+        assert!(is_fresh(
+            &freshness,
+            &counters,
+            &message(Event::Revoke(1000), 2, behind),
+            now
+        ));
+        assert_eq!(counters.get(Count::Dropped), 2);
     }
 }

@@ -1330,3 +1330,101 @@ async fn the_liveness_bound_is_checked_at_build() {
         build_layer(builder(&mock).second_level(fleet)).expect("accepted");
     }
 }
+
+/// The next message on the fleet's channel (`taa:events`), as raw bytes.
+async fn next_raw(messages: &mut redis::aio::PubSubStream) -> Vec<u8> {
+    use futures_util::StreamExt as _;
+    let message = tokio::time::timeout(PATIENCE, messages.next())
+        .await
+        .expect("a message on the channel")
+        .expect("the channel open");
+    message.get_payload_bytes().to_vec()
+}
+
+/// Case: a forget captured on the channel and published again is dropped (counted) and has no
+/// effect: A, having verified the token again, keeps it in its local cache and does not ask
+/// Amazon (nor Redis, emptied meanwhile so that a local miss would reach Amazon). A revoke
+/// published again still applies: a revocation is never dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forget_published_again_is_dropped_and_a_revoke_still_applies() {
+    let Some(redis) = redis("fleet::a_forget_published_again_is_dropped_and_a_revoke_still_applies") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let fleet = instances(2, &mock, &redis).await;
+    let (a, b) = (&fleet[0], &fleet[1]);
+    let mut listener = redis::Client::open(url(&redis))
+        .unwrap()
+        .get_async_pubsub()
+        .await
+        .unwrap();
+    listener.subscribe("taa:events").await.unwrap();
+    let mut messages = listener.into_on_message();
+    let mut admin = connection(&redis).await;
+
+    let replayed = token("fleet-replayed");
+    mock.register(&replayed, MockUser::new("amzn1.account.REPLAYED"));
+    assert_eq!(a.status(&replayed).await, 200);
+    let before = fleet_stats(&a.layer);
+    b.layer
+        .cache()
+        .invalidate(&AccessToken::new(replayed.clone()))
+        .await
+        .unwrap();
+    let forget = next_raw(&mut messages).await;
+    within_patience("A hears B's forget", || async {
+        fleet_stats(&a.layer).invalidations_received > before.invalidations_received
+    })
+    .await;
+    assert_eq!(a.status(&replayed).await, 200, "verified again");
+    assert_eq!(a.status(&replayed).await, 200, "hot in A's local cache");
+    assert_eq!(mock.calls_for(&replayed).tokeninfo, 2);
+    let _: () = redis::cmd("FLUSHDB").query_async(&mut admin).await.unwrap();
+
+    let before = fleet_stats(&a.layer);
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("taa:events")
+        .arg(&forget)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(next_raw(&mut messages).await, forget, "the test's own copy");
+    within_patience("A drops the forget published again", || async {
+        fleet_stats(&a.layer).messages_dropped > before.messages_dropped
+    })
+    .await;
+    assert_eq!(a.status(&replayed).await, 200);
+    assert_eq!(
+        mock.calls_for(&replayed).tokeninfo,
+        2,
+        "a forget published again made A verify the token again"
+    );
+    let after = fleet_stats(&a.layer);
+    assert_eq!(after.invalidations_received, before.invalidations_received);
+    let _ = writeln!(std::io::stderr(), "fleet: replayed forget: {after:?}");
+
+    // A revoke published again applies (it is idempotent): counted as received, not dropped.
+    let revoked = token("fleet-revoked-again");
+    mock.register(&revoked, MockUser::new("amzn1.account.REVOKED"));
+    assert_eq!(a.status(&revoked).await, 200);
+    assert_eq!(b.logout(&revoked).await, 204);
+    let revoke = next_raw(&mut messages).await;
+    let revoked = &revoked;
+    within_patience("A refuses the token revoked on B", move || async move {
+        a.status(revoked).await == 401
+    })
+    .await;
+    let before = fleet_stats(&a.layer);
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("taa:events")
+        .arg(&revoke)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    within_patience("A applies the revoke published again", || async {
+        fleet_stats(&a.layer).invalidations_received > before.invalidations_received
+    })
+    .await;
+    assert_eq!(fleet_stats(&a.layer).messages_dropped, before.messages_dropped);
+    assert_eq!(a.status(revoked).await, 401);
+}
