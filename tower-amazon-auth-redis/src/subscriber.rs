@@ -16,7 +16,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::BoxFuture;
-use futures_util::StreamExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 use tower_amazon_auth::second_level::{LogLimit, RemoteEvents};
 
 use crate::counters::{Count, Counters};
@@ -157,6 +157,13 @@ async fn listen(
                 }
             }
             _ = ping.tick() => {
+                // A reply that came while this loop was busy (retrying revocations) counts.
+                if let Some(answered) = pong.as_mut().and_then(|p| p.as_mut().now_or_never()) {
+                    pong = None;
+                    if answered {
+                        liveness.heard(Instant::now());
+                    }
+                }
                 if liveness.is_lost(Instant::now()) {
                     let Some(f) = fleet.upgrade() else { return Ended::Stop };
                     return lost(&f, events, warn, bound);
