@@ -12,11 +12,13 @@ pub(crate) enum Count {
     Received,
     LockWaits,
     Subscriptions,
+    LivenessFailures,
+    Dropped,
 }
 
 /// The live counters, one atomic per [`Count`].
 #[derive(Debug, Default)]
-pub(crate) struct Counters([AtomicU64; 6]);
+pub(crate) struct Counters([AtomicU64; 8]);
 
 impl Counters {
     /// Counts one more `what`.

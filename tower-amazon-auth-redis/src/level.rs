@@ -13,8 +13,10 @@ use tokio::sync::watch;
 
 use tower_amazon_auth::second_level::{Breaker, CacheSettings, KeyedDigest, LogLimit, Outcome, TokenKey};
 
+use crate::connection::Commands;
 use crate::counters::{Count, Counters};
 use crate::error::FleetError;
+use crate::freshness::Freshness;
 use crate::message::{Event, Message};
 use crate::naming::{channel, fingerprint, Naming};
 use crate::scripts;
@@ -68,7 +70,8 @@ pub(crate) struct Seen(Option<Vec<u8>>);
 
 /// The fleet level of one cache.
 pub(crate) struct FleetLevel {
-    manager: ConnectionManager,
+    /// The command connection, replaced when it goes silent.
+    pub(crate) commands: Commands,
     /// For the subscriber's own connection.
     pub(crate) client: redis::Client,
     /// The current secret first, then the previous one.
@@ -76,8 +79,11 @@ pub(crate) struct FleetLevel {
     pub(crate) channel: String,
     timeout: Duration,
     lock_wait: Duration,
-    /// Ours in the fleet lock, and the sender of our messages.
-    pub(crate) instance: [u8; 8],
+    /// See [`Fleet::liveness`].
+    pub(crate) liveness: Duration,
+    /// Our messages' stamps, and the others' seen.
+    pub(crate) freshness: Freshness,
+    /// Ours in the fleet lock (random per level).
     lock_token: String,
     breaker: Breaker,
     warn: LogLimit,
@@ -117,8 +123,7 @@ impl FleetLevel {
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(20))
             .set_max_delay(Duration::from_secs(1));
-        let manager =
-            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|_| FleetError::Url)?;
+        let commands = Commands::new(client.clone(), config).map_err(|_| FleetError::Url)?;
         let fingerprint = fingerprint(cache);
         let secret = |bytes: &[u8]| {
             let keys = Keys::derive(bytes);
@@ -143,14 +148,15 @@ impl FleetLevel {
         let mut instance = [0; 8];
         getrandom::fill(&mut instance).map_err(|e| FleetError::Randomness(e.to_string()))?;
         Ok(Self {
-            manager,
+            commands,
             client,
             secrets,
             channel: channel(&fleet.prefix),
             timeout: fleet.command_timeout,
             lock_wait,
+            liveness: fleet.liveness,
             lock_token: instance.iter().map(|b| format!("{b:02x}")).collect(),
-            instance,
+            freshness: Freshness::new().map_err(|e| FleetError::Randomness(e.to_string()))?,
             breaker: Breaker::new(fleet.backoff, fleet.command_timeout),
             warn: LogLimit::default(),
             previous_of: rotating.then(map),
@@ -199,9 +205,9 @@ impl FleetLevel {
         self.breaker.is_open()
     }
 
-    /// The manager, for the subscriber's one-off commands.
+    /// The current command connection, for the subscriber's one-off commands.
     pub(crate) fn manager(&self) -> ConnectionManager {
-        self.manager.clone()
+        self.commands.get()
     }
 
     /// The token's key under each secret known for it: the current one (`key`), and under the
@@ -263,10 +269,12 @@ impl FleetLevel {
         .record(started.elapsed().as_secs_f64());
         let failure = match answered {
             Ok(Ok(value)) => {
+                self.commands.answered();
                 admission.record(Outcome::Answered);
                 return Some(value);
             }
             Ok(Err(error)) => format!("{:?}", error.kind()),
+            Err(_) if self.commands.timed_out() => "timed out; connection replaced".to_owned(),
             Err(_) => "timed out".to_owned(),
         };
         admission.record(Outcome::Failed);
@@ -310,7 +318,7 @@ impl FleetLevel {
                 .arg(keys.len())
                 .arg(&self.lock_token)
                 .arg(lock_ms);
-            let mut manager = self.manager.clone();
+            let mut manager = self.manager();
             let Some(answer) = self
                 .run("read", async {
                     invocation.invoke_async::<Value>(&mut manager).await
@@ -422,7 +430,7 @@ impl FleetLevel {
             .arg(life_ms)
             .arg(&self.lock_token)
             .arg(seen);
-        let mut manager = self.manager.clone();
+        let mut manager = self.manager();
         self.run("fill", async {
             invocation.invoke_async::<Value>(&mut manager).await
         })
@@ -436,7 +444,7 @@ impl FleetLevel {
         invocation
             .key(Self::lock_name(&keys).unwrap_or_default())
             .arg(&self.lock_token);
-        let mut manager = self.manager.clone();
+        let mut manager = self.manager();
         self.run("release", async {
             invocation.invoke_async::<Value>(&mut manager).await
         })
@@ -534,12 +542,12 @@ impl FleetLevel {
             let message = Message {
                 key: *key,
                 event,
-                sender: self.instance,
+                stamp: self.freshness.stamp(std::time::SystemTime::now()),
                 first: self.secrets[0].keys.id,
             };
             invocation.arg(message.encode(&secret.keys));
         }
-        let mut manager = self.manager.clone();
+        let mut manager = self.manager();
         match self
             .run("forget", async {
                 invocation.invoke_async::<Value>(&mut manager).await

@@ -49,12 +49,29 @@
 //!   has not received the message yet.
 //! - **Missed messages.** Pub/sub drops what is published while a subscriber is disconnected.
 //!   When the subscriber connects again, the instance forgets every cached verdict (its
-//!   revocations stay) and asks Redis, which holds the tombstones, at the next request. While it
-//!   is disconnected, a logout published elsewhere reaches a token that is hot in this
-//!   instance's local cache only when that local entry ends, after at most
-//!   [`max_ttl`](tower_amazon_auth::IdentityCacheBuilder::max_ttl) (5 min by default), or at the reconnect,
-//!   whichever comes first: that is the worst-case delay of a logout. Tokens not cached locally
-//!   are refused at once (the miss reads the tombstone), as long as Redis answers reads.
+//!   revocations stay) and asks Redis, which holds the tombstones, at the next request. A
+//!   subscription that dies without a word (a NAT or firewall dropping the connection without
+//!   a reset) is noticed too: the subscriber pings Redis on its own connection every quarter of
+//!   [`liveness`](Fleet::liveness) (5 s by default), and after three quarters of it without a
+//!   reply or a message it counts the subscription as lost (`liveness_failures`): it flushes
+//!   the local cache at once, replaces the command connection (a timeout does not make the
+//!   client reconnect, and the same path likely dropped it), and subscribes again, flushing
+//!   once more. So a logout published elsewhere reaches a token hot in this instance's local
+//!   cache within [`liveness`](Fleet::liveness) (plus a reconnection, normally one round trip,
+//!   at most 2 s), as long as this instance can reach Redis: that is the worst-case delay of a
+//!   logout. While Redis cannot be reached at all, such a token stays accepted until its local
+//!   entry ends ([`max_ttl`](tower_amazon_auth::IdentityCacheBuilder::max_ttl), 5 min by
+//!   default), and tokens not cached locally go to Amazon (below). Tokens not cached locally
+//!   are refused at once as long as Redis answers reads (the miss reads the tombstone).
+//! - **Fresh messages.** Every message carries when it was sent and `(sender, boot, sequence)`
+//!   (random per process, random per level, counting up), under its MAC. A *revoke* always
+//!   applies: it is idempotent, and dropping one from a host whose clock is behind would lose a
+//!   logout. A *forget* sent more than 5 minutes from the receiver's clock (well above the 60 s
+//!   of clock skew the core allows), or already seen (each level remembers, per sender's boot,
+//!   the sequences of the last 5 minutes), is dropped, counted (`messages_dropped`) and warned
+//!   about: a captured forget published again costs nothing. Messages of earlier builds (no
+//!   stamp) are not read: deploy the change to every instance at once, or expect logouts
+//!   between old and new instances to take the tombstone path (their misses) meanwhile.
 //! - **Redis trouble** is a miss, never a verdict: an unreadable, undecryptable or foreign value
 //!   is ignored, a slow or absent Redis is skipped after [`command_timeout`](Fleet::command_timeout),
 //!   and after repeated failures not asked at all for a while (a breaker); requests then go to
@@ -78,18 +95,24 @@
 //! | `secret` | the keys derived from the fleet secret (HKDF), current and previous |
 //! | `naming` | the names of the Redis keys (verdicts, locks, tombstones, generations) and of the channel: MACs, never the token |
 //! | `seal` | the AEAD box around every value |
-//! | `message` | the invalidation messages on the channel, authenticated |
+//! | `freshness` | the stamps of messages, and which are fresh: no stale or replayed forget |
+//! | `message` | the invalidation messages on the channel, stamped and authenticated |
 //! | `scripts` | the Lua scripts that keep a fill from undoing a revocation |
+//! | `connection` | the command connection, replaced when it goes silent |
 //! | `level` | `FleetLevel`: reads, fills, locks, revocations, with timeouts and a breaker |
 //! | `claim` | a verification's claim: its fill, or the lock given up |
 //! | `attached` | [`Fleet`] attached to a cache: the [`SecondLevel`](tower_amazon_auth::second_level::SecondLevel) the core sees |
-//! | `subscriber` | the task that applies other instances' messages, and flushes on reconnect |
+//! | `liveness` | when a subscription that hears nothing counts as lost |
+//! | `subscriber` | the task that applies other instances' messages, pings its subscription, and flushes on reconnect |
 
 mod attached;
 mod claim;
+mod connection;
 mod counters;
 mod error;
+mod freshness;
 mod level;
+mod liveness;
 mod message;
 mod naming;
 mod scripts;

@@ -8,15 +8,27 @@
 //! secret it holds, and a receiver that holds the first copy's secret as its own current one
 //! ignores the other copies (it cannot always map their keys, and would have to flush).
 //!
-//! Layout (65 bytes): `kind (1) ‖ secret id (8) ‖ first copy's secret id (8) ‖ sender (8) ‖
-//! token key (16, big-endian) ‖ revoked for, ms (8, big-endian) ‖ MAC (16)`.
+//! Each carries its [`Stamp`] too (when it was sent, and `sender`, `boot`, `sequence`), under
+//! the MAC, so that a receiver can tell a captured forget published again, or a stale one
+//! ([`freshness`](crate::freshness)). Each copy of a rotating sender's message has a sequence
+//! of its own, so a receiver that applies two copies does not take the second for a replay.
+//!
+//! Layout (89 bytes, integers big-endian): `kind (1) ‖ secret id (8) ‖ first copy's secret id
+//! (8) ‖ sender (8) ‖ boot (8) ‖ sequence (8) ‖ sent at, ms since the Unix epoch (8) ‖ token key
+//! (16) ‖ revoked for, ms (8) ‖ MAC (16)`; the MAC (HMAC-SHA256 under the secret's message key,
+//! truncated) covers everything before it. `kind` is 3 (forget) or 4 (revoke): the 65-byte
+//! messages of earlier builds (kinds 1 and 2, no stamp) are not read.
 
 use tower_amazon_auth::second_level::TokenKey;
 
+use crate::freshness::Stamp;
 use crate::secret::{mac, Keys};
 
-const LEN: usize = 1 + 8 + 8 + 8 + 16 + 8;
+const LEN: usize = 1 + 8 + 8 + 8 + 8 + 8 + 8 + 16 + 8;
 const MAC_LEN: usize = 16;
+/// The kinds (1 and 2 were those of the unstamped layout).
+const FORGET: u8 = 3;
+const REVOKE: u8 = 4;
 
 /// What a message asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +45,8 @@ pub(crate) struct Message {
     /// The token's key under that secret.
     pub(crate) key: TokenKey,
     pub(crate) event: Event,
-    /// The instance that sent it (random per instance).
-    pub(crate) sender: [u8; 8],
+    /// Who sent it, and when.
+    pub(crate) stamp: Stamp,
     /// The id of the secret the sender's first copy of this message is under (its current
     /// secret); the message's own when it is that copy.
     pub(crate) first: [u8; 8],
@@ -44,14 +56,17 @@ impl Message {
     /// The message, made and authenticated under `keys`.
     pub(crate) fn encode(&self, keys: &Keys) -> Vec<u8> {
         let (kind, ms) = match self.event {
-            Event::Forget => (1u8, 0),
-            Event::Revoke(ms) => (2, ms),
+            Event::Forget => (FORGET, 0),
+            Event::Revoke(ms) => (REVOKE, ms),
         };
         let mut out = Vec::with_capacity(LEN + MAC_LEN);
         out.push(kind);
         out.extend_from_slice(&keys.id);
         out.extend_from_slice(&self.first);
-        out.extend_from_slice(&self.sender);
+        out.extend_from_slice(&self.stamp.sender);
+        out.extend_from_slice(&self.stamp.boot);
+        out.extend_from_slice(&self.stamp.sequence.to_be_bytes());
+        out.extend_from_slice(&self.stamp.sent_ms.to_be_bytes());
         out.extend_from_slice(&self.key.to_be_bytes());
         out.extend_from_slice(&ms.to_be_bytes());
         let tag = mac(&keys.message, &[&out]);
@@ -84,18 +99,24 @@ impl Message {
             return None;
         }
         let first = body[9..17].try_into().ok()?;
-        let sender = body[17..25].try_into().ok()?;
-        let key = TokenKey::from_be_bytes(body[25..41].try_into().ok()?);
-        let ms = u64::from_be_bytes(body[41..49].try_into().ok()?);
+        let u64_at = |at: usize| body[at..at + 8].try_into().ok().map(u64::from_be_bytes);
+        let stamp = Stamp {
+            sender: body[17..25].try_into().ok()?,
+            boot: body[25..33].try_into().ok()?,
+            sequence: u64_at(33)?,
+            sent_ms: u64_at(41)?,
+        };
+        let key = TokenKey::from_be_bytes(body[49..65].try_into().ok()?);
+        let ms = u64_at(65)?;
         let event = match body[0] {
-            1 => Event::Forget,
-            2 => Event::Revoke(ms),
+            FORGET => Event::Forget,
+            REVOKE => Event::Revoke(ms),
             _ => return None,
         };
         Some(Self {
             key,
             event,
-            sender,
+            stamp,
             first,
         })
     }
@@ -111,10 +132,16 @@ mod tests {
         let message = Message {
             key: TokenKey::from_be_bytes(0x0123_4567_89ab_cdef_0011_2233_4455_6677u128.to_be_bytes()),
             event: Event::Revoke(1234),
-            sender: [5; 8],
+            stamp: Stamp {
+                sender: [5; 8],
+                boot: [6; 8],
+                sequence: 7,
+                sent_ms: 1_700_000_000_000,
+            },
             first: keys.id,
         };
         let bytes = message.encode(&keys);
+        assert_eq!(bytes.len(), 89);
         assert_eq!(Message::decode(&bytes, &keys), Some(message));
         assert_eq!(Message::decode(&bytes, &Keys::derive(&[8; 32])), None);
         for bit in 0..bytes.len() * 8 {

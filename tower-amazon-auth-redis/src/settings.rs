@@ -17,6 +17,9 @@ pub mod defaults {
     pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(50);
     /// How long Redis is left alone after a run of failed commands: 5 s.
     pub const BACKOFF: Duration = Duration::from_secs(5);
+    /// How long an instance may hear nothing on its subscription before it counts it as lost:
+    /// 5 s (see [`Fleet::liveness`](crate::Fleet::liveness)).
+    pub const LIVENESS: Duration = Duration::from_secs(5);
 }
 
 /// The shortest fleet secret accepted, in bytes.
@@ -64,6 +67,7 @@ pub struct Fleet {
     pub(crate) command_timeout: Duration,
     pub(crate) lock_wait: Option<Duration>,
     pub(crate) backoff: Duration,
+    pub(crate) liveness: Duration,
 }
 
 impl Fleet {
@@ -80,6 +84,7 @@ impl Fleet {
             command_timeout: defaults::COMMAND_TIMEOUT,
             lock_wait: None,
             backoff: defaults::BACKOFF,
+            liveness: defaults::LIVENESS,
         }
     }
 
@@ -130,6 +135,19 @@ impl Fleet {
         self.backoff = backoff;
         self
     }
+
+    /// The longest a logout made on another instance can take to reach a token hot in this
+    /// instance's local cache when its subscription died silently (a NAT or firewall that
+    /// dropped the connection without a reset). The subscriber pings Redis on its own
+    /// connection every quarter of this; after three quarters of it without a word (a reply or
+    /// a message), it counts the subscription as lost: it flushes the local cache (revocations
+    /// stay), replaces the command connection too (same path, likely dead as well), and
+    /// subscribes again, flushing once more. 1 s to 5 min. Default: [`defaults::LIVENESS`]
+    /// (5 s).
+    pub fn liveness(mut self, liveness: Duration) -> Self {
+        self.liveness = liveness;
+        self
+    }
 }
 
 impl fmt::Debug for Fleet {
@@ -140,6 +158,7 @@ impl fmt::Debug for Fleet {
             .field("command_timeout", &self.command_timeout)
             .field("lock_wait", &self.lock_wait)
             .field("backoff", &self.backoff)
+            .field("liveness", &self.liveness)
             .field("previous_secret", &self.previous.is_some())
             .finish_non_exhaustive()
     }
@@ -176,6 +195,8 @@ impl Fleet {
                 "at most 5 min",
             ),
             ("backoff", self.backoff > five_min, "at most 5 min"),
+            ("liveness", self.liveness < Duration::from_secs(1), "at least 1 s"),
+            ("liveness", self.liveness > five_min, "at most 5 min"),
         ] {
             if refused {
                 return Err(FleetError::Setting { setting, rule });

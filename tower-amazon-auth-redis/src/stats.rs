@@ -36,6 +36,12 @@ pub struct FleetStats {
     pub lock_waits: u64,
     /// Times the subscriber (re)subscribed, each flushing the local verdicts.
     pub subscriptions: u64,
+    /// Times the subscriber heard nothing on its subscription for too long (see
+    /// [`Fleet::liveness`](crate::Fleet::liveness)) and counted it as lost.
+    pub liveness_failures: u64,
+    /// Messages from other instances dropped: forgets sent more than 5 min from this
+    /// instance's clock, or seen before (published again). Revokes are never dropped.
+    pub messages_dropped: u64,
     /// Whether the subscriber is connected now.
     pub subscribed: bool,
     /// Whether the breaker keeps Redis out of requests now.
@@ -57,6 +63,8 @@ impl FleetStats {
             invalidations_received: counters.get(Count::Received),
             lock_waits: counters.get(Count::LockWaits),
             subscriptions: counters.get(Count::Subscriptions),
+            liveness_failures: counters.get(Count::LivenessFailures),
+            messages_dropped: counters.get(Count::Dropped),
             subscribed: level.is_subscribed(),
             breaker_open: level.breaker_open(),
         }
@@ -74,6 +82,8 @@ impl FleetStats {
             invalidations_received,
             lock_waits,
             subscriptions,
+            liveness_failures,
+            messages_dropped,
             subscribed,
             breaker_open,
         } = *self;
@@ -87,6 +97,11 @@ impl FleetStats {
             ),
             ("tower_amazon_auth_fleet_lock_waits_total", lock_waits),
             ("tower_amazon_auth_fleet_subscriptions_total", subscriptions),
+            (
+                "tower_amazon_auth_fleet_liveness_failures_total",
+                liveness_failures,
+            ),
+            ("tower_amazon_auth_fleet_messages_dropped_total", messages_dropped),
         ] {
             metrics::counter!(name).absolute(value);
         }

@@ -6,17 +6,23 @@
 //! second the revocations that could not be written to Redis (see
 //! `FleetLevel::retry_pending`).
 //!
+//! A message applies only if it is fresh (see [`freshness`](crate::freshness)): a forget sent
+//! too long ago or seen before is dropped, counted and warned about; revokes always apply.
+//!
 //! At its first subscription it checks Redis's `maxmemory-policy` and warns when Redis may
 //! evict keys under memory pressure: a tombstone evicted is a logout lost.
 
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt as _, StreamExt as _};
 use tower_amazon_auth::second_level::{LogLimit, RemoteEvents};
 
-use crate::counters::Count;
+use crate::counters::{Count, Counters};
+use crate::freshness::{Freshness, Judgement};
 use crate::level::FleetLevel;
+use crate::liveness::Liveness;
 use crate::message::{Event, Message};
 
 /// The first reconnection delay; doubled after each failure.
@@ -39,6 +45,7 @@ async fn run(fleet: Weak<FleetLevel>, events: RemoteEvents, mut stop: tokio::syn
     let mut delay = FIRST_DELAY;
     let mut checked_policy = false;
     let subscribe_warn = LogLimit::default();
+    let liveness_warn = LogLimit::default();
     loop {
         let Some((client, channel)) = fleet.upgrade().map(|f| (f.client.clone(), f.channel.clone())) else {
             return;
@@ -67,31 +74,18 @@ async fn run(fleet: Weak<FleetLevel>, events: RemoteEvents, mut stop: tokio::syn
                     checked_policy = true;
                     tokio::spawn(check_policy(f.manager()));
                 }
+                let bound = f.liveness;
                 drop(f);
-                let mut messages = pubsub.into_on_message();
-                let mut retry = tokio::time::interval(RETRY);
-                loop {
-                    let message = tokio::select! {
-                        _ = stop.changed() => return,
-                        message = messages.next() => message,
-                        _ = retry.tick() => {
-                            let Some(f) = fleet.upgrade() else { return };
-                            if f.has_pending() {
-                                f.retry_pending().await;
-                            }
-                            continue;
-                        }
-                    };
-                    let Some(message) = message else { break };
-                    let Some(f) = fleet.upgrade() else { return };
-                    if !apply(&f, &events, message.get_payload_bytes()) {
-                        return;
-                    }
+                match listen(&fleet, &events, &mut stop, pubsub, bound, &liveness_warn).await {
+                    Ended::Stop => return,
+                    Ended::Disconnected => tracing::warn!(
+                        "fleet cache level: subscriber disconnected, reconnecting (the local cache is flushed on reconnect)"
+                    ),
+                    Ended::Lost => {}
                 }
                 if let Some(f) = fleet.upgrade() {
                     f.set_subscribed(false);
                 }
-                tracing::warn!("fleet cache level: subscriber disconnected, reconnecting (the local cache is flushed on reconnect)");
             }
             // Warned about (at most every few seconds): a Redis user without the channel, or a
             // proxy without pub/sub, would otherwise go unnoticed, and logouts would reach this
@@ -119,6 +113,98 @@ async fn run(fleet: Weak<FleetLevel>, events: RemoteEvents, mut stop: tokio::syn
     }
 }
 
+/// How listening on one subscription ended.
+enum Ended {
+    /// The level or the cache is gone, or stopped.
+    Stop,
+    /// The connection closed.
+    Disconnected,
+    /// Nothing heard for too long: counted, warned about, flushed, command connection replaced.
+    Lost,
+}
+
+/// Applies the messages of one subscription, pings it (see [`Liveness`]), and retries the
+/// pending revocations, until the connection closes or goes silent too long.
+async fn listen(
+    fleet: &Weak<FleetLevel>,
+    events: &RemoteEvents,
+    stop: &mut tokio::sync::watch::Receiver<()>,
+    pubsub: redis::aio::PubSub,
+    bound: Duration,
+    warn: &LogLimit,
+) -> Ended {
+    let (sink, mut messages) = pubsub.split();
+    let mut liveness = Liveness::new(bound, Instant::now());
+    let mut ping = tokio::time::interval(liveness.ping_every());
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pong: Option<BoxFuture<'static, bool>> = None;
+    let mut retry = tokio::time::interval(RETRY);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return Ended::Stop,
+            message = messages.next() => {
+                let Some(message) = message else { return Ended::Disconnected };
+                liveness.heard(Instant::now());
+                let Some(f) = fleet.upgrade() else { return Ended::Stop };
+                if !apply(&f, events, message.get_payload_bytes()) {
+                    return Ended::Stop;
+                }
+            }
+            answered = async { pong.as_mut()?.await.then_some(()) }, if pong.is_some() => {
+                pong = None;
+                if answered.is_some() {
+                    liveness.heard(Instant::now());
+                }
+            }
+            _ = ping.tick() => {
+                // A reply that came while this loop was busy (retrying revocations) counts.
+                if let Some(answered) = pong.as_mut().and_then(|p| p.as_mut().now_or_never()) {
+                    pong = None;
+                    if answered {
+                        liveness.heard(Instant::now());
+                    }
+                }
+                if liveness.is_lost(Instant::now()) {
+                    let Some(f) = fleet.upgrade() else { return Ended::Stop };
+                    return lost(&f, events, warn, bound);
+                }
+                if pong.is_none() {
+                    let mut sink = sink.clone();
+                    pong = Some(Box::pin(async move { sink.ping::<redis::Value>().await.is_ok() }));
+                }
+            }
+            _ = retry.tick() => {
+                let Some(f) = fleet.upgrade() else { return Ended::Stop };
+                if f.has_pending() {
+                    f.retry_pending().await;
+                }
+            }
+        }
+    }
+}
+
+/// The subscription went silent: treated as a reconnection (the local cache is flushed now and
+/// again once subscribed), and the command connection, which likely went the same way, is
+/// replaced, so that misses read the tombstones in Redis again.
+fn lost(fleet: &FleetLevel, events: &RemoteEvents, warn: &LogLimit, bound: Duration) -> Ended {
+    fleet.counters.incr(Count::LivenessFailures);
+    fleet.set_subscribed(false);
+    fleet.commands.renew();
+    if let Some(suppressed) = warn.admit() {
+        tracing::warn!(
+            silent_ms = (bound / 4 * 3).as_millis() as u64,
+            suppressed,
+            "fleet cache level: nothing heard on the subscription (a connection dropped without a \
+             reset?); flushing the local cache and reconnecting"
+        );
+    }
+    if events.forget_all() {
+        Ended::Lost
+    } else {
+        Ended::Stop
+    }
+}
+
 /// Applies one message from the channel; `false` when the cache is gone.
 fn apply(fleet: &FleetLevel, events: &RemoteEvents, bytes: &[u8]) -> bool {
     let Some(id) = Message::secret_id(bytes) else {
@@ -131,12 +217,15 @@ fn apply(fleet: &FleetLevel, events: &RemoteEvents, bytes: &[u8]) -> bool {
     let Some(message) = Message::decode(bytes, &fleet.secrets[index].keys) else {
         return true;
     };
-    if message.sender == fleet.instance {
+    if fleet.freshness.is_own(&message.stamp) {
         return true;
     }
     if index > 0 && message.first == fleet.secrets[0].keys.id {
         // A rotating sender's copy under our previous secret: its first copy, under our
         // current secret, says the same.
+        return true;
+    }
+    if !is_fresh(&fleet.freshness, &fleet.counters, &message, SystemTime::now()) {
         return true;
     }
     fleet.counters.incr(Count::Received);
@@ -151,6 +240,27 @@ fn apply(fleet: &FleetLevel, events: &RemoteEvents, bytes: &[u8]) -> bool {
         // everything rather than serve it (the tombstone is in Redis for the next miss).
         (None, _) => events.forget_all(),
     }
+}
+
+/// Whether `message` (authenticated, from another instance) is to be applied at `now`: a
+/// forget that is stale or replayed is not (counted, and warned about at most every few
+/// seconds); a revoke always is.
+fn is_fresh(freshness: &Freshness, counters: &Counters, message: &Message, now: SystemTime) -> bool {
+    let revoke = matches!(message.event, Event::Revoke(_));
+    let judged = freshness.judge(&message.stamp, revoke, now);
+    if judged == Judgement::Apply {
+        return true;
+    }
+    counters.incr(Count::Dropped);
+    if let Some(suppressed) = freshness.warn.admit() {
+        tracing::warn!(
+            why = ?judged,
+            suppressed,
+            "fleet cache level: a message to forget a token dropped (stale: sent more than 5 min \
+             from this instance's clock; replayed: seen before)"
+        );
+    }
+    false
 }
 
 /// Whether Redis, with this `maxmemory-policy` and `maxmemory`, may evict keys (tombstones
@@ -204,5 +314,61 @@ mod tests {
         assert!(may_evict("allkeys-lru", Some("104857600")));
         assert!(may_evict("volatile-ttl", Some("104857600")));
         assert!(!may_evict("allkeys-lru", None));
+    }
+    #[test]
+    fn a_stale_or_replayed_forget_is_dropped_and_counted_and_a_revoke_never() {
+        use tower_amazon_auth::second_level::TokenKey;
+
+        let freshness = Freshness::new().unwrap();
+        let counters = Counters::default();
+        let now = SystemTime::now();
+        let message = |event, sequence, sent: SystemTime| Message {
+            key: TokenKey::from_be_bytes([7; 16]),
+            event,
+            stamp: crate::freshness::Stamp {
+                sender: [1; 8],
+                boot: [2; 8],
+                sequence,
+                sent_ms: sent.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64,
+            },
+            first: [0; 8],
+        };
+        let behind = now - crate::freshness::WINDOW - Duration::from_secs(60);
+        assert!(!is_fresh(
+            &freshness,
+            &counters,
+            &message(Event::Forget, 1, behind),
+            now
+        ));
+        assert_eq!(counters.get(Count::Dropped), 1, "a stale forget counted");
+        assert!(
+            is_fresh(
+                &freshness,
+                &counters,
+                &message(Event::Revoke(1000), 2, behind),
+                now
+            ),
+            "a revoke from a clock behind applies"
+        );
+        assert!(is_fresh(
+            &freshness,
+            &counters,
+            &message(Event::Forget, 3, now),
+            now
+        ));
+        assert!(!is_fresh(
+            &freshness,
+            &counters,
+            &message(Event::Forget, 3, now),
+            now
+        ));
+        assert_eq!(counters.get(Count::Dropped), 2, "a replayed forget counted");
+        assert!(is_fresh(
+            &freshness,
+            &counters,
+            &message(Event::Revoke(1000), 2, behind),
+            now
+        ));
+        assert_eq!(counters.get(Count::Dropped), 2);
     }
 }

@@ -26,6 +26,7 @@ use tower_amazon_auth_test_support::external::{
 use tower_amazon_auth_test_support::fixtures::{
     build_layer, builder, client, serve_base_url, token, within_patience, PATIENCE,
 };
+use tower_amazon_auth_test_support::relay::Relay;
 
 /// The fleet secret of these tests (32 bytes).
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
@@ -1241,4 +1242,189 @@ async fn a_lock_named_after_the_verdict_holds_up_no_one() {
         "a miss waited for a lock the writer squatted"
     );
     assert_eq!(mock.calls_for(&t).tokeninfo, 2);
+}
+
+/// Case: a subscription that dies silently. A reaches Redis through a relay; the relay starts
+/// swallowing everything on the connections open at that moment (the subscriber's and the
+/// command connection), without closing anything, as a NAT that lost its state would; new
+/// connections pass, as through that NAT afterwards. A logout on B must then reach the token
+/// hot in A's local cache: A hears nothing for its `liveness` bound, flushes, replaces its
+/// command connection, subscribes again, and reads the tombstone. Without the liveness check A
+/// would accept the token for `max_ttl` (5 min); without the new command connection its reads
+/// would time out and the token would go to Amazon, which still calls it valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subscription_that_dies_silently_is_noticed_and_a_logout_holds() {
+    let Some(redis) = redis("fleet::a_subscription_that_dies_silently_is_noticed_and_a_logout_holds") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let relay = Relay::start(redis.addr()).await.unwrap();
+    let through_relay = Fleet::new(format!("redis://{}", relay.addr()), SECRET)
+        .backoff(Duration::from_secs(1))
+        .command_timeout(Duration::from_secs(2))
+        .liveness(Duration::from_secs(3));
+    let a = Instance::new(builder(&mock).second_level(through_relay)).await;
+    let b = Instance::new(fleet_builder(&mock, &redis)).await;
+
+    let hot = token("fleet-silent");
+    mock.register(&hot, MockUser::new("amzn1.account.SILENT"));
+    assert_eq!(a.status(&hot).await, 200);
+    assert_eq!(a.status(&hot).await, 200, "hot in A's local cache");
+    assert_eq!(b.status(&hot).await, 200);
+    let before = fleet_stats(&a.layer);
+    let connections = relay.accepted();
+
+    relay.swallow();
+    assert_eq!(b.logout(&hot).await, 204);
+    let (a, hot) = (&a, &hot);
+    let took = within_patience("A refuses the token logged out on B", move || async move {
+        a.status(hot).await == 401
+    })
+    .await;
+    let after = fleet_stats(&a.layer);
+    let _ = writeln!(
+        std::io::stderr(),
+        "fleet: silent subscription: refused after {took:?}; {after:?}"
+    );
+    assert_eq!(
+        after.invalidations_received, before.invalidations_received,
+        "the logout's message crossed a swallowing relay"
+    );
+    assert!(after.liveness_failures > before.liveness_failures);
+    assert!(relay.accepted() > connections, "A never connected again");
+    assert_eq!(
+        mock.calls_for(hot).tokeninfo,
+        1,
+        "A asked Amazon instead of reading the tombstone"
+    );
+    within_patience("A subscribed again", move || async move {
+        fleet_stats(&a.layer).subscribed
+    })
+    .await;
+}
+
+/// `Fleet::liveness` is checked at build (1 s to 5 min) and shown in `Debug`.
+#[tokio::test]
+async fn the_liveness_bound_is_checked_at_build() {
+    let mock = MockAmazon::start().await.unwrap();
+    for (liveness, rule) in [
+        (Duration::from_millis(999), "at least 1 s"),
+        (Duration::ZERO, "at least 1 s"),
+        (Duration::from_secs(301), "at most 5 min"),
+    ] {
+        let built = build_layer(
+            builder(&mock).second_level(Fleet::new("redis://127.0.0.1:1", SECRET).liveness(liveness)),
+        );
+        assert_eq!(
+            refusal(built),
+            Some(FleetError::Setting {
+                setting: "liveness",
+                rule
+            }),
+            "{liveness:?}"
+        );
+    }
+    for liveness in [Duration::from_secs(1), Duration::from_secs(300)] {
+        let fleet = Fleet::new("redis://127.0.0.1:1", SECRET).liveness(liveness);
+        assert!(format!("{fleet:?}").contains(&format!("liveness: {liveness:?}")));
+        build_layer(builder(&mock).second_level(fleet)).expect("accepted");
+    }
+}
+
+/// The next message on the fleet's channel (`taa:events`), as raw bytes.
+async fn next_raw(messages: &mut redis::aio::PubSubStream) -> Vec<u8> {
+    use futures_util::StreamExt as _;
+    let message = tokio::time::timeout(PATIENCE, messages.next())
+        .await
+        .expect("a message on the channel")
+        .expect("the channel open");
+    message.get_payload_bytes().to_vec()
+}
+
+/// Case: a forget captured on the channel and published again is dropped (counted) and has no
+/// effect: A, having verified the token again, keeps it in its local cache and does not ask
+/// Amazon (nor Redis, emptied meanwhile so that a local miss would reach Amazon). A revoke
+/// published again still applies: a revocation is never dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forget_published_again_is_dropped_and_a_revoke_still_applies() {
+    let Some(redis) = redis("fleet::a_forget_published_again_is_dropped_and_a_revoke_still_applies") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let fleet = instances(2, &mock, &redis).await;
+    let (a, b) = (&fleet[0], &fleet[1]);
+    let mut listener = redis::Client::open(url(&redis))
+        .unwrap()
+        .get_async_pubsub()
+        .await
+        .unwrap();
+    listener.subscribe("taa:events").await.unwrap();
+    let mut messages = listener.into_on_message();
+    let mut admin = connection(&redis).await;
+
+    let replayed = token("fleet-replayed");
+    mock.register(&replayed, MockUser::new("amzn1.account.REPLAYED"));
+    assert_eq!(a.status(&replayed).await, 200);
+    let before = fleet_stats(&a.layer);
+    b.layer
+        .cache()
+        .invalidate(&AccessToken::new(replayed.clone()))
+        .await
+        .unwrap();
+    let forget = next_raw(&mut messages).await;
+    within_patience("A hears B's forget", || async {
+        fleet_stats(&a.layer).invalidations_received > before.invalidations_received
+    })
+    .await;
+    assert_eq!(a.status(&replayed).await, 200, "verified again");
+    assert_eq!(a.status(&replayed).await, 200, "hot in A's local cache");
+    assert_eq!(mock.calls_for(&replayed).tokeninfo, 2);
+    let _: () = redis::cmd("FLUSHDB").query_async(&mut admin).await.unwrap();
+
+    let before = fleet_stats(&a.layer);
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("taa:events")
+        .arg(&forget)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(next_raw(&mut messages).await, forget, "the test's own copy");
+    within_patience("A drops the forget published again", || async {
+        fleet_stats(&a.layer).messages_dropped > before.messages_dropped
+    })
+    .await;
+    assert_eq!(a.status(&replayed).await, 200);
+    assert_eq!(
+        mock.calls_for(&replayed).tokeninfo,
+        2,
+        "a forget published again made A verify the token again"
+    );
+    let after = fleet_stats(&a.layer);
+    assert_eq!(after.invalidations_received, before.invalidations_received);
+    let _ = writeln!(std::io::stderr(), "fleet: replayed forget: {after:?}");
+
+    // A revoke published again applies (it is idempotent): counted as received, not dropped.
+    let revoked = token("fleet-revoked-again");
+    mock.register(&revoked, MockUser::new("amzn1.account.REVOKED"));
+    assert_eq!(a.status(&revoked).await, 200);
+    assert_eq!(b.logout(&revoked).await, 204);
+    let revoke = next_raw(&mut messages).await;
+    let revoked = &revoked;
+    within_patience("A refuses the token revoked on B", move || async move {
+        a.status(revoked).await == 401
+    })
+    .await;
+    let before = fleet_stats(&a.layer);
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("taa:events")
+        .arg(&revoke)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    within_patience("A applies the revoke published again", || async {
+        fleet_stats(&a.layer).invalidations_received > before.invalidations_received
+    })
+    .await;
+    assert_eq!(fleet_stats(&a.layer).messages_dropped, before.messages_dropped);
+    assert_eq!(a.status(revoked).await, 401);
 }

@@ -1,7 +1,8 @@
 //! What the workspace's tests share (unpublished): [`external`] starts the real servers the
 //! tests need (Redis, nginx, Caddy) on a free 127.0.0.1 port and stops them; [`browser`] drives
 //! a headless Chromium through chromedriver (started the same way); [`examples`] builds and runs
-//! the example binaries; [`fixtures`] holds realistic tokens, a layer on `MockAmazon`, an app
+//! the example binaries; [`relay`] is a TCP relay that can go silent like a NAT that
+//! lost its state; [`fixtures`] holds realistic tokens, a layer on `MockAmazon`, an app
 //! behind it served on loopback, and a client. The core's tests and the Redis level's use it
 //! alike, so neither keeps a copy.
 
@@ -10,3 +11,4 @@ pub mod examples;
 pub mod external;
 pub mod fixtures;
 pub mod proxies;
+pub mod relay;
