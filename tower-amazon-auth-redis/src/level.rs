@@ -109,8 +109,9 @@ impl FleetLevel {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(FleetError::OutsideRuntime);
         }
-        // The parse error may quote the URL, password included: say nothing of it.
-        let client = redis::Client::open(fleet.url.as_str()).map_err(|_| FleetError::Url)?;
+        // With the TLS settings (the subscriber's connection comes from this client too). The
+        // parse error may quote the URL, password included: it is never repeated.
+        let client = fleet.tls.client(&fleet.url)?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(fleet.command_timeout))
             .set_connection_timeout(Some(fleet.command_timeout.max(Duration::from_secs(1))))

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::error::FleetError;
+use crate::tls::Tls;
 
 /// The default of every setting of [`Fleet`].
 pub mod defaults {
@@ -64,10 +65,14 @@ pub struct Fleet {
     pub(crate) command_timeout: Duration,
     pub(crate) lock_wait: Option<Duration>,
     pub(crate) backoff: Duration,
+    /// Root certificates and client identity (`tls.rs`).
+    pub(crate) tls: Tls,
 }
 
 impl Fleet {
-    /// The fleet level on the Redis at `url` (`redis://host:port/db`, `rediss://…` for TLS,
+    /// The fleet level on the Redis at `url` (`redis://host:port/db`, `rediss://…` for TLS —
+    /// see [`root_certificates`](Fleet::root_certificates) and
+    /// [`client_identity`](Fleet::client_identity) —,
     /// `redis://:password@host` or `redis://user:password@host` with authentication), with
     /// `secret`: at least [`FLEET_MIN_SECRET_LEN`] bytes, the same on every instance, kept like a
     /// password. Every key, MAC and encryption key comes from it.
@@ -80,6 +85,7 @@ impl Fleet {
             command_timeout: defaults::COMMAND_TIMEOUT,
             lock_wait: None,
             backoff: defaults::BACKOFF,
+            tls: Tls::default(),
         }
     }
 
@@ -141,13 +147,14 @@ impl fmt::Debug for Fleet {
             .field("lock_wait", &self.lock_wait)
             .field("backoff", &self.backoff)
             .field("previous_secret", &self.previous.is_some())
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
 
 impl Fleet {
     /// Checks the settings: the secrets' length, the key prefix, the durations' limits
-    /// (documented on each setter).
+    /// (documented on each setter), and the TLS settings (`tls.rs`).
     pub(crate) fn check(&self) -> Result<(), FleetError> {
         let short = |secret: &[u8]| secret.len() < FLEET_MIN_SECRET_LEN;
         if short(&self.secret) || self.previous.as_deref().is_some_and(short) {
@@ -181,6 +188,6 @@ impl Fleet {
                 return Err(FleetError::Setting { setting, rule });
             }
         }
-        Ok(())
+        self.tls.check(&self.url)
     }
 }
