@@ -102,8 +102,8 @@
 //! | file | owns |
 //! | --- | --- |
 //! | `lib.rs` | the fleet level's rules |
-//! | `settings` | [`Fleet`]: the settings, checked when the cache is built |
-//! | `tls` | TLS to Redis: root certificates and client identity, checked when the cache is built, and the client made with them |
+//! | `settings` | [`Fleet`]: the settings (the TLS ones too), checked when the cache is built |
+//! | `tls` | TLS to Redis: the root certificates and client identity checked, and the client made with them |
 //! | `error` | [`FleetError`]: the settings refused |
 //! | `counters` | what the fleet level counts, live |
 //! | `stats` | [`FleetStats`]: a copy of the counters, and their metrics |

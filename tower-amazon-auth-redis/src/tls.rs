@@ -1,5 +1,6 @@
-//! TLS to Redis: the root certificates to trust and the client identity to present
-//! ([`Fleet::root_certificates`], [`Fleet::client_identity`]), checked when the cache is built,
+//! TLS to Redis: the root certificates to trust and the client identity to present (set by
+//! [`Fleet::root_certificates`](crate::Fleet::root_certificates) and
+//! [`Fleet::client_identity`](crate::Fleet::client_identity)), checked when the cache is built,
 //! and the Redis client made with them through the `redis` crate's own rustls support (never
 //! OpenSSL). The level's connection and the subscriber's both come from that one client, so
 //! they use the same TLS settings.
@@ -11,73 +12,15 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use zeroize::Zeroizing;
 
 use crate::error::FleetError;
-use crate::settings::Fleet;
 
 /// The TLS settings of the fleet level: none by default (a `rediss://` URL then trusts the
 /// system's root certificates and presents no client certificate).
 #[derive(Default)]
 pub(crate) struct Tls {
     /// PEM certificates trusted instead of the system's roots.
-    roots: Option<Vec<u8>>,
+    pub(crate) roots: Option<Vec<u8>>,
     /// The client certificate chain (PEM) and its private key (PEM), wiped on drop.
-    identity: Option<(Vec<u8>, Zeroizing<Vec<u8>>)>,
-}
-
-impl Fleet {
-    /// Trusts the CA certificates in `pem` (one or more `-----BEGIN CERTIFICATE-----` blocks),
-    /// **instead of** the system's root certificates, to verify the Redis server's certificate:
-    /// for a Redis whose certificate comes from a private CA. The server's certificate must
-    /// still name the host of the URL (`rediss://redis.internal:6380` needs
-    /// `redis.internal` among its names; an IP address in the URL needs that IP address).
-    /// Needs a `rediss://` URL; checked when the cache is built (a PEM without a usable
-    /// certificate is refused with [`FleetError::RootCertificates`], a URL that is not
-    /// `rediss://` with [`FleetError::TlsWithoutRediss`]). Default: the system's roots.
-    ///
-    /// ```no_run
-    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use tower_amazon_auth::IdentityCache;
-    /// use tower_amazon_auth_redis::Fleet;
-    ///
-    /// let secret = std::env::var("AMAZON_AUTH_CACHE_SECRET")?;
-    /// let cache = IdentityCache::builder()
-    ///     .client_id("amzn1.application-oa2-client.0123456789abcdef")
-    ///     .second_level(
-    ///         Fleet::new("rediss://:password@redis.internal:6380", secret)
-    ///             .root_certificates(std::fs::read("/etc/redis-tls/ca.pem")?)
-    ///             // Only when Redis runs with `tls-auth-clients yes`:
-    ///             .client_identity(
-    ///                 std::fs::read("/etc/redis-tls/client.pem")?,
-    ///                 std::fs::read("/etc/redis-tls/client.key")?,
-    ///             ),
-    ///     )
-    ///     .build()?;
-    /// # let _ = cache; Ok(()) }
-    /// ```
-    pub fn root_certificates(mut self, pem: impl AsRef<[u8]>) -> Self {
-        self.tls.roots = Some(pem.as_ref().to_vec());
-        self
-    }
-
-    /// Presents a client certificate to Redis (mutual TLS, for a Redis run with
-    /// `tls-auth-clients yes`): `certificate_chain_pem` holds the client's certificate first,
-    /// then any intermediates; `private_key_pem` its private key (PKCS#8, PKCS#1 or SEC1 PEM;
-    /// this crate's copy is wiped from memory when the settings or the cache are dropped).
-    /// Needs a `rediss://` URL; checked when the cache is built: a chain without a certificate,
-    /// a key that does not parse, or a key that does not match the certificate is refused with
-    /// [`FleetError::ClientIdentity`], a URL that is not `rediss://` with
-    /// [`FleetError::TlsWithoutRediss`]. See [`root_certificates`](Fleet::root_certificates) for
-    /// an example. Default: no client certificate.
-    pub fn client_identity(
-        mut self,
-        certificate_chain_pem: impl AsRef<[u8]>,
-        private_key_pem: impl AsRef<[u8]>,
-    ) -> Self {
-        self.tls.identity = Some((
-            certificate_chain_pem.as_ref().to_vec(),
-            Zeroizing::new(private_key_pem.as_ref().to_vec()),
-        ));
-        self
-    }
+    pub(crate) identity: Option<(Vec<u8>, Zeroizing<Vec<u8>>)>,
 }
 
 impl Tls {
@@ -147,6 +90,7 @@ impl fmt::Debug for Tls {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Fleet;
 
     /// A CA, and a certificate with its key signed by it, in PEM.
     fn pki() -> (String, String, String) {
