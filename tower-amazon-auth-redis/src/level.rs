@@ -131,7 +131,7 @@ impl FleetLevel {
             }
         };
         let mut secrets = vec![secret(&fleet.secret)];
-        secrets.extend(fleet.previous.as_deref().map(secret));
+        secrets.extend(fleet.previous.as_deref().map(|previous| secret(previous)));
         // Least recently used, without TinyLFU's admission filter, which would turn away a new,
         // rarely read mapping (and with it a revocation's copy under the previous secret).
         let map = || {

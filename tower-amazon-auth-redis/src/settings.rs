@@ -60,9 +60,11 @@ pub const FLEET_MIN_SECRET_LEN: usize = 32;
 /// ```
 #[must_use]
 pub struct Fleet {
-    pub(crate) url: String,
-    pub(crate) secret: Vec<u8>,
-    pub(crate) previous: Option<Vec<u8>>,
+    /// Wiped on drop, as it may hold a password (the `redis` client's own copy is not).
+    pub(crate) url: Zeroizing<String>,
+    /// Wiped on drop, like the previous secret.
+    pub(crate) secret: Zeroizing<Vec<u8>>,
+    pub(crate) previous: Option<Zeroizing<Vec<u8>>>,
     pub(crate) prefix: String,
     pub(crate) command_timeout: Duration,
     pub(crate) lock_wait: Option<Duration>,
@@ -78,10 +80,15 @@ impl Fleet {
     /// `redis://:password@host` or `redis://user:password@host` with authentication), with
     /// `secret`: at least [`FLEET_MIN_SECRET_LEN`] bytes, the same on every instance, kept like a
     /// password. Every key, MAC and encryption key comes from it.
+    ///
+    /// This crate's copies of the secret, of every key derived from it and of the URL are wiped
+    /// from memory when they are dropped (the caller's own `secret` is the caller's: pass a
+    /// [`zeroize::Zeroizing`] string to have it wiped too). See the README's security section
+    /// for what is not wiped.
     pub fn new(url: impl Into<String>, secret: impl AsRef<[u8]>) -> Self {
         Self {
-            url: url.into(),
-            secret: secret.as_ref().to_vec(),
+            url: Zeroizing::new(url.into()),
+            secret: Zeroizing::new(secret.as_ref().to_vec()),
             previous: None,
             prefix: defaults::KEY_PREFIX.to_owned(),
             command_timeout: defaults::COMMAND_TIMEOUT,
@@ -97,7 +104,7 @@ impl Fleet {
     /// runs with the new one and `max_ttl` and an hour (a token's life) have passed. At least
     /// [`FLEET_MIN_SECRET_LEN`] bytes. Default: none.
     pub fn previous_secret(mut self, secret: impl AsRef<[u8]>) -> Self {
-        self.previous = Some(secret.as_ref().to_vec());
+        self.previous = Some(Zeroizing::new(secret.as_ref().to_vec()));
         self
     }
 
@@ -216,7 +223,7 @@ impl Fleet {
     /// (documented on each setter), and the TLS settings (`tls.rs`).
     pub(crate) fn check(&self) -> Result<(), FleetError> {
         let short = |secret: &[u8]| secret.len() < FLEET_MIN_SECRET_LEN;
-        if short(&self.secret) || self.previous.as_deref().is_some_and(short) {
+        if short(&self.secret) || self.previous.as_deref().is_some_and(|previous| short(previous)) {
             return Err(FleetError::SecretTooShort);
         }
         let prefix_ok =

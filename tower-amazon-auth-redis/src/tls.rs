@@ -169,6 +169,14 @@ mod tests {
     }
 
     #[test]
+    fn the_private_key_is_held_wiped_on_drop() {
+        fn wiped<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+        let (_, cert, key) = pki();
+        let fleet = Fleet::new(TLS_URL, [0; 32]).client_identity(&cert, &key);
+        wiped(&fleet.tls.identity.as_ref().unwrap().1);
+    }
+
+    #[test]
     fn debug_shows_whether_tls_is_set_never_the_key() {
         let (ca, cert, key) = pki();
         let fleet = Fleet::new(TLS_URL, [0; 32])
