@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
 use crate::error::{AuthError, Malformed, Rejection};
 
 /// Amazon's documented maximum length of an access token, in bytes.
@@ -12,7 +14,10 @@ pub const MAX_TOKEN_LEN: usize = 2048;
 pub const ACCESS_TOKEN_PREFIX: &str = "Atza|";
 /// The prefix of a Login with Amazon refresh token, which must never be accepted as access.
 pub const REFRESH_TOKEN_PREFIX: &str = "Atzr|";
-/// An access token. `Debug` and `Display` never show it.
+/// An access token. `Debug` and `Display` never show it, and its buffer is wiped when it is
+/// dropped ([`ZeroizeOnDrop`]; every clone wipes its own). Copies made elsewhere are not: the
+/// `String` given to [`new`](Self::new) if it had spare capacity (it is reallocated to fit),
+/// the request's header, and the HTTP client's buffers (see the README's security section).
 ///
 /// ```
 /// use tower_amazon_auth::AccessToken;
@@ -146,6 +151,14 @@ pub(crate) fn check_prefixes(token: &[u8], require_prefix: bool) -> Result<(), A
     Ok(())
 }
 
+impl Drop for AccessToken {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for AccessToken {}
+
 impl From<String> for AccessToken {
     fn from(token: String) -> Self {
         Self::new(token)
@@ -167,5 +180,21 @@ impl fmt::Debug for AccessToken {
 impl fmt::Display for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_wiped_on_drop_and_never_shown() {
+        fn wiped_on_drop<T: ZeroizeOnDrop>() {}
+        wiped_on_drop::<AccessToken>();
+        // What drop runs, observed while the value is alive.
+        let mut token = AccessToken::new("Atza|wipe-me");
+        token.0.zeroize();
+        assert!(token.expose().bytes().all(|b| b == 0));
+        assert_eq!(format!("{token:?}"), "AccessToken(<redacted>)");
     }
 }

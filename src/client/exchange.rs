@@ -14,6 +14,7 @@ use std::fmt;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::HeaderValue;
 use serde::Deserialize;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::decode::TOKEN_ENDPOINT;
 use super::AmazonClient;
@@ -22,7 +23,8 @@ use crate::error::AmazonError;
 
 /// An application's client id and client secret, for the token endpoint.
 ///
-/// `Debug` shows the client id and never the secret.
+/// `Debug` shows the client id and never the secret; the secret is wiped from memory when the
+/// credentials are dropped ([`ZeroizeOnDrop`]; every clone wipes its own copy).
 ///
 /// ```
 /// use tower_amazon_auth::client::ClientCredentials;
@@ -59,6 +61,14 @@ impl ClientCredentials {
     }
 }
 
+impl Drop for ClientCredentials {
+    fn drop(&mut self) {
+        self.client_secret.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for ClientCredentials {}
+
 impl fmt::Debug for ClientCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientCredentials")
@@ -69,7 +79,8 @@ impl fmt::Debug for ClientCredentials {
 }
 
 /// A refresh token (`Atzr|…`): long-lived, it renews access tokens with
-/// [`AmazonClient::refresh`]. `Debug` and `Display` never show it.
+/// [`AmazonClient::refresh`]. `Debug` and `Display` never show it, and its buffer is wiped when
+/// it is dropped ([`ZeroizeOnDrop`]; every clone wipes its own).
 ///
 /// ```
 /// use tower_amazon_auth::client::RefreshToken;
@@ -91,6 +102,14 @@ impl RefreshToken {
         &self.0
     }
 }
+
+impl Drop for RefreshToken {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for RefreshToken {}
 
 impl From<String> for RefreshToken {
     fn from(token: String) -> Self {
@@ -287,5 +306,26 @@ impl AmazonClient {
                 .filter(|t| !t.is_empty())
                 .map(RefreshToken::new),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_and_refresh_tokens_are_wiped_on_drop_and_never_shown() {
+        fn wiped_on_drop<T: ZeroizeOnDrop>() {}
+        wiped_on_drop::<ClientCredentials>();
+        wiped_on_drop::<RefreshToken>();
+        // What drop runs, observed while the values are alive.
+        let mut credentials = ClientCredentials::new("amzn1.application-oa2-client.x", "s3cr3t");
+        credentials.client_secret.zeroize();
+        assert!(credentials.expose_secret().bytes().all(|b| b == 0));
+        assert_eq!(credentials.client_id(), "amzn1.application-oa2-client.x");
+        let mut refresh = RefreshToken::new("Atzr|wipe-me");
+        refresh.0.zeroize();
+        assert!(refresh.expose().bytes().all(|b| b == 0));
+        assert_eq!(format!("{refresh:?}"), "RefreshToken(<redacted>)");
     }
 }

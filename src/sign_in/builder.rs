@@ -5,6 +5,8 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use zeroize::Zeroizing;
+
 use super::cookies::CookieRules;
 use super::pending::PendingLogins;
 use super::session::{Limits, Sessions};
@@ -41,7 +43,8 @@ const MAX_PENDING: u64 = 100_000;
 pub struct SignInBuilder {
     cache: IdentityCache,
     client_id: Option<String>,
-    client_secret: Option<String>,
+    /// Wiped on drop.
+    client_secret: Option<Zeroizing<String>>,
     public_origin: Option<String>,
     scopes: Vec<String>,
     authorize_url: Option<String>,
@@ -90,9 +93,10 @@ impl SignInBuilder {
     }
 
     /// The client secret from the Amazon developer console's security profile (required). It
-    /// never appears in a log line, a `Debug` string or an error.
+    /// never appears in a log line, a `Debug` string or an error, and this crate's copies are
+    /// wiped from memory when dropped (the builder's, and the [`ClientCredentials`] it becomes).
     pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
-        self.client_secret = Some(secret.into());
+        self.client_secret = Some(Zeroizing::new(secret.into()));
         self
     }
 
@@ -251,7 +255,7 @@ impl SignInBuilder {
             .map(|store| SharedStore::new(store, self.cache.max_ttl(), self.cache.deadline()));
         let shared = Arc::new(SignInShared {
             redirect_uri: format!("{origin}{}", paths.callback),
-            credentials: ClientCredentials::new(client_id, secret),
+            credentials: ClientCredentials::new(client_id, secret.as_str()),
             scope: self.scopes.join(" "),
             authorize_url,
             public_origin: origin,
@@ -284,6 +288,16 @@ fn checked_origin(origin: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_builder_holds_the_secret_wiped_on_drop() {
+        fn wiped<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+        let cache = crate::IdentityCache::new("amzn1.application-oa2-client.x").unwrap();
+        let builder = crate::sign_in::SignIn::builder(cache).client_secret("s3cr3t");
+        wiped(builder.client_secret.as_ref().unwrap());
+        let built = builder.public_origin("https://shop.example").build().unwrap();
+        wiped(&built.shared.credentials);
+    }
 
     #[test]
     fn debug_never_shows_the_secret() {

@@ -337,6 +337,19 @@ mod tests {
         }
     }
 
+    /// A session record's tokens are wiped when the record (or a copy of its tokens) is
+    /// dropped: the types of its fields say so.
+    #[test]
+    fn a_records_tokens_are_wiped_on_drop() {
+        fn wiped<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+        let tokens = Tokens {
+            refresh: Some(RefreshToken::new("Atzr|r")),
+            ..tokens()
+        };
+        wiped(&tokens.access);
+        wiped(&tokens.refresh);
+    }
+
     fn tokens() -> Tokens {
         Tokens {
             access: AccessToken::new("Atza|x"),

@@ -45,6 +45,22 @@ pub enum FleetError {
         /// What it must be.
         rule: &'static str,
     },
+    /// The PEM given to [`Fleet::root_certificates`](crate::Fleet::root_certificates) holds no
+    /// certificate, or one that does not parse or cannot be a trust anchor.
+    #[error("the fleet level's root certificates are not usable PEM certificates")]
+    RootCertificates,
+    /// The client identity given to [`Fleet::client_identity`](crate::Fleet::client_identity)
+    /// is refused: no certificate in the chain, a private key that does not parse (or of a
+    /// kind rustls cannot use), or a key that does not match the certificate. The key is never
+    /// repeated.
+    #[error(
+        "the fleet level's client identity is not a PEM certificate chain with its matching private key"
+    )]
+    ClientIdentity,
+    /// Root certificates or a client identity were given with a URL that is not `rediss://`:
+    /// they would go unused, and the connection would be in clear.
+    #[error("the fleet level's TLS settings need a rediss:// URL")]
+    TlsWithoutRediss,
     /// The operating system's random number generator failed (for this instance's id).
     #[error("no system randomness for the fleet level: {0}")]
     Randomness(String),

@@ -115,8 +115,9 @@ impl FleetLevel {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(FleetError::OutsideRuntime);
         }
-        // The parse error may quote the URL, password included: say nothing of it.
-        let client = redis::Client::open(fleet.url.as_str()).map_err(|_| FleetError::Url)?;
+        // With the TLS settings (the subscriber's connection comes from this client too). The
+        // parse error may quote the URL, password included: it is never repeated.
+        let client = fleet.tls.client(&fleet.url)?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(fleet.command_timeout))
             .set_connection_timeout(Some(fleet.command_timeout.max(Duration::from_secs(1))))
@@ -135,7 +136,7 @@ impl FleetLevel {
             }
         };
         let mut secrets = vec![secret(&fleet.secret)];
-        secrets.extend(fleet.previous.as_deref().map(secret));
+        secrets.extend(fleet.previous.as_deref().map(|previous| secret(previous)));
         // Least recently used, without TinyLFU's admission filter, which would turn away a new,
         // rarely read mapping (and with it a revocation's copy under the previous secret).
         let map = || {

@@ -24,6 +24,37 @@
 //! verdict Amazon gave is written to Redis for the other instances. `revoke` writes a tombstone
 //! to Redis and tells every instance over pub/sub; `invalidate` tells them too.
 //!
+//! # TLS
+//!
+//! A `rediss://` URL speaks TLS through the `redis` crate's rustls (never OpenSSL), for the
+//! level's connection and the subscriber's alike. By default it trusts the system's root
+//! certificates; [`Fleet::root_certificates`] trusts a private CA instead, and
+//! [`Fleet::client_identity`] presents a client certificate to a Redis run with
+//! `tls-auth-clients yes`. The server's certificate must name the URL's host. Both are checked
+//! when the cache is built: unusable PEM, or TLS settings with a URL that is not `rediss://`
+//! (they would go unused), are refused with a [`FleetError`]. A handshake that fails at run
+//! time (an unknown CA, a wrong name, a refused client) is Redis trouble like any other:
+//! requests go to Amazon, and the fleet's `errors` count it.
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use tower_amazon_auth::IdentityCache;
+//! use tower_amazon_auth_redis::Fleet;
+//!
+//! let secret = std::env::var("AMAZON_AUTH_CACHE_SECRET")?;
+//! let fleet = Fleet::new("rediss://:password@redis.internal:6380", secret)
+//!     .root_certificates(std::fs::read("/etc/redis-tls/ca.pem")?)
+//!     .client_identity(
+//!         std::fs::read("/etc/redis-tls/client.pem")?,
+//!         std::fs::read("/etc/redis-tls/client.key")?,
+//!     );
+//! let cache = IdentityCache::builder()
+//!     .client_id("amzn1.application-oa2-client.0123456789abcdef")
+//!     .second_level(fleet)
+//!     .build()?;
+//! # let _ = cache; Ok(()) }
+//! ```
+//!
 //! # Coherence across the fleet
 //!
 //! The rule the core keeps on every instance (written at its `second_level` module): a verdict
@@ -88,7 +119,8 @@
 //! | file | owns |
 //! | --- | --- |
 //! | `lib.rs` | the fleet level's rules |
-//! | `settings` | [`Fleet`]: the settings, checked when the cache is built |
+//! | `settings` | [`Fleet`]: the settings (the TLS ones too), checked when the cache is built |
+//! | `tls` | TLS to Redis: the root certificates and client identity checked, and the client made with them |
 //! | `error` | [`FleetError`]: the settings refused |
 //! | `counters` | what the fleet level counts, live |
 //! | `stats` | [`FleetStats`]: a copy of the counters, and their metrics |
@@ -121,6 +153,7 @@ mod secret;
 mod settings;
 mod stats;
 mod subscriber;
+mod tls;
 
 pub use error::FleetError;
 pub use settings::{defaults, Fleet, FLEET_MIN_SECRET_LEN};

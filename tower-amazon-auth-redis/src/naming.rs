@@ -20,6 +20,8 @@ use sha2::{Digest, Sha256};
 
 use tower_amazon_auth::second_level::{CacheSettings, TokenKey};
 
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
 use crate::secret::{mac, Keys};
 
 /// Bytes of a MAC kept in a name (128 bits).
@@ -55,6 +57,17 @@ pub(crate) struct Naming {
     tombstone_key: [u8; 32],
     fingerprint: [u8; 32],
 }
+
+impl Drop for Naming {
+    fn drop(&mut self) {
+        // Its copies of the secret's keys (the fingerprint and prefix are not secret).
+        self.verdict_key.zeroize();
+        self.lock_key.zeroize();
+        self.tombstone_key.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for Naming {}
 
 impl Naming {
     pub(crate) fn new(prefix: &str, keys: &Keys, fingerprint: [u8; 32]) -> Self {
@@ -118,6 +131,12 @@ pub(crate) fn channel(prefix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn its_copies_of_the_keys_are_wiped_on_drop() {
+        fn wiped_on_drop<T: ZeroizeOnDrop>() {}
+        wiped_on_drop::<Naming>();
+    }
 
     #[test]
     fn verdicts_depend_on_the_fingerprint_and_tombstones_do_not() {

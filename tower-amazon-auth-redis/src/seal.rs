@@ -9,12 +9,16 @@
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use zeroize::ZeroizeOnDrop;
 
 /// Bytes of a nonce.
 const NONCE: usize = 24;
 
-/// Seals and opens values under one secret's key.
+/// Seals and opens values under one secret's key. The cipher wipes its key on drop
+/// (`chacha20poly1305` does: [`ZeroizeOnDrop`]).
 pub(crate) struct Seal(XChaCha20Poly1305);
+
+impl ZeroizeOnDrop for Seal {}
 
 impl Seal {
     pub(crate) fn new(key: &[u8; 32]) -> Self {
@@ -74,6 +78,14 @@ pub(crate) fn sealed_for(name: &[u8], generation: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Compiles only if the cipher (and so `Seal`) wipes its key on drop.
+    #[test]
+    fn the_cipher_wipes_its_key_on_drop() {
+        fn wiped_on_drop<T: ZeroizeOnDrop>() {}
+        wiped_on_drop::<XChaCha20Poly1305>();
+        wiped_on_drop::<Seal>();
+    }
 
     #[test]
     fn opens_only_under_its_key_and_name_and_unaltered() {

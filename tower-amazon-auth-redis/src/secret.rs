@@ -1,11 +1,13 @@
 //! [`Keys`]: everything derived from one fleet secret with HKDF-SHA256, each key for one
 //! purpose (the local digest, verdict names, lock names, tombstone names, the AEAD, message MACs, and a
 //! short id that tells which secret a message was made under). The secret itself is dropped
-//! once the keys are derived; no key is ever shown by `Debug`.
+//! (and wiped: it is held in `Zeroizing`) with the settings once the keys are derived; the keys
+//! are wiped when dropped ([`ZeroizeOnDrop`]); no key is ever shown by `Debug`.
 
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// HMAC-SHA256.
 pub(crate) type HmacSha256 = Hmac<Sha256>;
@@ -55,6 +57,34 @@ impl Keys {
     }
 }
 
+impl Zeroize for Keys {
+    fn zeroize(&mut self) {
+        // Destructured, so a key added to `Keys` cannot be forgotten here.
+        let Self {
+            digest,
+            verdict,
+            lock,
+            tombstone,
+            seal,
+            message,
+            id,
+        } = self;
+        digest.zeroize();
+        for key in [verdict, lock, tombstone, seal, message] {
+            key.zeroize();
+        }
+        id.zeroize();
+    }
+}
+
+impl Drop for Keys {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for Keys {}
+
 /// HMAC-SHA256 of the concatenation of `parts` under `key`.
 pub(crate) fn mac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
     // HMAC takes a key of any length.
@@ -81,5 +111,40 @@ mod tests {
         assert_ne!(a.id, b.id);
         assert_ne!(a.digest, b.digest);
         assert_eq!(Keys::derive(&[1; 32]).seal, a.seal, "deterministic");
+    }
+
+    /// Compiles only for a type that wipes itself on drop.
+    fn wiped_on_drop<T: ZeroizeOnDrop>() {}
+
+    /// The settings hold the secrets (and the URL, which may carry a password) in buffers
+    /// wiped on drop.
+    #[test]
+    fn the_settings_hold_the_secrets_wiped_on_drop() {
+        fn wiped<T: ZeroizeOnDrop>(_: &T) {}
+        let fleet = crate::Fleet::new("redis://:pw@localhost", [7; 32]).previous_secret([8; 32]);
+        wiped(&fleet.secret);
+        wiped(fleet.previous.as_ref().unwrap());
+        wiped(&fleet.url);
+    }
+
+    #[test]
+    fn the_keys_are_wiped_on_drop_every_one_of_them() {
+        wiped_on_drop::<Keys>();
+        // What drop runs: every key zero after it (read while the value is alive).
+        let mut keys = Keys::derive(&[1; 32]);
+        keys.zeroize();
+        let Keys {
+            digest,
+            verdict,
+            lock,
+            tombstone,
+            seal,
+            message,
+            id,
+        } = &keys;
+        assert_eq!((digest, id), (&[0; 16], &[0; 8]));
+        for key in [verdict, lock, tombstone, seal, message] {
+            assert_eq!(key, &[0; 32]);
+        }
     }
 }

@@ -4,7 +4,10 @@
 use std::fmt;
 use std::time::Duration;
 
+use zeroize::Zeroizing;
+
 use crate::error::FleetError;
+use crate::tls::Tls;
 
 /// The default of every setting of [`Fleet`].
 pub mod defaults {
@@ -60,31 +63,43 @@ pub const FLEET_MIN_SECRET_LEN: usize = 32;
 /// ```
 #[must_use]
 pub struct Fleet {
-    pub(crate) url: String,
-    pub(crate) secret: Vec<u8>,
-    pub(crate) previous: Option<Vec<u8>>,
+    /// Wiped on drop, as it may hold a password (the `redis` client's own copy is not).
+    pub(crate) url: Zeroizing<String>,
+    /// Wiped on drop, like the previous secret.
+    pub(crate) secret: Zeroizing<Vec<u8>>,
+    pub(crate) previous: Option<Zeroizing<Vec<u8>>>,
     pub(crate) prefix: String,
     pub(crate) command_timeout: Duration,
     pub(crate) lock_wait: Option<Duration>,
     pub(crate) backoff: Duration,
     pub(crate) liveness: Duration,
+    /// Root certificates and client identity (`tls.rs`).
+    pub(crate) tls: Tls,
 }
 
 impl Fleet {
-    /// The fleet level on the Redis at `url` (`redis://host:port/db`, `rediss://…` for TLS,
+    /// The fleet level on the Redis at `url` (`redis://host:port/db`, `rediss://…` for TLS —
+    /// see [`root_certificates`](Fleet::root_certificates) and
+    /// [`client_identity`](Fleet::client_identity) —,
     /// `redis://:password@host` or `redis://user:password@host` with authentication), with
     /// `secret`: at least [`FLEET_MIN_SECRET_LEN`] bytes, the same on every instance, kept like a
     /// password. Every key, MAC and encryption key comes from it.
+    ///
+    /// This crate's copies of the secret, of every key derived from it and of the URL are wiped
+    /// from memory when they are dropped (the caller's own `secret` is the caller's: pass a
+    /// [`zeroize::Zeroizing`] string to have it wiped too). See the README's security section
+    /// for what is not wiped.
     pub fn new(url: impl Into<String>, secret: impl AsRef<[u8]>) -> Self {
         Self {
-            url: url.into(),
-            secret: secret.as_ref().to_vec(),
+            url: Zeroizing::new(url.into()),
+            secret: Zeroizing::new(secret.as_ref().to_vec()),
             previous: None,
             prefix: defaults::KEY_PREFIX.to_owned(),
             command_timeout: defaults::COMMAND_TIMEOUT,
             lock_wait: None,
             backoff: defaults::BACKOFF,
             liveness: defaults::LIVENESS,
+            tls: Tls::default(),
         }
     }
 
@@ -94,7 +109,7 @@ impl Fleet {
     /// runs with the new one and `max_ttl` and an hour (a token's life) have passed. At least
     /// [`FLEET_MIN_SECRET_LEN`] bytes. Default: none.
     pub fn previous_secret(mut self, secret: impl AsRef<[u8]>) -> Self {
-        self.previous = Some(secret.as_ref().to_vec());
+        self.previous = Some(Zeroizing::new(secret.as_ref().to_vec()));
         self
     }
 
@@ -150,6 +165,63 @@ impl Fleet {
     }
 }
 
+impl Fleet {
+    /// Trusts the CA certificates in `pem` (one or more `-----BEGIN CERTIFICATE-----` blocks),
+    /// **instead of** the system's root certificates, to verify the Redis server's certificate:
+    /// for a Redis whose certificate comes from a private CA. The server's certificate must
+    /// still name the host of the URL (`rediss://redis.internal:6380` needs
+    /// `redis.internal` among its names; an IP address in the URL needs that IP address).
+    /// Needs a `rediss://` URL; checked when the cache is built (a PEM without a usable
+    /// certificate is refused with [`FleetError::RootCertificates`], a URL that is not
+    /// `rediss://` with [`FleetError::TlsWithoutRediss`]). Default: the system's roots.
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tower_amazon_auth::IdentityCache;
+    /// use tower_amazon_auth_redis::Fleet;
+    ///
+    /// let secret = std::env::var("AMAZON_AUTH_CACHE_SECRET")?;
+    /// let cache = IdentityCache::builder()
+    ///     .client_id("amzn1.application-oa2-client.0123456789abcdef")
+    ///     .second_level(
+    ///         Fleet::new("rediss://:password@redis.internal:6380", secret)
+    ///             .root_certificates(std::fs::read("/etc/redis-tls/ca.pem")?)
+    ///             // Only when Redis runs with `tls-auth-clients yes`:
+    ///             .client_identity(
+    ///                 std::fs::read("/etc/redis-tls/client.pem")?,
+    ///                 std::fs::read("/etc/redis-tls/client.key")?,
+    ///             ),
+    ///     )
+    ///     .build()?;
+    /// # let _ = cache; Ok(()) }
+    /// ```
+    pub fn root_certificates(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.tls.roots = Some(pem.as_ref().to_vec());
+        self
+    }
+
+    /// Presents a client certificate to Redis (mutual TLS, for a Redis run with
+    /// `tls-auth-clients yes`): `certificate_chain_pem` holds the client's certificate first,
+    /// then any intermediates; `private_key_pem` its private key (PKCS#8, PKCS#1 or SEC1 PEM;
+    /// this crate's copy is wiped from memory when the settings or the cache are dropped).
+    /// Needs a `rediss://` URL; checked when the cache is built: a chain without a certificate,
+    /// a key that does not parse, or a key that does not match the certificate is refused with
+    /// [`FleetError::ClientIdentity`], a URL that is not `rediss://` with
+    /// [`FleetError::TlsWithoutRediss`]. See [`root_certificates`](Fleet::root_certificates) for
+    /// an example. Default: no client certificate.
+    pub fn client_identity(
+        mut self,
+        certificate_chain_pem: impl AsRef<[u8]>,
+        private_key_pem: impl AsRef<[u8]>,
+    ) -> Self {
+        self.tls.identity = Some((
+            certificate_chain_pem.as_ref().to_vec(),
+            Zeroizing::new(private_key_pem.as_ref().to_vec()),
+        ));
+        self
+    }
+}
+
 impl fmt::Debug for Fleet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The URL may carry a password; the secrets are secrets.
@@ -160,16 +232,17 @@ impl fmt::Debug for Fleet {
             .field("backoff", &self.backoff)
             .field("liveness", &self.liveness)
             .field("previous_secret", &self.previous.is_some())
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
 
 impl Fleet {
     /// Checks the settings: the secrets' length, the key prefix, the durations' limits
-    /// (documented on each setter).
+    /// (documented on each setter), and the TLS settings (`tls.rs`).
     pub(crate) fn check(&self) -> Result<(), FleetError> {
         let short = |secret: &[u8]| secret.len() < FLEET_MIN_SECRET_LEN;
-        if short(&self.secret) || self.previous.as_deref().is_some_and(short) {
+        if short(&self.secret) || self.previous.as_deref().is_some_and(|previous| short(previous)) {
             return Err(FleetError::SecretTooShort);
         }
         let prefix_ok =
@@ -202,6 +275,6 @@ impl Fleet {
                 return Err(FleetError::Setting { setting, rule });
             }
         }
-        Ok(())
+        self.tls.check(&self.url)
     }
 }

@@ -1022,8 +1022,8 @@ fn a_fleet_layer_built_outside_a_runtime_is_an_error() {
 
 /// `rediss://` goes through rustls (no OpenSSL); a server that does not speak TLS (here the
 /// mock's HTTP port) is Redis trouble like any other: requests are verified with Amazon and a
-/// logout reports that it did not reach the fleet. (A TLS Redis is not started here: it would
-/// need a certificate the system trusts.)
+/// logout reports that it did not reach the fleet. (A real TLS Redis, with a private CA and
+/// mutual TLS, is in `tls.rs`.)
 #[tokio::test]
 async fn a_rediss_url_uses_rustls_and_a_failed_handshake_is_redis_trouble() {
     let mock = MockAmazon::start().await.unwrap();

@@ -1,6 +1,6 @@
-//! Real servers the tests start themselves (Redis, nginx, Caddy): find the binary, start it on a
-//! free 127.0.0.1 port with a generated config in a temporary directory, wait until it accepts
-//! connections, and stop it when the handle drops.
+//! Real servers the tests start themselves (Redis, with or without TLS, nginx, Caddy): find the
+//! binary, start it on a free 127.0.0.1 port with a generated config (and certificates) in a
+//! temporary directory, wait until it accepts connections, and stop it when the handle drops.
 //!
 //! A missing binary fails the test when `CI` is set (`.ci/run` installs every binary with
 //! `apt-get`); otherwise the test is skipped with a notice written straight to
@@ -255,6 +255,65 @@ pub fn start_redis(binary: &Path, port: u16) -> External {
         },
     )
     .expect("redis-server starts")
+}
+
+/// What a TLS `redis-server` serves: its certificate and key, the CA it trusts for client
+/// certificates (all PEM), and whether it demands one (`--tls-auth-clients yes`).
+pub struct RedisTls<'a> {
+    /// The CA that signed client certificates (`--tls-ca-cert-file`).
+    pub ca_pem: &'a str,
+    /// The server's certificate (`--tls-cert-file`).
+    pub cert_pem: &'a str,
+    /// The server's private key (`--tls-key-file`).
+    pub key_pem: &'a str,
+    /// `--tls-auth-clients yes` when set, `no` otherwise.
+    pub auth_clients: bool,
+}
+
+/// A `redis-server` of the test's own speaking TLS only (`--port 0 --tls-port N`, on a free
+/// port, no persistence), with `tls`'s files written into its temporary directory; or `None`
+/// (the test `test` is skipped) when it is not installed. Connect with `rediss://`.
+pub fn redis_tls(test: &str, tls: &RedisTls<'_>) -> Option<External> {
+    let binary = require("redis-server", "redis-server", test)?;
+    let port = free_port();
+    let server = External::start(
+        "redis-tls",
+        &binary,
+        port,
+        |dir| {
+            std::fs::write(dir.join("ca.pem"), tls.ca_pem)?;
+            std::fs::write(dir.join("server.pem"), tls.cert_pem)?;
+            std::fs::write(dir.join("server.key"), tls.key_pem)
+        },
+        |dir| {
+            let file = |name: &str| dir.join(name).display().to_string();
+            let auth = if tls.auth_clients { "yes" } else { "no" };
+            vec![
+                "--port".to_owned(),
+                "0".to_owned(),
+                "--tls-port".to_owned(),
+                port.to_string(),
+                "--tls-cert-file".to_owned(),
+                file("server.pem"),
+                "--tls-key-file".to_owned(),
+                file("server.key"),
+                "--tls-ca-cert-file".to_owned(),
+                file("ca.pem"),
+                "--tls-auth-clients".to_owned(),
+                auth.to_owned(),
+                "--bind".to_owned(),
+                "127.0.0.1".to_owned(),
+                "--save".to_owned(),
+                String::new(),
+                "--appendonly".to_owned(),
+                "no".to_owned(),
+                "--dir".to_owned(),
+                dir.display().to_string(),
+            ]
+        },
+    )
+    .expect("redis-server starts with TLS (Debian's package is built with it)");
+    Some(server)
 }
 
 /// The URL of a Redis that [`redis`] started.
