@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tower_amazon_auth::second_level::{
-    CacheSettings, IntoSecondLevel, Lookup, RemoteEvents, SecondLevel, SecondLevelError, TokenKey,
+    CacheSettings, IntoSecondLevel, Lookup, RemoteEvents, SecondLevel, SecondLevelError, SessionStore,
+    TokenKey,
 };
 use tower_amazon_auth::AccessToken;
 
 use crate::claim::FleetClaim;
 use crate::level::{self, FleetLevel};
+use crate::session_store::FleetSessions;
 use crate::settings::Fleet;
 use crate::subscriber;
 
@@ -79,6 +81,11 @@ impl SecondLevel for AttachedFleet {
 
     fn subscribe(&self, events: RemoteEvents) {
         subscriber::spawn(&self.level, events);
+    }
+
+    /// Sign-in's sessions and logins under way, in Redis for the whole fleet.
+    fn session_store(&self) -> Option<Arc<dyn SessionStore>> {
+        Some(Arc::new(FleetSessions::new(Arc::clone(&self.level))))
     }
 
     #[cfg(feature = "metrics")]

@@ -22,6 +22,8 @@ use crate::naming::{channel, fingerprint, Naming};
 use crate::scripts;
 use crate::seal::{sealed_for, Seal};
 use crate::secret::Keys;
+use crate::session_naming::SessionNaming;
+use crate::session_watchers::SessionWatchers;
 use crate::settings::Fleet;
 
 /// How often a request waiting for another instance's verification looks again.
@@ -45,7 +47,9 @@ const MAX_PENDING: usize = 10_000;
 pub(crate) struct Secret {
     pub(crate) keys: Keys,
     naming: Naming,
-    seal: Seal,
+    /// Sign-in's names (used under the current secret only).
+    pub(crate) sessions: SessionNaming,
+    pub(crate) seal: Seal,
     /// The local digest under this secret (for the previous one: to name a token as the
     /// instances still on it do).
     digest: KeyedDigest,
@@ -104,6 +108,8 @@ pub(crate) struct FleetLevel {
     pending: Mutex<Vec<(TokenKey, Instant)>>,
     /// Dropped with the level: tells the subscriber to stop.
     stop: watch::Sender<()>,
+    /// The sign-ins whose sessions are kept here (see `session_store`).
+    pub(crate) session_watchers: SessionWatchers,
 }
 
 impl FleetLevel {
@@ -130,6 +136,7 @@ impl FleetLevel {
             let keys = Keys::derive(bytes);
             Secret {
                 naming: Naming::new(&fleet.prefix, &keys, fingerprint),
+                sessions: SessionNaming::new(&fleet.prefix, &keys),
                 seal: Seal::new(&keys.seal),
                 digest: KeyedDigest::with_key(keys.digest),
                 keys,
@@ -170,6 +177,7 @@ impl FleetLevel {
             counters: Counters::default(),
             pending: Mutex::new(Vec::new()),
             stop: watch::channel(()).0,
+            session_watchers: SessionWatchers::default(),
         })
     }
 
@@ -246,7 +254,7 @@ impl FleetLevel {
 
     /// Runs one command within the timeout, behind the breaker. `None` when it was not run or
     /// failed (counted, and warned about at most every few seconds).
-    async fn run<T>(
+    pub(crate) async fn run<T>(
         &self,
         what: &'static str,
         command: impl std::future::Future<Output = redis::RedisResult<T>>,

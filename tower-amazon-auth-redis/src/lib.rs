@@ -115,6 +115,13 @@
 //!   the lock taken looks again every 20 ms for up to [`lock_wait`](Fleet::lock_wait), then
 //!   verifies itself: a lost or slow lock holder costs a duplicate verification, never an
 //!   error.
+//! - **Website sign-in's sessions** ([`SessionStore`](tower_amazon_auth::second_level::SessionStore)):
+//!   a `SignIn` built on the cache keeps its sessions and logins under way here, sealed and
+//!   named by MACs like verdicts; a session's end is a tombstone, the record deleted and a
+//!   message, in one script, and a refreshed or extended record is written only where no
+//!   tombstone is; a refresh takes a lock so that one serves the fleet. Sessions are named under
+//!   the current secret only (a rotation signs every browser out). The README's "Website
+//!   sign-in's sessions on the fleet" has the rest.
 //!
 //! | file | owns |
 //! | --- | --- |
@@ -136,6 +143,10 @@
 //! | `attached` | [`Fleet`] attached to a cache: the [`SecondLevel`](tower_amazon_auth::second_level::SecondLevel) the core sees |
 //! | `liveness` | when a subscription that hears nothing counts as lost |
 //! | `subscriber` | the task that applies other instances' messages, pings its subscription, and flushes on reconnect |
+//! | `session_store` | sign-in's sessions and logins under way in Redis: the core's `SessionStore` |
+//! | `session_naming` | their Redis names (one cluster slot per session) |
+//! | `session_scripts` | the Lua scripts that keep a session's write from undoing its end |
+//! | `session_watchers` | the sign-ins told when a session ends elsewhere |
 
 mod attached;
 mod claim;
@@ -150,6 +161,10 @@ mod naming;
 mod scripts;
 mod seal;
 mod secret;
+mod session_naming;
+mod session_scripts;
+mod session_store;
+mod session_watchers;
 mod settings;
 mod stats;
 mod subscriber;

@@ -1,5 +1,6 @@
 //! [`Message`]: what instances tell each other on the channel. "Forget token key K" (an
-//! `invalidate`) or "K is revoked for T more milliseconds" (a `revoke`), under the secret whose
+//! `invalidate`), "K is revoked for T more milliseconds" (a `revoke`) or "session K has ended"
+//! (a sign-in's logout), under the secret whose
 //! id it carries, authenticated with that secret's message key: a message from a fleet with
 //! another secret on the same Redis, or a forged one, is dropped.
 //!
@@ -16,8 +17,9 @@
 //! Layout (89 bytes, integers big-endian): `kind (1) ‖ secret id (8) ‖ first copy's secret id
 //! (8) ‖ sender (8) ‖ boot (8) ‖ sequence (8) ‖ sent at, ms since the Unix epoch (8) ‖ token key
 //! (16) ‖ revoked for, ms (8) ‖ MAC (16)`; the MAC (HMAC-SHA256 under the secret's message key,
-//! truncated) covers everything before it. `kind` is 3 (forget) or 4 (revoke): the 65-byte
-//! messages of earlier builds (kinds 1 and 2, no stamp) are not read.
+//! truncated) covers everything before it. `kind` is 3 (forget), 4 (revoke) or 5 (a sign-in
+//! session ended; the key is the session's digest): the 65-byte messages of earlier builds
+//! (kinds 1 and 2, no stamp) are not read.
 
 use tower_amazon_auth::second_level::TokenKey;
 
@@ -29,6 +31,7 @@ const MAC_LEN: usize = 16;
 /// The kinds (1 and 2 were those of the unstamped layout).
 const FORGET: u8 = 3;
 const REVOKE: u8 = 4;
+const END_SESSION: u8 = 5;
 
 /// What a message asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +40,8 @@ pub(crate) enum Event {
     Forget,
     /// Refuse the token for this many more milliseconds.
     Revoke(u64),
+    /// (website sign-in) The session whose digest is the key has ended: drop its copy.
+    EndSession,
 }
 
 /// One message about one token, under one secret.
@@ -58,6 +63,7 @@ impl Message {
         let (kind, ms) = match self.event {
             Event::Forget => (FORGET, 0),
             Event::Revoke(ms) => (REVOKE, ms),
+            Event::EndSession => (END_SESSION, 0),
         };
         let mut out = Vec::with_capacity(LEN + MAC_LEN);
         out.push(kind);
@@ -111,6 +117,7 @@ impl Message {
         let event = match body[0] {
             FORGET => Event::Forget,
             REVOKE => Event::Revoke(ms),
+            END_SESSION => Event::EndSession,
             _ => return None,
         };
         Some(Self {

@@ -1,6 +1,7 @@
 //! [`Keys`]: everything derived from one fleet secret with HKDF-SHA256, each key for one
-//! purpose (the local digest, verdict names, lock names, tombstone names, the AEAD, message MACs, and a
-//! short id that tells which secret a message was made under). The secret itself is dropped
+//! purpose (the local digest, verdict names, lock names, tombstone names, the AEAD, message MACs, a
+//! short id that tells which secret a message was made under, and sign-in's session digest and
+//! names). The secret itself is dropped
 //! (and wiped: it is held in `Zeroizing`) with the settings once the keys are derived; the keys
 //! are wiped when dropped ([`ZeroizeOnDrop`]); no key is ever shown by `Debug`.
 
@@ -33,6 +34,11 @@ pub(crate) struct Keys {
     pub(crate) message: [u8; 32],
     /// Tells messages made under this secret from others (public: derived one-way).
     pub(crate) id: [u8; 8],
+    /// Keys the digest of website sign-in's session ids and login states (the core's
+    /// [`SessionStore::digest_key`](tower_amazon_auth::second_level::SessionStore::digest_key)).
+    pub(crate) session_digest: [u8; 16],
+    /// MACs a session's (or a login's) digest into the names of its keys.
+    pub(crate) session: [u8; 32],
 }
 
 impl Keys {
@@ -53,6 +59,8 @@ impl Keys {
             seal: expand(&hkdf, b"value seal"),
             message: expand(&hkdf, b"message mac"),
             id: expand(&hkdf, b"secret id"),
+            session_digest: expand(&hkdf, b"session digest"),
+            session: expand(&hkdf, b"session names"),
         }
     }
 }
@@ -68,9 +76,12 @@ impl Zeroize for Keys {
             seal,
             message,
             id,
+            session_digest,
+            session,
         } = self;
         digest.zeroize();
-        for key in [verdict, lock, tombstone, seal, message] {
+        session_digest.zeroize();
+        for key in [verdict, lock, tombstone, seal, message, session] {
             key.zeroize();
         }
         id.zeroize();
@@ -108,6 +119,8 @@ mod tests {
         assert_ne!(a.verdict, a.tombstone);
         assert_ne!(a.verdict, a.lock);
         assert_ne!(a.seal, a.message);
+        assert_ne!(a.session, a.tombstone);
+        assert_ne!(a.session_digest, a.digest);
         assert_ne!(a.id, b.id);
         assert_ne!(a.digest, b.digest);
         assert_eq!(Keys::derive(&[1; 32]).seal, a.seal, "deterministic");
@@ -141,9 +154,11 @@ mod tests {
             seal,
             message,
             id,
+            session_digest,
+            session,
         } = &keys;
-        assert_eq!((digest, id), (&[0; 16], &[0; 8]));
-        for key in [verdict, lock, tombstone, seal, message] {
+        assert_eq!((digest, session_digest, id), (&[0; 16], &[0; 16], &[0; 8]));
+        for key in [verdict, lock, tombstone, seal, message, session] {
             assert_eq!(key, &[0; 32]);
         }
     }

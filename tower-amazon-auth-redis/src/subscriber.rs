@@ -63,10 +63,12 @@ async fn run(fleet: Weak<FleetLevel>, events: RemoteEvents, mut stop: tokio::syn
             Ok(Ok(pubsub)) => {
                 delay = FIRST_DELAY;
                 let Some(f) = fleet.upgrade() else { return };
-                // Whatever was published while we were away is lost: start afresh locally.
+                // Whatever was published while we were away is lost: start afresh locally
+                // (sign-in's session copies too).
                 if !events.forget_all() {
                     return;
                 }
+                f.session_watchers.forget_all();
                 f.set_subscribed(true);
                 f.counters.incr(Count::Subscriptions);
                 tracing::debug!("fleet cache level: subscribed");
@@ -198,6 +200,7 @@ fn lost(fleet: &FleetLevel, events: &RemoteEvents, warn: &LogLimit, bound: Durat
              reset?); flushing the local cache and reconnecting"
         );
     }
+    fleet.session_watchers.forget_all();
     if events.forget_all() {
         Ended::Lost
     } else {
@@ -234,6 +237,10 @@ fn apply(fleet: &FleetLevel, events: &RemoteEvents, bytes: &[u8]) -> bool {
         _ => fleet.current_of(message.key),
     };
     match (key, message.event) {
+        // Sessions are named under the current secret only: one named under our previous
+        // secret cannot be told, so every copy goes (the store has the records).
+        (_, Event::EndSession) if index == 0 => fleet.session_watchers.ended(message.key),
+        (_, Event::EndSession) => fleet.session_watchers.forget_all(),
         (Some(key), Event::Forget) => events.forget(key),
         (Some(key), Event::Revoke(ms)) => events.revoke(key, Duration::from_millis(ms)),
         // Named under the previous secret, and we cannot tell which local token it is: forget
@@ -246,7 +253,8 @@ fn apply(fleet: &FleetLevel, events: &RemoteEvents, bytes: &[u8]) -> bool {
 /// forget that is stale or replayed is not (counted, and warned about at most every few
 /// seconds); a revoke always is.
 fn is_fresh(freshness: &Freshness, counters: &Counters, message: &Message, now: SystemTime) -> bool {
-    let revoke = matches!(message.event, Event::Revoke(_));
+    // A session's end is idempotent too, and must not be lost to a clock behind.
+    let revoke = matches!(message.event, Event::Revoke(_) | Event::EndSession);
     let judged = freshness.judge(&message.stamp, revoke, now);
     if judged == Judgement::Apply {
         return true;

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use axum::routing::{get, post};
 use axum::Router;
-use base64::Engine as _;
 use http::StatusCode;
 use tower_amazon_auth::{
     AccessToken, AmazonAuthLayer, AmazonUser, BuildError, CacheError, IdentityCacheBuilder,
@@ -20,6 +19,7 @@ use tower_amazon_auth::{
 use tower_amazon_auth_mock::{MockAmazon, MockReply, MockUser, MOCK_CLIENT_ID};
 use tower_amazon_auth_redis::{Fleet, FleetError, FleetStats};
 
+use tower_amazon_auth_test_support::at_rest::{contains, encodings};
 use tower_amazon_auth_test_support::external::{
     free_port, redis, redis_url as url, require, start_redis, External,
 };
@@ -526,31 +526,6 @@ where
 
 fn one(keys: HashSet<String>) -> String {
     keys.into_iter().next().expect("one key")
-}
-
-/// Every way `secret` could be written in a dump: in clear, hex, base64 (three alignments).
-fn encodings(secret: &str) -> Vec<Vec<u8>> {
-    let bytes = secret.as_bytes();
-    let mut out = vec![bytes.to_vec()];
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    out.push(hex.clone().into_bytes());
-    out.push(hex.to_uppercase().into_bytes());
-    for skip in 0..3 {
-        for engine in [
-            &base64::engine::general_purpose::STANDARD_NO_PAD,
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        ] {
-            let encoded = engine.encode(&bytes[skip..]);
-            // The middle of the encoding does not depend on what came before.
-            let middle = &encoded[2..encoded.len().saturating_sub(2)];
-            out.push(middle.as_bytes().to_vec());
-        }
-    }
-    out
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.len() <= haystack.len() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Case 6: a dump of every key and value in Redis holds no token, user id, e-mail or name in

@@ -1,0 +1,456 @@
+//! Website sign-in's sessions on the fleet level, against a real `redis-server` the tests
+//! start: a login started on one instance finishes on another, a session signed in on one is
+//! served by all, a logout on one ends it on all (with the session hot in their copies), one
+//! refresh serves the whole fleet, and Redis holds nothing of a session in clear.
+//!
+//! Each instance is a site of its own (its own caches, served on its own 127.0.0.1 port), all
+//! with one public origin, as behind a load balancer: a test sends each request to the instance
+//! it chooses. Where something must propagate, the tests poll for it; no assertion is about
+//! time.
+
+use std::time::{Duration, Instant};
+
+use axum::routing::get;
+use axum::Router;
+use futures_util::future::join_all;
+use tower_amazon_auth::sign_in::{SignIn, SignInBuilder};
+use tower_amazon_auth::{AmazonAuthLayer, AmazonUser, IdentityCache};
+use tower_amazon_auth_mock::{MockAmazon, MockReply, MockUser, MOCK_CLIENT_ID, MOCK_CLIENT_SECRET};
+use tower_amazon_auth_redis::Fleet;
+use tower_amazon_auth_test_support::at_rest::{contains, encodings};
+use tower_amazon_auth_test_support::cookies::{location, param, Browser};
+use tower_amazon_auth_test_support::external::{redis, redis_url, External};
+use tower_amazon_auth_test_support::fixtures::client;
+
+/// The fleet secret of these tests (32 bytes).
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+/// One instance of the site.
+struct Instance {
+    base: String,
+    sign_in: SignIn,
+}
+
+/// How the instances' caches are set up.
+#[derive(Clone, Copy)]
+enum Tokens {
+    /// Amazon's hour.
+    Normal,
+    /// One second of usable life (a clock skew of 3 599 s), so a test sees them expire.
+    ShortLived,
+}
+
+/// `n` instances on `redis` and `mock`, the first one's address being the public origin.
+async fn fleet(n: usize, mock: &MockAmazon, redis: &External, tokens: Tokens) -> Vec<Instance> {
+    fleet_with(n, mock, redis, tokens, |sign_in| sign_in).await
+}
+
+/// [`fleet`], with sign-in's settings adjusted by `configure`.
+async fn fleet_with(
+    n: usize,
+    mock: &MockAmazon,
+    redis: &External,
+    tokens: Tokens,
+    configure: fn(SignInBuilder) -> SignInBuilder,
+) -> Vec<Instance> {
+    let mut origin = None;
+    let mut instances = Vec::new();
+    for _ in 0..n {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let origin = origin.get_or_insert_with(|| base.clone()).clone();
+        let mut cache = IdentityCache::builder()
+            .client_id(MOCK_CLIENT_ID)
+            .base_url(mock.base_url())
+            .second_level(Fleet::new(redis_url(redis), SECRET));
+        if let Tokens::ShortLived = tokens {
+            cache = cache
+                .max_ttl(Duration::from_secs(3600))
+                .clock_skew(Duration::from_secs(3599));
+        }
+        let cache = cache.build().unwrap();
+        let sign_in = configure(
+            SignIn::builder(cache.clone())
+                .client_secret(MOCK_CLIENT_SECRET)
+                .public_origin(&origin),
+        )
+        .build()
+        .unwrap();
+        mock.allow_redirect_uri(sign_in.redirect_uri());
+        let layer = AmazonAuthLayer::builder(cache).sign_in(&sign_in).build().unwrap();
+        let app = Router::new()
+            .route(
+                "/me",
+                get(|user: AmazonUser| async move { user.user_id().to_owned() }),
+            )
+            .layer(layer.clone())
+            .merge(sign_in.router())
+            // The session's current access token, as a proxy's upstream would get it.
+            .fallback_service(layer.forward_auth().pass_access_token(true));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        instances.push(Instance { base, sign_in });
+    }
+    instances
+}
+
+/// `url` with its origin replaced by `instance`'s: where a load balancer sent it.
+fn on(instance: &Instance, url: &str) -> String {
+    let path = url.splitn(4, '/').nth(3).unwrap_or_default();
+    format!("{}/{path}", instance.base)
+}
+
+/// The `name=value` of the cookie named `name` a response sets.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+        .find(|pair| pair.starts_with(&format!("{name}=")))
+}
+
+/// Signs `user` in: the login started on `start`, the callback landing on `finish`. Answers
+/// the session cookie (`taa_session=…`).
+async fn sign_in(mock: &MockAmazon, user: &str, start: &Instance, finish: &Instance) -> String {
+    mock.add_sign_in_user(
+        MockUser::new(user)
+            .email("dana@example.com")
+            .name("Dana Dumpling"),
+    );
+    let http = no_redirects();
+    let login = http.get(format!("{}/login", start.base)).send().await.unwrap();
+    assert_eq!(login.status(), 303);
+    let authorize = location(&login);
+    let state = param(&authorize, "state").unwrap();
+    let pending = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .find(|pair| pair.starts_with("taa_login_"))
+        .expect("a pending-login cookie");
+    let callback = Browser::new().consent(&authorize, user, "allow").await;
+    assert_eq!(param(&callback, "state").as_deref(), Some(state.as_str()));
+    let landed = http
+        .get(on(finish, &callback))
+        .header("cookie", &pending)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(landed.status(), 303, "the callback of a login started elsewhere");
+    set_cookie(&landed, "taa_session").expect("a session cookie")
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// `GET /me` on `instance` with `cookie`: the status and the body.
+async fn me(instance: &Instance, cookie: &str) -> (u16, String) {
+    let response = client()
+        .get(format!("{}/me", instance.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (
+        response.status().as_u16(),
+        response.text().await.unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_is_the_fleets_and_a_logout_on_one_instance_ends_it_on_all() {
+    let Some(redis) = redis("sessions::a_session_is_the_fleets_and_a_logout_on_one_instance_ends_it_on_all")
+    else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let sites = fleet(3, &mock, &redis, Tokens::Normal).await;
+    let (a, b, c) = (&sites[0], &sites[1], &sites[2]);
+    let session = sign_in(&mock, "amzn1.account.DANA", a, b).await;
+    // Served by every instance, twice each (the second from its own copy).
+    for site in [b, c, a, b, c, a] {
+        assert_eq!(me(site, &session).await, (200, "amzn1.account.DANA".to_owned()));
+    }
+    assert_eq!(
+        mock.calls().tokeninfo,
+        1,
+        "the token verified once for the fleet (at the callback, on B)"
+    );
+    assert_eq!(
+        (b.sign_in.session_count(), c.sign_in.session_count()),
+        (1, 1),
+        "B and C hold copies"
+    );
+
+    // Logout on A, with B's and C's copies hot: both refuse it within a second.
+    let out = no_redirects()
+        .post(format!("{}/logout", a.base))
+        .header("cookie", &session)
+        .header("origin", &a.base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    // The session's end reaches B's and C's copies as a message (its token's revocation
+    // would refuse it too, but only at their next request).
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while b.sign_in.session_count() + c.sign_in.session_count() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "B and C still hold copies after a second"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for site in [b, c] {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            let (status, _) = me(site, &session).await;
+            if status == 401 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still {status} on {} after a second",
+                site.base
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(me(a, &session).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_requests_at_expiry_over_four_instances_cost_one_refresh() {
+    let Some(redis) = redis("sessions::two_hundred_requests_at_expiry_over_four_instances_cost_one_refresh")
+    else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let sites = fleet(4, &mock, &redis, Tokens::ShortLived).await;
+    let session = sign_in(&mock, "amzn1.account.ERIN", &sites[0], &sites[1]).await;
+    for site in &sites {
+        assert_eq!(me(site, &session).await.0, 200, "a copy on {}", site.base);
+    }
+    assert_eq!(mock.calls().token, 1, "the code exchange");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The refresh takes a while at Amazon, so the whole burst arrives while it is under way.
+    mock.set_token_endpoint_reply(Some(
+        MockReply::user(MockUser::new("unused")).delayed(Duration::from_millis(300)),
+    ));
+    let started = Instant::now();
+    let statuses = join_all((0..200).map(|n| me(&sites[n % sites.len()], &session))).await;
+    let took = started.elapsed();
+    let refused: Vec<_> = statuses.iter().filter(|(status, _)| *status != 200).collect();
+    assert!(
+        refused.is_empty(),
+        "{} refused: {:?}",
+        refused.len(),
+        refused.first()
+    );
+    // One refresh for the fleet. The refreshed token is usable for a second too: on a machine
+    // so loaded that the burst outlives it, each further second may take one more.
+    let refreshes = mock.calls().token - 1;
+    let seconds = took.saturating_sub(Duration::from_millis(300)).as_secs();
+    let allowed = 1 + usize::try_from(seconds).unwrap_or(usize::MAX);
+    assert!(
+        (1..=allowed).contains(&refreshes),
+        "{refreshes} refreshes for a burst of {took:?} over four instances"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_dump_holds_nothing_of_a_session_in_clear() {
+    let Some(redis) = redis("sessions::a_redis_dump_holds_nothing_of_a_session_in_clear") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let sites = fleet(2, &mock, &redis, Tokens::Normal).await;
+    let session = sign_in(&mock, "amzn1.account.DANA", &sites[0], &sites[1]).await;
+    assert_eq!(me(&sites[0], &session).await.0, 200);
+    // The session's access token, as the auth server passes it on.
+    let verify = client()
+        .get(format!("{}/verify", sites[0].base))
+        .header("cookie", &session)
+        .header("x-original-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verify.status(), 200);
+    let access = verify.headers()["x-auth-request-access-token"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(access.starts_with("Atza|"), "{access}");
+    // A login under way too.
+    let pending = no_redirects()
+        .get(format!("{}/login", sites[1].base))
+        .send()
+        .await
+        .unwrap();
+    let state = param(&location(&pending), "state").unwrap();
+
+    let mut conn = redis::Client::open(redis_url(&redis))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // The dump itself, uncompressed, as `SAVE` writes it.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("rdbcompression")
+        .arg("no")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SAVE").query_async(&mut conn).await.unwrap();
+    let dump = std::fs::read(redis.dir().join("dump.rdb")).unwrap();
+    let id = session.strip_prefix("taa_session=").unwrap();
+    let secrets = [
+        id,
+        &access,
+        "Atza|",
+        "Atzr|",
+        &state,
+        "amzn1.account.DANA",
+        "dana@example.com",
+        "Dana Dumpling",
+        SECRET,
+    ];
+    assert!(
+        dump.len() > 200,
+        "a dump with the session in it: {} bytes",
+        dump.len()
+    );
+    for secret in secrets {
+        for encoding in encodings(secret) {
+            assert!(
+                !contains(&dump, &encoding),
+                "the Redis dump reveals {secret:?} (as {:?})",
+                String::from_utf8_lossy(&encoding)
+            );
+        }
+    }
+}
+
+/// The calls of scripts Redis ran since its statistics were last reset.
+async fn scripts_run(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .filter(|line| line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:"))
+        .filter_map(|line| {
+            line.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// The milliseconds left to the one session record in Redis.
+async fn record_life(conn: &mut redis::aio::MultiplexedConnection) -> i64 {
+    let records: Vec<String> = redis::cmd("KEYS")
+        .arg("taa:s{*}r:*")
+        .query_async(conn)
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    redis::cmd("PTTL")
+        .arg(&records[0])
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_idle_life_is_extended_at_most_once_per_tenth_of_it() {
+    let Some(redis) = redis("sessions::the_idle_life_is_extended_at_most_once_per_tenth_of_it") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let sites = fleet_with(1, &mock, &redis, Tokens::Normal, |sign_in| {
+        sign_in.idle_timeout(Duration::from_secs(3))
+    })
+    .await;
+    let site = &sites[0];
+    let session = sign_in(&mock, "amzn1.account.FRED", site, site).await;
+    assert_eq!(me(site, &session).await.0, 200);
+    let mut conn = redis::Client::open(redis_url(&redis))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for _ in 0..50 {
+        assert_eq!(me(site, &session).await.0, 200);
+    }
+    assert_eq!(scripts_run(&mut conn).await, 0, "no write per request");
+    // A tenth of the idle life later, one request writes the session's use once.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let before = record_life(&mut conn).await;
+    for _ in 0..20 {
+        assert_eq!(me(site, &session).await.0, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while scripts_run(&mut conn).await == 0 {
+        assert!(Instant::now() < deadline, "the idle life was never extended");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(scripts_run(&mut conn).await, 1, "one write for twenty requests");
+    let after = record_life(&mut conn).await;
+    assert!(
+        after > before,
+        "the record's life was extended: {before} ms, then {after} ms"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_down_during_a_refresh_is_a_503_and_the_session_survives_it() {
+    let Some(redis) = redis("sessions::redis_down_during_a_refresh_is_a_503_and_the_session_survives_it")
+    else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let sites = fleet(2, &mock, &redis, Tokens::ShortLived).await;
+    let session = sign_in(&mock, "amzn1.account.GINA", &sites[0], &sites[1]).await;
+    assert_eq!(me(&sites[1], &session).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Frozen: every command times out.
+    redis.signal("STOP").unwrap();
+    assert_eq!(
+        me(&sites[1], &session).await.0,
+        503,
+        "no refresh without the fleet's lock"
+    );
+    assert_eq!(mock.calls().token, 1, "Amazon was not asked to refresh");
+    redis.signal("CONT").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = me(&sites[1], &session).await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503);
+        assert!(
+            Instant::now() < deadline,
+            "still 503 ten seconds after Redis came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(mock.calls().token, 2, "one refresh, once Redis answered");
+}
