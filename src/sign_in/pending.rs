@@ -149,9 +149,11 @@ impl PendingLogins {
                     tracing::warn!(%error, "sign-in: a callback could not be checked: the session store could not be reached");
                     Mismatch::StoreUnavailable
                 })?;
+                // The verifier is in it: wiped once read.
+                let taken = taken.map(zeroize::Zeroizing::new);
                 let record = taken
                     .as_deref()
-                    .and_then(LoginRecord::decode)
+                    .and_then(|bytes| LoginRecord::decode(bytes))
                     .ok_or(Mismatch::UnknownState)?;
                 Arc::new(Pending {
                     verifier: record.verifier,

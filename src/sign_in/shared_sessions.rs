@@ -9,6 +9,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use zeroize::Zeroizing;
+
 use super::record::{Clock, SessionRecord};
 use super::session::{Session, Sessions, Tokens, NEVER_SAVED};
 use super::shared_store::SharedStore;
@@ -83,7 +85,14 @@ impl Sessions {
     /// The record of session `key` in the shared store, as it is there now (not kept here).
     pub(crate) async fn read(&self, key: TokenKey) -> Result<Option<SessionRecord>, AuthError> {
         let shared = self.shared()?;
-        let Some(bytes) = shared.store.load(key).await.map_err(unreachable)? else {
+        // The record holds the tokens: its bytes are wiped once read.
+        let Some(bytes) = shared
+            .store
+            .load(key)
+            .await
+            .map_err(unreachable)?
+            .map(Zeroizing::new)
+        else {
             return Ok(None);
         };
         let record = SessionRecord::decode(&bytes, Clock::now());

@@ -18,6 +18,7 @@ use redis::Script;
 use tower_amazon_auth::second_level::{
     Saved, SecondLevelError, SessionEvents, SessionStore, StoreLock, TokenKey,
 };
+use zeroize::Zeroizing;
 
 use crate::level::FleetLevel;
 use crate::message::{Event, Message};
@@ -87,6 +88,8 @@ impl SessionStore for FleetSessions {
         record: Vec<u8>,
         life: Duration,
     ) -> BoxFuture<'_, Result<Saved, SecondLevelError>> {
+        // The record holds the session's tokens: wiped once sealed.
+        let record = Zeroizing::new(record);
         Box::pin(async move {
             let secret = &self.level.secrets[0];
             let names = secret.sessions.session(key);
@@ -179,6 +182,8 @@ impl SessionStore for FleetSessions {
         record: Vec<u8>,
         life: Duration,
     ) -> BoxFuture<'_, Result<(), SecondLevelError>> {
+        // The record holds the login's PKCE verifier: wiped once sealed.
+        let record = Zeroizing::new(record);
         Box::pin(async move {
             let secret = &self.level.secrets[0];
             let name = secret.sessions.login(key);
