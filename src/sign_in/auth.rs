@@ -4,6 +4,7 @@
 //! A token past its usable life, or one Amazon calls expired, is refreshed first, one refresh
 //! per session at a time; only `invalid_grant` ends the session.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -121,7 +122,8 @@ impl SessionRequest {
                     // would not do that; nothing is served if it did).
                     Ok(identity) if *identity.user_id() != *session.user_id => {
                         tracing::warn!("session ended: a refreshed token named another user");
-                        shared.sessions.end_everywhere(self.key).await;
+                        // Unreachable store: logged; ended here, and refused.
+                        let _ = shared.sessions.end_everywhere(self.key).await;
                         return Err(ended);
                     }
                     Ok(identity) => {
@@ -134,7 +136,8 @@ impl SessionRequest {
                     Err(AuthError::InvalidToken(Rejection::Expired | Rejection::Invalid)) if !refreshed => {}
                     // Revoked here (a logout elsewhere): the session is over.
                     Err(AuthError::InvalidToken(Rejection::Revoked)) => {
-                        shared.sessions.end_everywhere(self.key).await;
+                        // Unreachable store: logged; ended here, and refused.
+                        let _ = shared.sessions.end_everywhere(self.key).await;
                         return Err(ended);
                     }
                     Err(error) => return Err(error),
@@ -181,7 +184,9 @@ impl SignInShared {
             if tokens.key != seen {
                 return Ok(());
             }
-            if !this.sessions.contains(&key) {
+            // Without a shared store, a session ended meanwhile is gone from here; with one,
+            // the store's record decides (read once the fleet's lock is held).
+            if !this.sessions.is_shared() && !this.sessions.contains(&key) {
                 return Err(AuthError::InvalidToken(Rejection::SessionEnded));
             }
             {
@@ -195,7 +200,7 @@ impl SignInShared {
                 }
             }
             let outcome = match this.sessions.is_shared() {
-                true => this.grant_for_fleet(key, &session, tokens).await,
+                true => Self::grant_for_fleet(&this, key, &session, tokens).await,
                 false => this.grant(&key, &session, tokens).await,
             };
             let mut attempts = lock(&session.attempts);
@@ -210,7 +215,7 @@ impl SignInShared {
     async fn grant(&self, key: &TokenKey, session: &Session, tokens: Tokens) -> Result<(), AuthError> {
         let ended = AuthError::InvalidToken(Rejection::SessionEnded);
         let Some(refresh) = tokens.refresh else {
-            self.sessions.end_everywhere(*key).await;
+            let _ = self.sessions.end_everywhere(*key).await;
             return Err(ended);
         };
         let client = self.cache.amazon_client();
@@ -226,24 +231,27 @@ impl SignInShared {
                     verified: None,
                 });
                 tracing::debug!(user_id = &*session.user_id, "session refreshed");
-                // Signed out while Amazon answered: the refresh brings nothing back.
-                if !self.sessions.contains(key) {
-                    return Err(ended);
+                if !self.sessions.is_shared() {
+                    // Signed out while Amazon answered: the refresh brings nothing back.
+                    return match self.sessions.contains(key) {
+                        true => Ok(()),
+                        false => Err(ended),
+                    };
                 }
-                if self.sessions.is_shared() {
-                    match self.sessions.save(*key, session).await {
-                        Ok(Saved::Written) => {}
-                        Ok(Saved::Ended) => {
-                            self.sessions.end(key);
-                            return Err(ended);
-                        }
-                        // Served here with the new tokens; written at the session's next use.
-                        Err(_) => tracing::warn!(
-                            "session refreshed on this instance only: the session store could not be reached"
-                        ),
+                match self.sessions.save(*key, session).await {
+                    Ok(Saved::Written) => Ok(()),
+                    // Signed out while Amazon answered: the refresh brings nothing back.
+                    Ok(Saved::Ended) => {
+                        self.sessions.end(key);
+                        Err(ended)
+                    }
+                    // Served here with the new tokens, and written in the background while
+                    // the fleet's lock is kept (`grant_for_fleet`).
+                    Err(_) => {
+                        session.unsaved.store(true, Relaxed);
+                        Ok(())
                     }
                 }
-                Ok(())
             }
             Err(AmazonError::OAuth { code, .. }) if code == "invalid_grant" => {
                 // Another instance may have rotated the refresh token meanwhile: its tokens.
@@ -254,7 +262,7 @@ impl SignInShared {
                     user_id = &*session.user_id,
                     "session ended: Amazon refused its refresh token"
                 );
-                self.sessions.end_everywhere(*key).await;
+                let _ = self.sessions.end_everywhere(*key).await;
                 Err(ended)
             }
             Err(AmazonError::OAuth { code, .. }) => {
@@ -276,20 +284,24 @@ impl SignInShared {
 
     /// Refreshes session `key` for the whole fleet: under the store's lock (waiting, up to the
     /// verification deadline, for another instance's refresh to land instead), with the record
-    /// read again once the lock is held. The store out of reach is a `503`.
+    /// read again once the lock is held. The store out of reach is a `503`. A refresh whose
+    /// write-back failed keeps the lock while it is written in the background (another
+    /// instance refreshing with the old refresh token meanwhile could end the session).
     async fn grant_for_fleet(
-        &self,
+        this: &Arc<Self>,
         key: TokenKey,
-        session: &Session,
+        session: &Arc<Session>,
         tokens: Tokens,
     ) -> Result<(), AuthError> {
-        let deadline = Instant::now() + self.cache.deadline();
+        let deadline = Instant::now() + this.cache.deadline();
+        // The refresh's own bound: Amazon's answer (the store adds what its commands take).
+        let hold = this.cache.deadline();
         let fleet_lock = loop {
-            if let Some(lock) = self.sessions.lock(key, self.cache.deadline() * 2).await? {
+            if let Some(lock) = this.sessions.lock(key, hold).await? {
                 break lock;
             }
             // Another instance refreshes: its tokens, once written.
-            if self.adopt_stored(&key, session, None).await? {
+            if this.adopt_stored(&key, session, None).await? {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -297,12 +309,35 @@ impl SignInShared {
             }
             tokio::time::sleep(FLEET_REFRESH_POLL).await;
         };
-        let outcome = match self.adopt_stored(&key, session, None).await {
+        let outcome = match this.adopt_stored(&key, session, None).await {
             Ok(true) => Ok(()),
-            Ok(false) => self.grant(&key, session, tokens).await,
+            Ok(false) => this.grant(&key, session, tokens).await,
             Err(error) => Err(error),
         };
-        fleet_lock.release().await;
+        if !session.unsaved.load(Relaxed) {
+            fleet_lock.release().await;
+            return outcome;
+        }
+        let (this, session) = (Arc::clone(this), Arc::clone(session));
+        tokio::spawn(async move {
+            let give_up = Instant::now() + hold;
+            while Instant::now() < give_up {
+                tokio::time::sleep(FLEET_REFRESH_POLL * 4).await;
+                match this.sessions.save(key, &session).await {
+                    Ok(Saved::Written) => {
+                        session.unsaved.store(false, Relaxed);
+                        tracing::debug!("sign-in: a refreshed session written once the store answered");
+                        break;
+                    }
+                    Ok(Saved::Ended) => {
+                        this.sessions.end(&key);
+                        break;
+                    }
+                    Err(_) => {}
+                }
+            }
+            fleet_lock.release().await;
+        });
         outcome
     }
 
@@ -342,31 +377,37 @@ impl SignInShared {
 
     /// Ends the session of `key`: its record deleted (no refresh can bring it back; with a
     /// shared store, everywhere), its access token revoked where that is possible (best effort:
-    /// the token never left the server).
-    pub(super) async fn end_session(&self, key: &TokenKey) {
-        let session = match self.sessions.get(key, Instant::now()) {
-            Some(session) => Some(session),
-            None if self.sessions.is_shared() => self.sessions.load(*key, &self.cache).await.ok().flatten(),
-            None => None,
+    /// the token never left the server). With a shared store, the token revoked is the store's
+    /// (another instance may have refreshed it). `Err` when the store could not be reached: the
+    /// session has then ended on this instance only, and the caller should say so.
+    pub(super) async fn end_session(&self, key: &TokenKey) -> Result<(), AuthError> {
+        let token = match self.sessions.is_shared() {
+            true => match self.sessions.read(*key).await {
+                Ok(record) => record.map(|record| record.access),
+                Err(error) => {
+                    self.sessions.end(key);
+                    return Err(error);
+                }
+            },
+            false => self
+                .sessions
+                .get(key, Instant::now())
+                .map(|session| session.tokens().access),
         };
-        self.sessions.end_everywhere(*key).await;
-        let Some(session) = session else {
-            return;
-        };
-        let token = session.tokens().access;
-        if let Err(error) = self.cache.revoke_within(&token, Budget::Exempt).await {
-            tracing::debug!(%error, "logout: the session's token was not revoked (best effort)");
+        self.sessions.end_everywhere(*key).await?;
+        if let Some(token) = token {
+            if let Err(error) = self.cache.revoke_within(&token, Budget::Exempt).await {
+                tracing::debug!(%error, "logout: the session's token was not revoked (best effort)");
+            }
         }
+        Ok(())
     }
 }
 
 /// What [`AmazonUser::revoke`] reaches for a session's user.
 impl SessionEnd for SignInShared {
     fn end(&self, key: TokenKey) -> BoxFuture<'_, Result<(), CacheError>> {
-        Box::pin(async move {
-            self.end_session(&key).await;
-            Ok(())
-        })
+        Box::pin(async move { self.end_session(&key).await.map_err(|_| CacheError::SecondLevel) })
     }
 }
 

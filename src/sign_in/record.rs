@@ -54,10 +54,6 @@ impl Clock {
         }
     }
 
-    pub(crate) fn instant(&self) -> Instant {
-        self.instant
-    }
-
     fn to_unix_ms(self, at: Instant) -> u64 {
         match at.checked_duration_since(self.instant) {
             Some(ahead) => self.unix_ms.saturating_add(millis(ahead)),
@@ -190,7 +186,7 @@ mod tests {
     #[test]
     fn a_session_record_reads_back_and_junk_is_no_record() {
         let clock = Clock::now();
-        let now = clock.instant();
+        let now = clock.instant;
         let record = SessionRecord {
             user_id: "amzn1.account.X".into(),
             created: now - Duration::from_secs(60),

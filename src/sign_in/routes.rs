@@ -225,11 +225,12 @@ impl SignInShared {
             );
         };
         if let Some((key, session)) = self.sessions.created(&id) {
-            // For the fleet; a store out of reach leaves the session on this instance, written
-            // there at its next use.
+            // For the fleet: a session the other instances cannot find is no sign-in.
             if self.sessions.save(key, &session).await.is_err() {
-                tracing::warn!(
-                    "signed in on this instance only for now: the session store could not be reached"
+                self.sessions.end(&key);
+                return failed(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Sign-in is not available right now. Please try again.",
                 );
             }
         }
@@ -289,7 +290,15 @@ impl SignInShared {
             return refuse(&AuthError::CrossSite);
         }
         if let Some(key) = self.sessions.key(id) {
-            self.end_session(&key).await;
+            if self.end_session(&key).await.is_err() {
+                // Ended here only: the cookie stays, so the browser can sign out again.
+                return page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Sign-out failed",
+                    "You may still be signed in elsewhere. Please try again.",
+                    "/",
+                );
+            }
         }
         with_cookies(redirect("/"), [self.cookies.clear(name)])
     }

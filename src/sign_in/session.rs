@@ -14,7 +14,7 @@
 //! LRU, an event) leaves the session live in the store.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -79,6 +79,8 @@ pub(crate) struct Session {
     pub(super) saved: AtomicU64,
     /// (shared store) Until when this copy is served without reading the store again.
     pub(super) copy_until: Option<Instant>,
+    /// (shared store) Its tokens were refreshed here and not yet written there.
+    pub(super) unsaved: AtomicBool,
     tokens: RwLock<Tokens>,
     /// Held while the session's tokens are refreshed: one refresh at a time (owned by the task
     /// doing it, so a request that goes away does not cut a refresh short).
@@ -130,6 +132,7 @@ impl Session {
             last_used: AtomicU64::new(millis(last_used.saturating_duration_since(created))),
             saved: AtomicU64::new(NEVER_SAVED),
             copy_until: None,
+            unsaved: AtomicBool::new(false),
             tokens: RwLock::new(tokens),
             refreshing: Arc::default(),
             attempts: Mutex::default(),
@@ -195,7 +198,12 @@ impl Sessions {
             // The idle life is checked at each read (`is_over`): moka's own idle tracking would
             // cost every read a write; its time to live reclaims what nobody reads again.
             .time_to_live(limits.absolute)
-            .eviction_listener(move |key: Arc<TokenKey>, session: Arc<Session>, _cause| {
+            .eviction_listener(move |key: Arc<TokenKey>, session: Arc<Session>, cause| {
+                // A copy replaced by a newer one of the same session (a read from the shared
+                // store) has not ended: nothing to forget.
+                if cause == moka::notification::RemovalCause::Replaced {
+                    return;
+                }
                 forget_memo.forget(*key);
                 let mut per_user = forget.lock().unwrap_or_else(PoisonError::into_inner);
                 if let Some(keys) = per_user.get_mut(&session.user_id) {
@@ -262,8 +270,9 @@ impl Sessions {
         Some(session)
     }
 
-    /// Whether the session of `key` is still live (a refresh checks it did not end meanwhile):
-    /// the store's word, not a memo's.
+    /// Whether this instance still holds the session of `key` (without a shared store, a
+    /// refresh checks it did not end meanwhile): the store's word, not a memo's. With a shared
+    /// store, only whether a copy is here.
     pub(crate) fn contains(&self, key: &TokenKey) -> bool {
         self.local.contains_key(key)
     }
@@ -274,16 +283,33 @@ impl Sessions {
         let id = random_text()?;
         let key = self.digest.key(id.as_bytes());
         let now = Instant::now();
-        let session = Session::new(user_id.into(), now, now, tokens);
+        let mut session = Session::new(user_id.into(), now, now, tokens);
+        session.copy_until = self.shared.as_ref().map(|shared| now + shared.copy_life);
         self.insert(key, Arc::new(session));
         Ok(id)
     }
 
     /// Keeps `session` as the record of `key`. Beyond `max_per_user` sessions of its user (on
     /// this instance), the oldest ends.
-    pub(super) fn insert(&self, key: TokenKey, session: Arc<Session>) {
+    fn insert(&self, key: TokenKey, session: Arc<Session>) {
         let user_id = session.user_id.clone();
         self.local.insert(key, session);
+        self.count_for_user(key, user_id);
+    }
+
+    /// Keeps `session` as the copy of `key`, unless a copy is there already (another request
+    /// read it at the same time): the copy kept, which requests then share.
+    pub(super) fn keep(&self, key: TokenKey, session: Session) -> Arc<Session> {
+        let user_id = session.user_id.clone();
+        let entry = self.local.entry(key).or_insert_with(|| Arc::new(session));
+        if entry.is_fresh() {
+            self.count_for_user(key, user_id);
+        }
+        entry.into_value()
+    }
+
+    /// Counts `key` among `user_id`'s sessions here; beyond `max_per_user`, the oldest ends.
+    fn count_for_user(&self, key: TokenKey, user_id: Box<str>) {
         // `moka` applies writes lazily, and a read of an entry whose write is still pending
         // does not count as a use: apply it now (a sign-in is rare enough to pay for it), so
         // the least recently *used* session is the one a full store ends.
@@ -388,6 +414,22 @@ mod tests {
             sessions.get(&key, Instant::now()).is_none(),
             "ended: the memo no longer serves it"
         );
+    }
+
+    /// A copy replaced by another of the same session (two requests read the shared store at
+    /// once) has not ended: the memo's epoch stays, the user's count keeps the session.
+    #[test]
+    fn a_replaced_copy_ends_nothing() {
+        let sessions = Sessions::new(limits(10, 10)).unwrap();
+        let key = TokenKey::from_be_bytes([9; 16]);
+        let now = Instant::now();
+        sessions.insert(key, Arc::new(Session::new("alice".into(), now, now, tokens())));
+        let epoch = sessions.memo.epoch(key);
+        sessions.insert(key, Arc::new(Session::new("alice".into(), now, now, tokens())));
+        sessions.local.run_pending_tasks();
+        assert_eq!(sessions.memo.epoch(key), epoch, "a replacement bumped the epoch");
+        let per_user = sessions.per_user.lock().unwrap();
+        assert_eq!(per_user.get("alice").map(VecDeque::len), Some(1));
     }
 
     #[test]

@@ -12,16 +12,12 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 use super::record::{Clock, SessionRecord};
-use super::session::{Session, Sessions, Tokens, NEVER_SAVED};
+use super::session::{Limits, Session, Sessions, Tokens, NEVER_SAVED};
 use super::shared_store::SharedStore;
 use crate::cache::IdentityCache;
 use crate::error::{AuthError, Unavailable};
 use crate::second_level::{Saved, StoreLock};
 use crate::token_key::TokenKey;
-
-/// How many times a read is tried again when an end was heard while it was under way (it may
-/// have been this session's: the next read then finds no record).
-const READS: usize = 3;
 
 /// The error of a store that could not answer.
 fn unreachable(error: impl std::fmt::Display) -> AuthError {
@@ -37,15 +33,17 @@ impl Sessions {
     }
 
     /// Reads session `key` from the shared store and keeps a copy here: `None` when it has
-    /// ended (or never was). A copy is kept only if no end of the session was heard while it
-    /// was read (that read may have come before the end).
+    /// ended (or never was). The copy is kept only if no end of a session was heard here while
+    /// it was read (that read may have come before the end); otherwise the store is read again,
+    /// and that read, which began after the end was heard, serves this request without being
+    /// kept.
     pub(crate) async fn load(
         &self,
         key: TokenKey,
         cache: &IdentityCache,
     ) -> Result<Option<Arc<Session>>, AuthError> {
         let shared = self.shared()?;
-        for _ in 0..READS {
+        for kept in [true, false] {
             let epoch = self.memo.epoch(key);
             let Some(record) = self.read(key).await? else {
                 return Ok(None);
@@ -58,20 +56,25 @@ impl Sessions {
                 usable_until: record.usable_until,
                 verified: None,
             };
-            let mut session = Session::new(record.user_id, record.created, record.last_used, tokens);
+            // A record the store still has was used within its idle life (its life there).
+            let mut session = Session::new(record.user_id, record.created, now, tokens);
             session.copy_until = Some(now + shared.copy_life);
             let last_used = session.last_used.load(Relaxed);
             session.saved.store(last_used, Relaxed);
             if session.is_over(now, &self.limits) {
                 return Ok(None);
             }
+            if !kept {
+                return Ok(Some(Arc::new(session)));
+            }
+            let session = self.keep(key, session);
+            // Checked after keeping it: an end heard from here on finds the copy and drops it.
             if self.memo.epoch(key) == epoch {
-                let session = Arc::new(session);
-                self.insert(key, Arc::clone(&session));
                 return Ok(Some(session));
             }
+            self.end(&key);
         }
-        Err(AuthError::Unavailable(Unavailable::SessionStore))
+        Ok(None)
     }
 
     /// (shared store) The key and record of the session just created with `id`, to write it
@@ -104,27 +107,29 @@ impl Sessions {
         Ok(record)
     }
 
-    /// Writes `session` (its tokens now, its last use) as the record of `key`, for the rest of
-    /// its idle life: [`Saved::Ended`] when it ended meanwhile (nothing written).
+    /// Writes `session` (its tokens now) as the record of `key`, for the rest of its idle life:
+    /// [`Saved::Ended`] when it ended meanwhile (nothing written). Only at sign-in and by the
+    /// refresh that holds the lock: a copy's tokens may be older than the store's.
     pub(crate) async fn save(&self, key: TokenKey, session: &Session) -> Result<Saved, AuthError> {
         let shared = self.shared()?;
-        let (record, life, used) = record_of(session, &self.limits);
+        let (record, life) = record_of(session, &self.limits);
         let saved = shared.store.save(key, record, life).await.map_err(unreachable)?;
-        session.saved.store(used, Relaxed);
+        session.saved.store(session.last_used.load(Relaxed), Relaxed);
         Ok(saved)
     }
 
     /// Ends session `key` here and, with a shared store, everywhere: a tombstone, the record
-    /// deleted, every instance told. A store that cannot be reached is logged: the session has
-    /// then ended here only.
-    pub(crate) async fn end_everywhere(&self, key: TokenKey) {
+    /// deleted, every instance told. `Err` when the store could not be reached: the session
+    /// has then ended on this instance only (logged).
+    pub(crate) async fn end_everywhere(&self, key: TokenKey) -> Result<(), AuthError> {
         self.end(&key);
         let Some(shared) = &self.shared else {
-            return;
+            return Ok(());
         };
-        if let Err(error) = shared.store.end(key, shared.tombstone_life).await {
+        shared.store.end(key, shared.tombstone_life).await.map_err(|error| {
             tracing::error!(%error, "sign-in: a session ended on this instance only: the session store could not be reached");
-        }
+            AuthError::Unavailable(Unavailable::SessionStore)
+        })
     }
 
     /// Takes the fleet's refresh lock of session `key`, held for at most `hold`; `None` while
@@ -137,9 +142,9 @@ impl Sessions {
         self.shared()?.store.lock(key, hold).await.map_err(unreachable)
     }
 
-    /// After a request: writes the session's use to the shared store when a tenth of
-    /// its idle life has passed since the last write (in the background; one write at a time
-    /// per copy). A write that fails is tried at the next request.
+    /// After a request: extends the session's life in the shared store when a tenth of its
+    /// idle life has passed since the last extension (in the background; one at a time per
+    /// copy; never a write of the tokens). One that fails is tried at the next request.
     pub(super) fn extend_idle_life(&self, key: TokenKey, session: &Arc<Session>) {
         let (Some(shared), Ok(runtime)) = (&self.shared, tokio::runtime::Handle::try_current()) else {
             return;
@@ -150,7 +155,7 @@ impl Sessions {
         if saved != NEVER_SAVED && used.saturating_sub(saved) < step {
             return;
         }
-        // One write at a time: whoever moves `saved` writes.
+        // One extension at a time: whoever moves `saved` writes.
         if session
             .saved
             .compare_exchange(saved, used, Relaxed, Relaxed)
@@ -158,13 +163,14 @@ impl Sessions {
         {
             return;
         }
-        let (record, life, _) = record_of(session, &self.limits);
+        let life = life_left(session, &self.limits);
         let store = Arc::clone(&shared.store);
         let (local, forget, session) = (self.local.clone(), self.memo.forgetting(), Arc::clone(session));
         runtime.spawn(async move {
-            match store.save(key, record, life).await {
+            match store.touch(key, life).await {
                 Ok(Saved::Written) => {}
-                // Ended elsewhere, and the event not heard yet: drop the copy.
+                // Ended elsewhere (or its idle life over there), and the event not heard yet:
+                // drop the copy.
                 Ok(Saved::Ended) => {
                     local.invalidate(&key);
                     forget.forget(key);
@@ -178,24 +184,25 @@ impl Sessions {
     }
 }
 
-/// `session`'s record for the store, how long the store keeps it (what is left of its idle
-/// life, within its absolute one), and its last use (as `Session::saved` counts it).
-fn record_of(session: &Session, limits: &super::session::Limits) -> (Vec<u8>, Duration, u64) {
+/// What is left of `session`'s idle life from its last use, within its absolute life: how long
+/// the shared store keeps its record.
+fn life_left(session: &Session, limits: &Limits) -> Duration {
+    let ends = (session.last_used() + limits.idle).min(session.created + limits.absolute);
+    ends.saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1))
+}
+
+/// `session`'s record for the store, and how long the store keeps it.
+fn record_of(session: &Session, limits: &Limits) -> (Vec<u8>, Duration) {
     let clock = Clock::now();
     let tokens = session.tokens();
-    let used = session.last_used.load(Relaxed);
-    let last_used = session.last_used();
-    let ends = (last_used + limits.idle).min(session.created + limits.absolute);
-    let life = ends
-        .saturating_duration_since(clock.instant())
-        .max(Duration::from_millis(1));
     let record = SessionRecord {
         user_id: session.user_id.clone(),
         created: session.created,
-        last_used,
+        last_used: session.last_used(),
         access: tokens.access,
         refresh: tokens.refresh,
         usable_until: tokens.usable_until,
     };
-    (record.encode(clock), life, used)
+    (record.encode(clock), life_left(session, limits))
 }

@@ -193,6 +193,11 @@ impl FleetLevel {
         self.lock_wait + self.timeout * 2
     }
 
+    /// How long one command may take.
+    pub(crate) fn command_timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Whether the subscriber is connected now.
     pub(crate) fn is_subscribed(&self) -> bool {
         self.subscribed.load(std::sync::atomic::Ordering::Relaxed)

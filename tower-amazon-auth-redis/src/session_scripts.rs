@@ -30,6 +30,20 @@ return 1
     )
 }
 
+/// Extends a session's record by `ARGV[1]` ms, unless the session has ended or its record is
+/// gone (its idle life over).
+///
+/// `KEYS`: the record, the tombstone. `ARGV`: the new life in ms. Returns 1 when extended, 0
+/// otherwise.
+pub(crate) fn touch() -> Script {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[1])
+",
+    )
+}
+
 /// Ends a session: the tombstone (never shortened), the record deleted, the message
 /// published (a classic `PUBLISH`, which reaches every node's subscribers).
 ///

@@ -29,6 +29,7 @@ pub(crate) struct FleetSessions {
     level: Arc<FleetLevel>,
     load: Script,
     save: Script,
+    touch: Script,
     end: Script,
 }
 
@@ -51,6 +52,7 @@ impl FleetSessions {
             level,
             load: session_scripts::load(),
             save: session_scripts::save(),
+            touch: session_scripts::touch(),
             end: session_scripts::end(),
         }
     }
@@ -114,6 +116,28 @@ impl SessionStore for FleetSessions {
         })
     }
 
+    fn touch(&self, key: TokenKey, life: Duration) -> BoxFuture<'_, Result<Saved, SecondLevelError>> {
+        Box::pin(async move {
+            let names = self.level.secrets[0].sessions.session(key);
+            let mut invocation = self.touch.prepare_invoke();
+            invocation
+                .key(&names.record)
+                .key(&names.tombstone)
+                .arg(millis(life));
+            let mut manager = self.level.manager();
+            let extended = self
+                .level
+                .run("session touch", invocation.invoke_async::<i64>(&mut manager))
+                .await
+                .ok_or_else(unreachable)?;
+            Ok(if extended == 1 {
+                Saved::Written
+            } else {
+                Saved::Ended
+            })
+        })
+    }
+
     fn end(&self, key: TokenKey, tombstone_for: Duration) -> BoxFuture<'_, Result<(), SecondLevelError>> {
         Box::pin(async move {
             let secret = &self.level.secrets[0];
@@ -156,7 +180,9 @@ impl SessionStore for FleetSessions {
                 .arg(&token)
                 .arg("NX")
                 .arg("PX")
-                .arg(millis(hold));
+                // Past the refresh's own bound by what the store's commands may take (the read
+                // once it is taken, the write-back), so it cannot lapse before the write-back.
+                .arg(millis(hold + self.level.command_timeout() * 3));
             let mut manager = self.level.manager();
             let taken = self
                 .level
@@ -164,15 +190,23 @@ impl SessionStore for FleetSessions {
                     "session lock",
                     command.query_async::<Option<String>>(&mut manager),
                 )
-                .await
-                .ok_or_else(unreachable)?;
-            Ok(taken.map(|_| {
-                Box::new(FleetLock {
-                    level: Arc::clone(&self.level),
-                    name,
-                    token,
-                }) as Box<dyn StoreLock>
-            }))
+                .await;
+            let lock = FleetLock {
+                level: Arc::clone(&self.level),
+                name,
+                token,
+            };
+            match taken {
+                Some(taken) => Ok(taken.map(|_| Box::new(lock) as Box<dyn StoreLock>)),
+                None => {
+                    // The `SET` may still run once Redis answers (a stalled server runs what
+                    // it was sent): a release sent after it on the same connection, which
+                    // runs after it, keeps it from holding the session's refresh for nobody.
+                    let wait = hold + self.level.command_timeout() * 3;
+                    tokio::spawn(lock.release_within(wait, manager));
+                    Err(unreachable())
+                }
+            }
         })
     }
 
@@ -232,6 +266,17 @@ struct FleetLock {
     level: Arc<FleetLevel>,
     name: Vec<u8>,
     token: String,
+}
+
+impl FleetLock {
+    /// Releases it on `manager` (the connection that took it), waiting up to `wait` for Redis
+    /// to answer, whatever the breaker says.
+    async fn release_within(self, wait: Duration, mut manager: redis::aio::ConnectionManager) {
+        let release = scripts::release();
+        let mut invocation = release.prepare_invoke();
+        invocation.key(&self.name).arg(&self.token);
+        let _ = tokio::time::timeout(wait, invocation.invoke_async::<i64>(&mut manager)).await;
+    }
 }
 
 impl StoreLock for FleetLock {

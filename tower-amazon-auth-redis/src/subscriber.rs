@@ -238,9 +238,9 @@ fn apply(fleet: &FleetLevel, events: &RemoteEvents, bytes: &[u8]) -> bool {
     };
     match (key, message.event) {
         // Sessions are named under the current secret only: one named under our previous
-        // secret cannot be told, so every copy goes (the store has the records).
+        // secret is in a namespace this instance holds no copy of (nothing to drop).
         (_, Event::EndSession) if index == 0 => fleet.session_watchers.ended(message.key),
-        (_, Event::EndSession) => fleet.session_watchers.forget_all(),
+        (_, Event::EndSession) => true,
         (Some(key), Event::Forget) => events.forget(key),
         (Some(key), Event::Revoke(ms)) => events.revoke(key, Duration::from_millis(ms)),
         // Named under the previous secret, and we cannot tell which local token it is: forget
