@@ -137,8 +137,10 @@
 //! | `liveness` | when a subscription that hears nothing counts as lost |
 //! | `subscriber` | the task that applies other instances' messages, pings its subscription, and flushes on reconnect |
 
+mod aliases;
 mod attached;
 mod claim;
+mod cluster;
 mod connection;
 mod counters;
 mod error;
@@ -147,6 +149,7 @@ mod level;
 mod liveness;
 mod message;
 mod naming;
+mod pending;
 mod scripts;
 mod seal;
 mod secret;
