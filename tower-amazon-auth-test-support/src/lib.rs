@@ -1,5 +1,6 @@
 //! What the workspace's tests share (unpublished): [`external`] starts the real servers the
-//! tests need (Redis, nginx, Caddy) on a free 127.0.0.1 port and stops them; [`browser`] drives
+//! tests need (Redis, nginx, Caddy) on a free 127.0.0.1 port and stops them; [`cluster`] a
+//! Redis Cluster of six of them; [`browser`] drives
 //! a headless Chromium through chromedriver (started the same way); [`examples`] builds and runs
 //! the example binaries; [`relay`] is a TCP relay that can go silent like a NAT that
 //! lost its state; [`fixtures`] holds realistic tokens, a layer on `MockAmazon`, an app
@@ -7,6 +8,7 @@
 //! alike, so neither keeps a copy.
 
 pub mod browser;
+pub mod cluster;
 pub mod examples;
 pub mod external;
 pub mod fixtures;
