@@ -151,6 +151,31 @@ mod tests {
     }
 
     #[test]
+    fn on_a_cluster_every_name_of_a_token_carries_its_tag_under_every_secret() {
+        let tag = Some(SlotTag::of("Atza|token"));
+        let (current, previous) = (Keys::derive(&[7; 32]), Keys::derive(&[8; 32]));
+        let key = TokenKey::from_be_bytes([5; 16]);
+        for naming in [
+            Naming::new("p:", &current, [1; 32]),
+            Naming::new("p:", &previous, [1; 32]),
+        ] {
+            for name in [
+                naming.verdict(key, tag),
+                naming.lock(key, tag),
+                naming.tombstone(key, tag),
+                naming.generation(key, tag),
+            ] {
+                assert_eq!(name[..7], naming.verdict(key, tag)[..7], "one hash tag");
+                assert_eq!(name[2], b'{');
+            }
+            assert!(
+                naming.verdict(key, None).starts_with(b"p:v:"),
+                "none on one Redis"
+            );
+        }
+    }
+
+    #[test]
     fn verdicts_depend_on_the_fingerprint_and_tombstones_do_not() {
         let keys = Keys::derive(&[7; 32]);
         let a = Naming::new("p:", &keys, [1; 32]);
