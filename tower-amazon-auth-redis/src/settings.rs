@@ -84,8 +84,8 @@ impl Fleet {
     /// The fleet level on the Redis at `url` (`redis://host:port/db`, `rediss://…` for TLS —
     /// see [`root_certificates`](Fleet::root_certificates) and
     /// [`client_identity`](Fleet::client_identity) —,
-    /// `redis://:password@host` or `redis://user:password@host` with authentication), with
-    /// `secret`: at least [`FLEET_MIN_SECRET_LEN`] bytes, the same on every instance, kept like a
+    /// `redis://:password@host` or `redis://user:password@host` with authentication; for a
+    /// Redis Cluster see [`Fleet::cluster`]), with `secret`: at least [`FLEET_MIN_SECRET_LEN`] bytes, the same on every instance, kept like a
     /// password. Every key, MAC and encryption key comes from it.
     ///
     /// This crate's copies of the secret, of every key derived from it and of the URL are wiped

@@ -2,7 +2,8 @@
 //! started by the tests): one verification per token across four instances, a logout on one
 //! refused by all, and a failover of the primary that owns a token's slot during traffic, by
 //! `CLUSTER FAILOVER` and by `kill -9`: no wrong answer, and a logout made after it holds
-//! everywhere. Settings refused at build need no cluster.
+//! everywhere; a subscription that dies silently is noticed and moves to another seed.
+//! Settings refused at build need no cluster.
 //!
 //! Where something must propagate, the tests poll for it (up to 10 s); no assertion is about
 //! time.
@@ -23,6 +24,7 @@ use tower_amazon_auth_test_support::cluster::{redis_cluster, Cluster};
 use tower_amazon_auth_test_support::fixtures::{
     build_layer, builder, client, serve_base_url, token, within_patience, PATIENCE,
 };
+use tower_amazon_auth_test_support::relay::Relay;
 
 /// The fleet secret of these tests (32 bytes).
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
@@ -217,6 +219,60 @@ async fn on_a_cluster_four_instances_verify_once_and_a_logout_holds_everywhere()
         "cluster: formed in {formed:?}, test took {:?}",
         started.elapsed()
     );
+}
+
+/// Liveness on a cluster: A subscribes through its first seed, a relay the test then makes
+/// swallow everything (a NAT that lost its state); A notices within its `liveness` bound,
+/// flushes, and subscribes through the next seed; a logout made on B meanwhile is refused by A
+/// with the token hot in its local cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_a_cluster_a_subscription_that_dies_silently_moves_to_another_seed() {
+    let Some(cluster) = cluster("cluster::a_subscription_that_dies_silently_moves_to_another_seed") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let urls = cluster.urls();
+    let first: std::net::SocketAddr = urls[0].trim_start_matches("redis://").parse().unwrap();
+    let relay = Relay::start(first).await.unwrap();
+    let mut seeds = vec![format!("redis://{}", relay.addr())];
+    seeds.extend(urls[1..].iter().cloned());
+    let through_relay = Fleet::cluster(seeds, SECRET)
+        .backoff(Duration::from_secs(1))
+        .command_timeout(Duration::from_secs(2))
+        .liveness(Duration::from_secs(2));
+    let a = Instance::new(&mock, through_relay).await;
+    let b = Instance::new(&mock, settings(&cluster, Duration::from_secs(2))).await;
+    assert!(relay.accepted() > 0, "A's subscriber went through its first seed");
+
+    let hot = token("cluster-silent");
+    mock.register(&hot, MockUser::new("amzn1.account.SILENT"));
+    assert_eq!(a.status(&hot).await, 200);
+    assert_eq!(a.status(&hot).await, 200, "hot in A's local cache");
+    assert_eq!(b.status(&hot).await, 200);
+    let before = a.stats();
+
+    relay.swallow();
+    assert_eq!(b.logout(&hot).await, 204);
+    let (a, hot) = (&a, &hot);
+    let took = within_patience("A refuses the token logged out on B", move || async move {
+        a.status(hot).await == 401
+    })
+    .await;
+    let after = a.stats();
+    let _ = writeln!(
+        std::io::stderr(),
+        "cluster: silent subscription: refused after {took:?}; {after:?}"
+    );
+    assert!(after.liveness_failures > before.liveness_failures);
+    assert_eq!(
+        mock.calls_for(hot).tokeninfo,
+        1,
+        "A asked Amazon instead of reading the tombstone"
+    );
+    within_patience("A subscribed again, through another seed", move || async move {
+        a.stats().subscribed
+    })
+    .await;
 }
 
 /// How a failover is made.
