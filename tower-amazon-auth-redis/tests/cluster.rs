@@ -2,7 +2,8 @@
 //! started by the tests): one verification per token across four instances, a logout on one
 //! refused by all, and a failover of the primary that owns a token's slot during traffic, by
 //! `CLUSTER FAILOVER` and by `kill -9`: no wrong answer, and a logout made after it holds
-//! everywhere; a subscription that dies silently is noticed and moves to another seed.
+//! everywhere; a subscription that dies silently is noticed and moves to another seed; and a
+//! cluster speaking TLS only.
 //! Settings refused at build need no cluster.
 //!
 //! Where something must propagate, the tests poll for it (up to 10 s); no assertion is about
@@ -20,7 +21,8 @@ use tower_amazon_auth::{AccessToken, AmazonAuthLayer, AmazonUser, BuildError};
 use tower_amazon_auth_mock::{MockAmazon, MockReply, MockUser};
 use tower_amazon_auth_redis::{Fleet, FleetError, FleetStats};
 
-use tower_amazon_auth_test_support::cluster::{redis_cluster, Cluster};
+use tower_amazon_auth_test_support::cluster::{redis_cluster, redis_cluster_tls, Cluster};
+use tower_amazon_auth_test_support::external::RedisTls;
 use tower_amazon_auth_test_support::fixtures::{
     build_layer, builder, client, serve_base_url, token, within_patience, PATIENCE,
 };
@@ -273,6 +275,60 @@ async fn on_a_cluster_a_subscription_that_dies_silently_moves_to_another_seed() 
         a.stats().subscribed
     })
     .await;
+}
+
+/// TLS on a cluster: every node speaks TLS only (the bus and replication too) with a
+/// certificate from a private CA naming 127.0.0.1, the address the nodes announce. Two
+/// instances given `rediss://` seeds and the CA share a verdict and a logout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_a_cluster_over_tls_instances_share_verdicts_and_logouts() {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "tower-amazon-auth cluster test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let (ca_pem, cert_pem, key_pem) = (ca.pem(), server.pem(), key.serialize_pem());
+    let tls = RedisTls {
+        ca_pem: &ca_pem,
+        cert_pem: &cert_pem,
+        key_pem: &key_pem,
+        auth_clients: false,
+    };
+    let Some(cluster) = tokio::task::block_in_place(|| {
+        redis_cluster_tls(
+            "cluster::on_a_cluster_over_tls_instances_share_verdicts_and_logouts",
+            &tls,
+        )
+    }) else {
+        return;
+    };
+    assert!(cluster.urls()[0].starts_with("rediss://"));
+    let mock = MockAmazon::start().await.unwrap();
+    let mut fleet = Vec::new();
+    for _ in 0..2 {
+        let settings = settings(&cluster, Duration::from_secs(2)).root_certificates(&ca_pem);
+        fleet.push(Instance::new(&mock, settings).await);
+    }
+    let one = token("cluster-tls");
+    mock.register(&one, MockUser::new("amzn1.account.TLS"));
+    assert_eq!(fleet[0].status(&one).await, 200);
+    assert_eq!(fleet[1].status(&one).await, 200);
+    assert_eq!(mock.calls_for(&one).tokeninfo, 1, "one verification over TLS");
+    assert_eq!(fleet[1].stats().hits, 1, "answered from the cluster");
+    assert_eq!(fleet[0].logout(&one).await, 204);
+    let (b, one) = (&fleet[1], &one);
+    within_patience(
+        "a logout over TLS refused on the other instance",
+        move || async move { b.status(one).await == 401 },
+    )
+    .await;
+    assert_eq!(fleet.iter().map(|i| i.stats().errors).sum::<u64>(), 0);
 }
 
 /// How a failover is made.

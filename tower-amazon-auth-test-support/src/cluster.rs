@@ -3,14 +3,15 @@
 //! into three primaries with one replica each by `redis-cli --cluster create`, ready once every
 //! node says `cluster_state:ok` with all 16384 slots served and every replica is in sync. It
 //! can fail a primary over (`CLUSTER FAILOVER` on its replica) or kill one (`kill -9`), and
-//! stops every node when dropped. A missing `redis-server` or `redis-cli` skips the test
-//! outside CI and fails it with `CI` set, like the other servers of [`external`].
+//! stops every node when dropped. [`redis_cluster_tls`] makes one that speaks TLS only, on the
+//! bus and for replication too. A missing `redis-server` or `redis-cli` skips the test outside
+//! CI and fails it with `CI` set, like the other servers of [`external`].
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::external::{free_port, require, External};
+use crate::external::{free_port, require, External, RedisTls};
 
 /// How long the cluster may take to form, or to settle after a failover.
 const SETTLE: Duration = Duration::from_secs(30);
@@ -23,23 +24,50 @@ pub struct Cluster {
     nodes: Vec<Option<External>>,
     ports: Vec<u16>,
     cli: PathBuf,
+    /// `redis-cli`'s TLS arguments (none without TLS).
+    cli_tls: Vec<String>,
 }
 
 /// A Redis Cluster of the test's own (three primaries, one replica each, `--cluster-node-timeout
 /// 2000`), ready; or `None` (the test `test` is skipped) when `redis-server` or `redis-cli` is
 /// not installed.
 pub fn redis_cluster(test: &str) -> Option<Cluster> {
+    start(test, None)
+}
+
+/// As [`redis_cluster`], every node speaking TLS only (`--port 0 --tls-port N`, `--tls-cluster
+/// yes`, `--tls-replication yes`) with `tls`'s certificate, which must name `127.0.0.1` (the
+/// address the nodes announce). Connect with `rediss://127.0.0.1:N`.
+pub fn redis_cluster_tls(test: &str, tls: &RedisTls<'_>) -> Option<Cluster> {
+    start(test, Some(tls))
+}
+
+fn start(test: &str, tls: Option<&RedisTls<'_>>) -> Option<Cluster> {
     let server = require("redis-server", "redis-server", test)?;
     let cli = require("redis-cli", "redis-tools", test)?;
     let ports = ports();
-    let nodes = ports
+    let nodes: Vec<Option<External>> = ports
         .iter()
-        .map(|&port| Some(start_node(&server, port)))
+        .map(|&port| Some(start_node(&server, port, tls)))
         .collect();
-    let cluster = Cluster { nodes, ports, cli };
+    let cli_tls = match (tls, &nodes[0]) {
+        (Some(_), Some(first)) => vec![
+            "--tls".to_owned(),
+            "--cacert".to_owned(),
+            first.dir().join("ca.pem").display().to_string(),
+        ],
+        _ => Vec::new(),
+    };
+    let cluster = Cluster {
+        nodes,
+        ports,
+        cli,
+        cli_tls,
+    };
     let addresses: Vec<String> = cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let mut create = Command::new(&cluster.cli);
     create
+        .args(&cluster.cli_tls)
         .arg("--cluster")
         .arg("create")
         .args(&addresses)
@@ -70,17 +98,44 @@ fn ports() -> Vec<u16> {
     ports
 }
 
-fn start_node(binary: &Path, port: u16) -> External {
+fn start_node(binary: &Path, port: u16, tls: Option<&RedisTls<'_>>) -> External {
     External::start(
         "redis-cluster-node",
         binary,
         port,
-        |_| Ok(()),
+        |dir| match tls {
+            Some(tls) => {
+                std::fs::write(dir.join("ca.pem"), tls.ca_pem)?;
+                std::fs::write(dir.join("server.pem"), tls.cert_pem)?;
+                std::fs::write(dir.join("server.key"), tls.key_pem)
+            }
+            None => Ok(()),
+        },
         |dir| {
+            let file = |name: &str| dir.join(name).display().to_string();
+            let listen = match tls {
+                Some(tls) => vec![
+                    "--port".to_owned(),
+                    "0".to_owned(),
+                    "--tls-port".to_owned(),
+                    port.to_string(),
+                    "--tls-cluster".to_owned(),
+                    "yes".to_owned(),
+                    "--tls-replication".to_owned(),
+                    "yes".to_owned(),
+                    "--tls-cert-file".to_owned(),
+                    file("server.pem"),
+                    "--tls-key-file".to_owned(),
+                    file("server.key"),
+                    "--tls-ca-cert-file".to_owned(),
+                    file("ca.pem"),
+                    "--tls-auth-clients".to_owned(),
+                    (if tls.auth_clients { "yes" } else { "no" }).to_owned(),
+                ],
+                None => vec!["--port".to_owned(), port.to_string()],
+            };
             let dir = dir.display().to_string();
-            vec![
-                "--port".to_owned(),
-                port.to_string(),
+            listen.into_iter().chain([
                 "--bind".to_owned(),
                 "127.0.0.1".to_owned(),
                 "--cluster-enabled".to_owned(),
@@ -98,18 +153,23 @@ fn start_node(binary: &Path, port: u16) -> External {
                 "no".to_owned(),
                 "--dir".to_owned(),
                 dir,
-            ]
+            ])
         },
     )
     .expect("redis-server starts in cluster mode")
 }
 
 impl Cluster {
-    /// The URL of every node (primaries and replicas), to use as seeds.
+    /// The URL of every node (primaries and replicas), to use as seeds (`rediss://` with TLS).
     pub fn urls(&self) -> Vec<String> {
+        let scheme = if self.cli_tls.is_empty() {
+            "redis"
+        } else {
+            "rediss"
+        };
         self.ports
             .iter()
-            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .map(|port| format!("{scheme}://127.0.0.1:{port}"))
             .collect()
     }
 
@@ -127,6 +187,7 @@ impl Cluster {
     pub fn cli(&self, port: u16, args: &[&str]) -> String {
         Command::new(&self.cli)
             .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(&self.cli_tls)
             .args(args)
             .output()
             .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
