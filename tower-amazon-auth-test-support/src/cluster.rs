@@ -5,7 +5,7 @@
 //! can fail a primary over (`CLUSTER FAILOVER` on its replica) or kill one (`kill -9`), and
 //! stops every node when dropped. [`redis_cluster_tls`] makes one that speaks TLS only, on the
 //! bus and for replication too. A missing `redis-server` or `redis-cli` skips the test outside
-//! CI and fails it with `CI` set, like the other servers of [`external`].
+//! CI and fails it with `CI` set, like the other servers of [`external`](crate::external).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
