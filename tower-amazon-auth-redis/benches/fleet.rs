@@ -3,15 +3,22 @@
 //! - `fleet/l1_hit/{off,on}`: the hit path of a layer without and with the fleet level (an L1
 //!   hit never touches Redis, so the two must cost the same);
 //! - `fleet/l2_hit`: a request answered from Redis (the instance's local cache flushed before
-//!   each, untimed), against `fleet/amazon`: a request verified by `MockAmazon` on loopback with
-//!   no added latency (real Amazon adds a WAN round trip, tens of milliseconds);
+//!   each, untimed), against `fleet/redis_get`: a bare `GET` round trip to the same Redis (a
+//!   multiplexed connection, on the same runtime), and `fleet/amazon`: a request verified by
+//!   `MockAmazon` on loopback with no added latency (real Amazon adds a WAN round trip, tens of
+//!   milliseconds);
+//! - `fleet/cluster/l2_hit` against `fleet/cluster/redis_get`: the same on a local Redis
+//!   Cluster (three primaries, one replica each, started by the bench through the tests'
+//!   harness), the bare `GET` through the `redis` crate's cluster connection;
 //! - after criterion, a report: upstream calls to verify 100 tokens on 4 instances, without and
 //!   with Redis; and the logout propagation delay (revoke on A → B refuses the token hot in its
-//!   local cache), median and max over 50 logouts.
+//!   local cache), median and max over 50 logouts, on one Redis and (printed after the cluster
+//!   group) through the cluster.
 //!
 //! `cargo bench -p tower-amazon-auth-redis --bench fleet -- --warm-up-time 1 --measurement-time 3`
 //!
-//! Without `redis-server` on `PATH` the bench prints a notice and measures nothing.
+//! Without `redis-server` on `PATH` the bench prints a notice and measures nothing (without
+//! `redis-cli`, nothing on a cluster).
 
 /// The core's bench helpers, shared rather than copied.
 #[path = "../../benches/common/mod.rs"]
@@ -151,6 +158,17 @@ fn bench(c: &mut Criterion, upstream: &Upstream, redis: &Redis) {
         fleet_before.hits, before.upstream_calls
     );
 
+    group.bench_function("redis_get", |b| {
+        b.iter_custom(|iters| {
+            let client = redis::Client::open(redis.url.as_str()).unwrap();
+            let mut connection = upstream
+                .rt
+                .block_on(client.get_multiplexed_async_connection())
+                .unwrap();
+            bare_gets(&upstream.rt, &mut connection, iters)
+        })
+    });
+
     let mut n = 0;
     group.bench_function("amazon", |b| {
         b.iter_custom(|iters| {
@@ -168,6 +186,83 @@ fn bench(c: &mut Criterion, upstream: &Upstream, redis: &Redis) {
         })
     });
     group.finish();
+}
+
+/// `iters` bare `GET` round trips on `connection`, each in a `block_on` of its own as each
+/// `l2_hit` request is: their total time.
+fn bare_gets(
+    rt: &tokio::runtime::Runtime,
+    connection: &mut impl redis::aio::ConnectionLike,
+    iters: u64,
+) -> Duration {
+    let _: () = rt
+        .block_on(
+            redis::cmd("SET")
+                .arg("bench:get")
+                .arg(vec![7u8; 200])
+                .query_async(connection),
+        )
+        .unwrap();
+    let started = Instant::now();
+    for _ in 0..iters {
+        let value: Option<Vec<u8>> = rt
+            .block_on(redis::cmd("GET").arg("bench:get").query_async(connection))
+            .unwrap();
+        std::hint::black_box(value);
+    }
+    started.elapsed()
+}
+
+/// `fleet/cluster/*`: a second-level hit and a bare `GET` on a local Redis Cluster.
+fn bench_cluster(c: &mut Criterion, upstream: &Upstream) {
+    let Some(cluster) = tower_amazon_auth_test_support::cluster::redis_cluster("fleet bench (cluster)")
+    else {
+        return;
+    };
+    let _guard = upstream.rt.enter();
+    let fleet = || {
+        let layer =
+            common::layer(upstream.builder().second_level(
+                Fleet::cluster(cluster.urls(), SECRET).command_timeout(Duration::from_secs(1)),
+            ));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !fleet_stats(&layer).subscribed {
+            assert!(Instant::now() < deadline, "the subscriber never connected");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        layer
+    };
+    let (a, b_layer) = (fleet(), fleet());
+    let shared = tokens("fleet-cluster-l2", 1).remove(0);
+    upstream.register_user(&shared, 1);
+    assert_eq!(upstream.rt.block_on(status(&a, &shared)), 200);
+    std::thread::sleep(Duration::from_millis(50));
+    let mut group = c.benchmark_group("fleet/cluster");
+    group.bench_function("l2_hit", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                b_layer.cache().invalidate_all();
+                let started = Instant::now();
+                let got = upstream.rt.block_on(status(&b_layer, &shared));
+                total += started.elapsed();
+                assert_eq!(got, 200);
+            }
+            total
+        })
+    });
+    let hits = fleet_stats(&b_layer).hits;
+    group.bench_function("redis_get", |b| {
+        b.iter_custom(|iters| {
+            let client = redis::cluster::ClusterClient::new(cluster.urls()).unwrap();
+            let mut connection = upstream.rt.block_on(client.get_async_connection()).unwrap();
+            bare_gets(&upstream.rt, &mut connection, iters)
+        })
+    });
+    group.finish();
+    println!("cluster l2_hit: fleet hits {hits}");
+    let (median, max) = logout_propagation(upstream, &a, &b_layer, "cluster-logout");
+    println!("logout propagation through the cluster over 50 logouts: median {median:?}, max {max:?}");
 }
 
 /// Upstream calls to verify `tokens` on 4 instances, each token sent to each in turn.
@@ -225,9 +320,20 @@ fn report(upstream: &Upstream, redis: &Redis) {
     let with = upstream_calls(upstream, &fleet, "calls-fleet");
     println!("upstream calls for 100 tokens on 4 instances: without Redis {without}, with Redis {with}");
 
-    let (a, b) = (&fleet[0], &fleet[1]);
+    let (median, max) = logout_propagation(upstream, &fleet[0], &fleet[1], "logout");
+    println!("logout propagation over 50 logouts: median {median:?}, max {max:?}");
+}
+
+/// Revokes 50 tokens on `a`, each hot in `b`'s local cache, and times until `b` refuses it:
+/// the median and the max.
+fn logout_propagation(
+    upstream: &Upstream,
+    a: &AmazonAuthLayer,
+    b: &AmazonAuthLayer,
+    prefix: &str,
+) -> (Duration, Duration) {
     let mut delays = Vec::new();
-    for token in tokens("logout", 50) {
+    for token in tokens(prefix, 50) {
         upstream.register_user(&token, 9);
         assert_eq!(upstream.rt.block_on(status(a, &token)), 200);
         assert_eq!(upstream.rt.block_on(status(b, &token)), 200);
@@ -251,12 +357,7 @@ fn report(upstream: &Upstream, redis: &Redis) {
         delays.push(revoked.elapsed());
     }
     delays.sort();
-    println!(
-        "logout propagation over {} logouts: median {:?}, max {:?}",
-        delays.len(),
-        delays[delays.len() / 2],
-        delays[delays.len() - 1]
-    );
+    (delays[delays.len() / 2], delays[delays.len() - 1])
 }
 
 fn main() {
@@ -267,6 +368,7 @@ fn main() {
     let upstream = Upstream::start();
     let mut criterion = Criterion::default().configure_from_args();
     bench(&mut criterion, &upstream, &redis);
+    bench_cluster(&mut criterion, &upstream);
     criterion.final_summary();
     report(&upstream, &redis);
 }

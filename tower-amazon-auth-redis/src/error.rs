@@ -30,8 +30,8 @@ pub enum FleetError {
     #[error("the Redis URL of the fleet level is invalid")]
     Url,
     /// The key prefix is empty, longer than 64 bytes, or holds characters other than printable
-    /// ASCII without spaces.
-    #[error("the fleet key prefix must be 1 to 64 printable ASCII characters without spaces")]
+    /// ASCII without spaces, `{` and `}`.
+    #[error("the fleet key prefix must be 1 to 64 printable ASCII characters without spaces or braces")]
     KeyPrefix,
     /// The cache was built outside a Tokio runtime: the fleet level's subscriber is a task.
     #[error("a cache with the fleet level must be built inside a Tokio runtime")]
@@ -61,6 +61,14 @@ pub enum FleetError {
     /// they would go unused, and the connection would be in clear.
     #[error("the fleet level's TLS settings need a rediss:// URL")]
     TlsWithoutRediss,
+    /// The seeds given to [`Fleet::cluster`](crate::Fleet::cluster) are refused: none, a Unix
+    /// socket, a database other than 0 (a cluster has only one), or seeds that disagree on
+    /// TLS, user or password. No URL is repeated.
+    #[error(
+        "the Redis Cluster seeds of the fleet level must be one or more redis:// or rediss:// URLs \
+         agreeing on TLS, user and password, on database 0"
+    )]
+    ClusterSeeds,
     /// The operating system's random number generator failed (for this instance's id).
     #[error("no system randomness for the fleet level: {0}")]
     Randomness(String),

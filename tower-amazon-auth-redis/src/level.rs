@@ -4,21 +4,23 @@
 //! [`Breaker`], so a slow or absent Redis only ever means "ask Amazon".
 
 use std::sync::atomic::AtomicBool;
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManagerConfig;
 use redis::{Script, Value};
 use tokio::sync::watch;
 
 use tower_amazon_auth::second_level::{Breaker, CacheSettings, KeyedDigest, LogLimit, Outcome, TokenKey};
 
-use crate::connection::Commands;
+use crate::aliases::{Aliases, UnknownTag};
+use crate::cluster::{self, SlotTag};
+use crate::connection::{Commands, Connection, Target};
 use crate::counters::{Count, Counters};
 use crate::error::FleetError;
 use crate::freshness::Freshness;
 use crate::message::{Event, Message};
 use crate::naming::{channel, fingerprint, Naming};
+use crate::pending::Pending;
 use crate::scripts;
 use crate::seal::{sealed_for, Seal};
 use crate::secret::Keys;
@@ -40,8 +42,6 @@ const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(2);
 /// verified more than its `max_ttl` ago (at most 24 h), and an hour covers clocks that differ.
 /// Also longer than any verification under way at the bump can take to write back.
 const GENERATION_LIFE: Duration = Duration::from_secs(25 * 3600);
-/// Most revocations kept for a retry while Redis is away.
-const MAX_PENDING: usize = 10_000;
 
 /// One secret's keys, names and seal.
 pub(crate) struct Secret {
@@ -76,8 +76,9 @@ pub(crate) struct Seen(Option<Vec<u8>>);
 pub(crate) struct FleetLevel {
     /// The command connection, replaced when it goes silent.
     pub(crate) commands: Commands,
-    /// For the subscriber's own connection.
-    pub(crate) client: redis::Client,
+    /// For the subscriber's own connection: the one Redis, or each seed of a cluster (the
+    /// subscriber listens on one of them at a time).
+    pub(crate) clients: Vec<redis::Client>,
     /// The current secret first, then the previous one.
     pub(crate) secrets: Vec<Secret>,
     pub(crate) channel: String,
@@ -93,9 +94,9 @@ pub(crate) struct FleetLevel {
     warn: LogLimit,
     /// With a previous secret: the token's key under it, by its current key, and back (filled
     /// on misses, where the token is known), so a revocation made by key reaches instances
-    /// still on the previous secret, and their messages reach this one.
-    previous_of: Option<moka::sync::Cache<TokenKey, TokenKey>>,
-    current_of: Option<moka::sync::Cache<TokenKey, TokenKey>>,
+    /// still on the previous secret, and their messages reach this one. On a cluster: the
+    /// token's hash tag.
+    aliases: Aliases,
     read: Script,
     fill: Script,
     release: Script,
@@ -103,9 +104,8 @@ pub(crate) struct FleetLevel {
     /// Whether the subscriber is connected now.
     subscribed: AtomicBool,
     pub(crate) counters: Counters,
-    /// Revocations that could not be written to Redis, with when they end: retried by the
-    /// subscriber until they are written or end.
-    pending: Mutex<Vec<(TokenKey, Instant)>>,
+    /// Revocations that could not be written to Redis, retried by the subscriber.
+    pending: Pending,
     /// Dropped with the level: tells the subscriber to stop.
     stop: watch::Sender<()>,
     /// The sign-ins whose sessions are kept here (see `session_store`).
@@ -121,16 +121,26 @@ impl FleetLevel {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(FleetError::OutsideRuntime);
         }
-        // With the TLS settings (the subscriber's connection comes from this client too). The
+        // With the TLS settings (the subscriber's connection comes from these clients too). The
         // parse error may quote the URL, password included: it is never repeated.
-        let client = fleet.tls.client(&fleet.url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(fleet.command_timeout))
-            .set_connection_timeout(Some(fleet.command_timeout.max(Duration::from_secs(1))))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_secs(1));
-        let commands = Commands::new(client.clone(), config).map_err(|_| FleetError::Url)?;
+        let clients = fleet
+            .urls
+            .iter()
+            .map(|url| fleet.tls.client(url))
+            .collect::<Result<Vec<_>, _>>()?;
+        let target = if fleet.cluster {
+            let seeds: Vec<&str> = fleet.urls.iter().map(|url| url.as_str()).collect();
+            Target::Cluster(cluster::client(&seeds, &fleet.tls, fleet.command_timeout)?)
+        } else {
+            let config = ConnectionManagerConfig::new()
+                .set_response_timeout(Some(fleet.command_timeout))
+                .set_connection_timeout(Some(fleet.command_timeout.max(Duration::from_secs(1))))
+                .set_number_of_retries(2)
+                .set_min_delay(Duration::from_millis(20))
+                .set_max_delay(Duration::from_secs(1));
+            Target::Single(clients[0].clone(), config)
+        };
+        let commands = Commands::new(target).map_err(|_| FleetError::Url)?;
         let fingerprint = fingerprint(cache);
         let secret = |bytes: &[u8]| {
             let keys = Keys::derive(bytes);
@@ -144,20 +154,12 @@ impl FleetLevel {
         };
         let mut secrets = vec![secret(&fleet.secret)];
         secrets.extend(fleet.previous.as_deref().map(|previous| secret(previous)));
-        // Least recently used, without TinyLFU's admission filter, which would turn away a new,
-        // rarely read mapping (and with it a revocation's copy under the previous secret).
-        let map = || {
-            moka::sync::Cache::builder()
-                .max_capacity(cache.capacity)
-                .eviction_policy(moka::policy::EvictionPolicy::lru())
-                .build()
-        };
-        let rotating = secrets.len() > 1;
+        let aliases = Aliases::new(cache.capacity, secrets.len() > 1, fleet.cluster);
         let mut instance = [0; 8];
         getrandom::fill(&mut instance).map_err(|e| FleetError::Randomness(e.to_string()))?;
         Ok(Self {
             commands,
-            client,
+            clients,
             secrets,
             channel: channel(&fleet.prefix),
             timeout: fleet.command_timeout,
@@ -167,15 +169,14 @@ impl FleetLevel {
             freshness: Freshness::new().map_err(|e| FleetError::Randomness(e.to_string()))?,
             breaker: Breaker::new(fleet.backoff, fleet.command_timeout),
             warn: LogLimit::default(),
-            previous_of: rotating.then(map),
-            current_of: rotating.then(map),
+            aliases,
             read: scripts::read(),
             fill: scripts::fill(),
             release: scripts::release(),
             forget: scripts::forget(),
             subscribed: AtomicBool::new(false),
             counters: Counters::default(),
-            pending: Mutex::new(Vec::new()),
+            pending: Pending::default(),
             stop: watch::channel(()).0,
             session_watchers: SessionWatchers::default(),
         })
@@ -220,7 +221,7 @@ impl FleetLevel {
     }
 
     /// The current command connection, for the subscriber's one-off commands.
-    pub(crate) fn manager(&self) -> ConnectionManager {
+    pub(crate) fn manager(&self) -> Connection {
         self.commands.get()
     }
 
@@ -228,18 +229,8 @@ impl FleetLevel {
     /// previous secret, computed from `token` when given (and remembered), or remembered.
     fn keys(&self, key: TokenKey, token: Option<&str>) -> Vec<(&Secret, TokenKey)> {
         let mut keys = vec![(&self.secrets[0], key)];
-        if let (Some(previous), Some(previous_of), Some(current_of)) =
-            (self.secrets.get(1), &self.previous_of, &self.current_of)
-        {
-            let old = match token {
-                Some(token) => {
-                    let old = previous.digest.key(token.as_bytes());
-                    previous_of.insert(key, old);
-                    current_of.insert(old, key);
-                    Some(old)
-                }
-                None => previous_of.get(&key),
-            };
+        if let Some(previous) = self.secrets.get(1) {
+            let old = self.aliases.previous(key, token, &previous.digest);
             keys.extend(old.map(|old| (previous, old)));
         }
         keys
@@ -248,13 +239,13 @@ impl FleetLevel {
     /// The name of the fleet lock of a token known by `keys`: under the oldest secret known
     /// for it, so that during a rotation the instances still on the previous secret and those
     /// already given the new one share it.
-    fn lock_name(keys: &[(&Secret, TokenKey)]) -> Option<Vec<u8>> {
-        keys.last().map(|(secret, key)| secret.naming.lock(*key))
+    fn lock_name(keys: &[(&Secret, TokenKey)], tag: Option<SlotTag>) -> Option<Vec<u8>> {
+        keys.last().map(|(secret, key)| secret.naming.lock(*key, tag))
     }
 
     /// The current key of a token named `old` under the previous secret, if known.
     pub(crate) fn current_of(&self, old: TokenKey) -> Option<TokenKey> {
-        self.current_of.as_ref()?.get(&old)
+        self.aliases.current_of(old)
     }
 
     /// Runs one command within the timeout, behind the breaker. `None` when it was not run or
@@ -309,24 +300,26 @@ impl FleetLevel {
     /// instance holds the lock, looks again every few milliseconds for up to `lock_wait`.
     pub(crate) async fn lookup(&self, key: TokenKey, token: &str) -> Lookup {
         let keys = self.keys(key, Some(token));
+        // Always known here: computed from the token.
+        let tag = self.aliases.tag(key, Some(token)).unwrap_or_default();
         let lock_ms = if self.lock_wait.is_zero() {
             0
         } else {
             (self.lock_wait + LOCK_MARGIN).as_millis() as u64
         };
         let give_up = Instant::now() + self.lock_wait;
-        let generation = self.secrets[0].naming.generation(key);
+        let generation = self.secrets[0].naming.generation(key, tag);
         let mut waited = false;
         loop {
             let mut invocation = self.read.prepare_invoke();
             for (secret, key) in &keys {
-                invocation.key(secret.naming.tombstone(*key));
+                invocation.key(secret.naming.tombstone(*key, tag));
             }
             for (secret, key) in &keys {
-                invocation.key(secret.naming.verdict(*key));
+                invocation.key(secret.naming.verdict(*key, tag));
             }
             invocation
-                .key(Self::lock_name(&keys).unwrap_or_default())
+                .key(Self::lock_name(&keys, tag).unwrap_or_default())
                 .key(&generation)
                 .arg(keys.len())
                 .arg(keys.len())
@@ -341,7 +334,7 @@ impl FleetLevel {
             else {
                 return Lookup::Miss(Seen(None));
             };
-            match self.answer(answer, &keys) {
+            match self.answer(answer, &keys, tag) {
                 Some(Answer::Busy(_)) if Instant::now() + POLL < give_up => {
                     if !waited {
                         waited = true;
@@ -369,7 +362,7 @@ impl FleetLevel {
     }
 
     /// What the read script answered.
-    fn answer(&self, answer: Value, keys: &[(&Secret, TokenKey)]) -> Option<Answer> {
+    fn answer(&self, answer: Value, keys: &[(&Secret, TokenKey)], tag: Option<SlotTag>) -> Option<Answer> {
         let Value::Array(items) = answer else {
             return None;
         };
@@ -396,7 +389,7 @@ impl FleetLevel {
                 };
                 let index = usize::try_from(int(items.get(4))?).ok()?.checked_sub(1)?;
                 let (secret, key) = keys.get(index)?;
-                let name = secret.naming.verdict(*key);
+                let name = secret.naming.verdict(*key, tag);
                 let Seen(Some(generation)) = &seen else {
                     return None;
                 };
@@ -421,8 +414,12 @@ impl FleetLevel {
         let Seen(Some(seen)) = seen else {
             return self.release(key).await;
         };
+        // Remembered by the read that preceded; if forgotten since, the lock expires alone.
+        let Ok(tag) = self.aliases.tag(key, None) else {
+            return;
+        };
         let secret = &self.secrets[0];
-        let name = secret.naming.verdict(key);
+        let name = secret.naming.verdict(key, tag);
         let life_ms = life.as_millis() as u64;
         let Some(value) = secret.seal.seal(&sealed_for(&name, &seen), &payload) else {
             return self.release(key).await;
@@ -433,12 +430,12 @@ impl FleetLevel {
         let keys = self.keys(key, None);
         let mut invocation = self.fill.prepare_invoke();
         for (secret, key) in &keys {
-            invocation.key(secret.naming.tombstone(*key));
+            invocation.key(secret.naming.tombstone(*key, tag));
         }
         invocation
             .key(name)
-            .key(Self::lock_name(&keys).unwrap_or_default())
-            .key(secret.naming.generation(key))
+            .key(Self::lock_name(&keys, tag).unwrap_or_default())
+            .key(secret.naming.generation(key, tag))
             .arg(keys.len())
             .arg(value)
             .arg(life_ms)
@@ -453,10 +450,13 @@ impl FleetLevel {
 
     /// Releases the fleet lock of `key`'s verification, if this instance holds it.
     pub(crate) async fn release(&self, key: TokenKey) {
+        let Ok(tag) = self.aliases.tag(key, None) else {
+            return;
+        };
         let keys = self.keys(key, None);
         let mut invocation = self.release.prepare_invoke();
         invocation
-            .key(Self::lock_name(&keys).unwrap_or_default())
+            .key(Self::lock_name(&keys, tag).unwrap_or_default())
             .arg(&self.lock_token);
         let mut manager = self.manager();
         self.run("release", async {
@@ -476,59 +476,66 @@ impl FleetLevel {
         token: Option<&str>,
         revoked_for: Option<Duration>,
     ) -> Result<(), ()> {
-        let written = self.write_forget(key, token, revoked_for).await;
-        if let (Err(()), Some(life)) = (written, revoked_for) {
-            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            if pending.len() < MAX_PENDING {
-                pending.push((key, Instant::now() + life));
-            } else {
-                tracing::warn!(
-                    "fleet cache level: too many revocations waiting for Redis: one is local only"
-                );
-            }
+        let tag = self.aliases.tag(key, token);
+        let written = self.write_forget(key, token, tag, revoked_for).await;
+        if let (Err(()), Some(life), Ok(tag)) = (written, revoked_for, tag) {
+            self.pending.push((key, tag, Instant::now() + life));
         }
         written
     }
 
     /// Writes the revocations that could not be written before, while Redis answers.
     pub(crate) async fn retry_pending(&self) {
-        let waiting = std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        let waiting = self.pending.take();
         let mut left = Vec::new();
         let mut reachable = true;
-        for (key, until) in waiting {
+        for (key, tag, until) in waiting {
             let now = Instant::now();
             if until <= now {
                 continue;
             }
-            if reachable && self.write_forget(key, None, Some(until - now)).await.is_ok() {
+            if reachable
+                && self
+                    .write_forget(key, None, Ok(tag), Some(until - now))
+                    .await
+                    .is_ok()
+            {
                 tracing::debug!("fleet cache level: a revocation written after Redis came back");
                 continue;
             }
             reachable = false;
-            left.push((key, until));
+            left.push((key, tag, until));
         }
-        self.pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(left);
+        self.pending.put_back(left);
     }
 
     /// Whether revocations wait for Redis.
     pub(crate) fn has_pending(&self) -> bool {
-        !self
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_empty()
+        !self.pending.is_empty()
     }
 
+    /// Writes and publishes a `revoke` or `invalidate`. On a cluster, a token whose tag is not
+    /// known (`AmazonUser::revoke` of a token not looked up in Redis since its tag was
+    /// forgotten) cannot be named: the messages alone are published, and `Err` says that
+    /// Redis holds no tombstone. A revocation written on a cluster is held until a replica has
+    /// it (`WAIT`, within the command timeout), so that a failover right after loses it less
+    /// often.
     async fn write_forget(
         &self,
         key: TokenKey,
         token: Option<&str>,
+        tag: Result<Option<SlotTag>, UnknownTag>,
         revoked_for: Option<Duration>,
     ) -> Result<(), ()> {
-        let keys = self.keys(key, token);
+        let mut keys = self.keys(key, token);
+        let messages: Vec<_> = keys.iter().map(|(secret, key)| (*secret, *key)).collect();
+        let tag = match tag {
+            Ok(tag) => tag,
+            Err(UnknownTag) => {
+                keys.clear();
+                None
+            }
+        };
         let life_ms = revoked_for.map_or(0, |life| (life.as_millis() as u64).max(1));
         let event = match revoked_for {
             Some(_) => Event::Revoke(life_ms),
@@ -537,14 +544,14 @@ impl FleetLevel {
         let mut invocation = self.forget.prepare_invoke();
         if revoked_for.is_some() {
             for (secret, key) in &keys {
-                invocation.key(secret.naming.tombstone(*key));
+                invocation.key(secret.naming.tombstone(*key, tag));
             }
         }
         for (secret, key) in &keys {
-            invocation.key(secret.naming.generation(*key));
+            invocation.key(secret.naming.generation(*key, tag));
         }
         for (secret, key) in &keys {
-            invocation.key(secret.naming.verdict(*key));
+            invocation.key(secret.naming.verdict(*key, tag));
         }
         invocation
             .arg(if revoked_for.is_some() { keys.len() } else { 0 })
@@ -552,7 +559,7 @@ impl FleetLevel {
             .arg(life_ms)
             .arg(GENERATION_LIFE.as_millis() as u64)
             .arg(&self.channel);
-        for (secret, key) in &keys {
+        for (secret, key) in &messages {
             let message = Message {
                 key: *key,
                 event,
@@ -562,15 +569,30 @@ impl FleetLevel {
             invocation.arg(message.encode(&secret.keys));
         }
         let mut manager = self.manager();
-        match self
-            .run("forget", async {
-                invocation.invoke_async::<Value>(&mut manager).await
-            })
-            .await
-        {
-            Some(_) => Ok(()),
-            None => Err(()),
+        self.run("forget", async {
+            invocation.invoke_async::<Value>(&mut manager).await
+        })
+        .await
+        .ok_or(())?;
+        if keys.is_empty() {
+            tracing::warn!(
+                "fleet cache level: a token revoked by its key alone, whose cluster hash tag is \
+                 no longer known: the other instances were told, but Redis holds no tombstone"
+            );
+            return Err(());
         }
+        if let (Connection::Cluster(connection), Some(_), Some(tag)) = (&mut manager, revoked_for, tag) {
+            if !cluster::replicated(connection, tag, self.timeout).await {
+                if let Some(suppressed) = self.warn.admit() {
+                    tracing::warn!(
+                        suppressed,
+                        "fleet cache level: a tombstone reached no replica within the command \
+                         timeout; a failover of its primary now would lose it"
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 }
 

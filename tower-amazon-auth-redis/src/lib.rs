@@ -55,6 +55,49 @@
 //! # let _ = cache; Ok(()) }
 //! ```
 //!
+//! # Redis Cluster
+//!
+//! [`Fleet::cluster`] takes the URLs of a few nodes of a Redis Cluster (seeds) instead of one
+//! URL; the `redis` crate's cluster client learns the others, follows `MOVED` and `ASK`, and
+//! finds a failover's new primaries by itself. The TLS settings apply to every node.
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> Result<(), tower_amazon_auth::BuildError> {
+//! use tower_amazon_auth::IdentityCache;
+//! use tower_amazon_auth_redis::Fleet;
+//!
+//! let secret = std::env::var("AMAZON_AUTH_CACHE_SECRET").expect("at least 32 bytes");
+//! let seeds = ["redis://10.0.0.11:6379", "redis://10.0.0.12:6379", "redis://10.0.0.13:6379"];
+//! let cache = IdentityCache::builder()
+//!     .client_id("amzn1.application-oa2-client.0123456789abcdef")
+//!     .second_level(Fleet::cluster(seeds, secret))
+//!     .build()?;
+//! # let _ = cache; Ok(()) }
+//! ```
+//!
+//! - **One slot per token.** Every key of one token (verdicts, tombstones, lock, generation),
+//!   under the current and the previous secret alike, carries the hash tag `{xyz}`: 12 bits of
+//!   an unkeyed SHA-256 of the token, so each script touches one slot, during a secret
+//!   rotation too. The key prefix holds no brace (checked at build). On one Redis the names
+//!   carry no tag. The tag is computed from the token and remembered by its key (for as many
+//!   tokens as the local cache holds), for the calls that come without the token: a revocation
+//!   by key alone of a token not looked up since is told to every instance but leaves no
+//!   tombstone, and is reported as an error.
+//! - **Messages.** A classic `PUBLISH` (from the scripts, as on one Redis: a sharded
+//!   `SPUBLISH` would be cross-slot there) reaches every node of a cluster, so the subscriber
+//!   listens on one node through a plain pub/sub connection to a seed, and moves to the next
+//!   seed after each disconnection (flushing the local cache, as on any reconnection). The
+//!   client's cluster pub/sub is not used: it resubscribes silently, hiding a gap in the
+//!   messages. Liveness pings go on that connection, as on one Redis.
+//! - **Failover.** During a failover, commands fail or time out like any Redis trouble:
+//!   requests go to Amazon, a `revoke` that cannot be written reports it and is written again
+//!   in the background. A tombstone written is held until a replica acknowledges it
+//!   (`WAIT 1`, within [`command_timeout`](Fleet::command_timeout); warned about when none
+//!   does). What a failover can lose: such a tombstone that reached no replica in time, and the
+//!   verdicts, locks and generation bumps of its last moments (replication is asynchronous). A
+//!   lost tombstone stays in every instance's local cache (the message went out) but an
+//!   instance without it (started since, or whose copy ended) would accept the token again.
+//!
 //! # Coherence across the fleet
 //!
 //! The rule the core keeps on every instance (written at its `second_level` module): a verdict
@@ -126,30 +169,35 @@
 //! | file | owns |
 //! | --- | --- |
 //! | `lib.rs` | the fleet level's rules |
-//! | `settings` | [`Fleet`]: the settings (the TLS ones too), checked when the cache is built |
+//! | `settings` | [`Fleet`]: the settings (the TLS and cluster ones too), checked when the cache is built |
 //! | `tls` | TLS to Redis: the root certificates and client identity checked, and the client made with them |
+//! | `cluster` | Redis Cluster: the seeds checked, the cluster client, a token's hash tag, `WAIT` after a tombstone |
 //! | `error` | [`FleetError`]: the settings refused |
 //! | `counters` | what the fleet level counts, live |
 //! | `stats` | [`FleetStats`]: a copy of the counters, and their metrics |
 //! | `secret` | the keys derived from the fleet secret (HKDF), current and previous |
-//! | `naming` | the names of the Redis keys (verdicts, locks, tombstones, generations) and of the channel: MACs, never the token |
+//! | `naming` | the names of the Redis keys (verdicts, locks, tombstones, generations) and of the channel: MACs, never the token, and a token's hash tag on a cluster |
+//! | `aliases` | what is remembered of a token by its key: its key under the previous secret, its hash tag |
 //! | `seal` | the AEAD box around every value |
 //! | `freshness` | the stamps of messages, and which are fresh: no stale or replayed forget |
 //! | `message` | the invalidation messages on the channel, stamped and authenticated |
 //! | `scripts` | the Lua scripts that keep a fill from undoing a revocation |
-//! | `connection` | the command connection, replaced when it goes silent |
+//! | `connection` | the command connection (one Redis or a cluster, one type), replaced when it goes silent |
+//! | `pending` | the revocations waiting for Redis, retried by the subscriber |
 //! | `level` | `FleetLevel`: reads, fills, locks, revocations, with timeouts and a breaker |
 //! | `claim` | a verification's claim: its fill, or the lock given up |
 //! | `attached` | [`Fleet`] attached to a cache: the [`SecondLevel`](tower_amazon_auth::second_level::SecondLevel) the core sees |
 //! | `liveness` | when a subscription that hears nothing counts as lost |
-//! | `subscriber` | the task that applies other instances' messages, pings its subscription, and flushes on reconnect |
+//! | `subscriber` | the task that applies other instances' messages (on a cluster, through one seed at a time), pings its subscription, and flushes on reconnect |
 //! | `session_store` | sign-in's sessions and logins under way in Redis: the core's `SessionStore` |
 //! | `session_naming` | their Redis names (one cluster slot per session) |
 //! | `session_scripts` | the Lua scripts that keep a session's write from undoing its end |
 //! | `session_watchers` | the sign-ins told when a session ends elsewhere |
 
+mod aliases;
 mod attached;
 mod claim;
+mod cluster;
 mod connection;
 mod counters;
 mod error;
@@ -158,6 +206,7 @@ mod level;
 mod liveness;
 mod message;
 mod naming;
+mod pending;
 mod scripts;
 mod seal;
 mod secret;

@@ -4,11 +4,16 @@
 //!
 //! | what | name | depends on |
 //! | --- | --- | --- |
-//! | verdict | `{prefix}v:{hex(MAC(verdict key, fingerprint ‖ token key))}` | token, secret, config fingerprint |
-//! | fleet lock | `{prefix}l:{hex(MAC(lock key, fingerprint ‖ token key))}` | as the verdict, under a key of its own (so a writer who sees a verdict's name cannot name its lock) |
-//! | tombstone | `{prefix}t:{hex(MAC(tombstone key, token key))}` | token and secret only |
-//! | generation | `{prefix}g:{hex(MAC(tombstone key, "generation" ‖ token key))}` | token and secret only |
-//! | channel | `{prefix}events` | prefix |
+//! | verdict | `prefix [tag] v:hex(MAC(verdict key, fingerprint ‖ token key))` | token, secret, config fingerprint |
+//! | fleet lock | `prefix [tag] l:hex(MAC(lock key, fingerprint ‖ token key))` | as the verdict, under a key of its own (so a writer who sees a verdict's name cannot name its lock) |
+//! | tombstone | `prefix [tag] t:hex(MAC(tombstone key, token key))` | token and secret only |
+//! | generation | `prefix [tag] g:hex(MAC(tombstone key, "generation" ‖ token key))` | token and secret only |
+//! | channel | `prefix events` | prefix |
+//!
+//! On one Redis there is no tag (`taa:v:…`); on a Redis Cluster the tag is the token's hash
+//! tag, `{xyz}` (see [`cluster`](crate::cluster)), the same for every key of one token under
+//! every secret (`taa:{3f0}v:…`), so each script touches one slot. The prefix holds no brace
+//! (checked at build), so the tag is the first `{…}` of the name.
 //!
 //! The config fingerprint covers the accepted client ids, the endpoints, the audience and
 //! profile settings and the format version of a value, so two services on one Redis never
@@ -22,6 +27,7 @@ use tower_amazon_auth::second_level::{CacheSettings, TokenKey};
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::cluster::SlotTag;
 use crate::secret::{mac, Keys};
 
 /// Bytes of a MAC kept in a name (128 bits).
@@ -80,9 +86,12 @@ impl Naming {
         }
     }
 
-    fn name(&self, kind: &str, mac: &[u8; 32]) -> Vec<u8> {
-        let mut name = Vec::with_capacity(self.prefix.len() + kind.len() + 2 * NAME_BYTES);
+    fn name(&self, kind: &str, tag: Option<SlotTag>, mac: &[u8; 32]) -> Vec<u8> {
+        let mut name = Vec::with_capacity(self.prefix.len() + 5 + kind.len() + 2 * NAME_BYTES);
         name.extend_from_slice(self.prefix.as_bytes());
+        if let Some(tag) = tag {
+            tag.write(&mut name);
+        }
         name.extend_from_slice(kind.as_bytes());
         for byte in &mac[..NAME_BYTES] {
             name.extend_from_slice(format!("{byte:02x}").as_bytes());
@@ -91,33 +100,36 @@ impl Naming {
     }
 
     /// Where the verdict about `key` is kept.
-    pub(crate) fn verdict(&self, key: TokenKey) -> Vec<u8> {
+    pub(crate) fn verdict(&self, key: TokenKey, tag: Option<SlotTag>) -> Vec<u8> {
         self.name(
             "v:",
+            tag,
             &mac(&self.verdict_key, &[&self.fingerprint, &key.to_be_bytes()]),
         )
     }
 
     /// The fleet lock of `key`'s verification.
-    pub(crate) fn lock(&self, key: TokenKey) -> Vec<u8> {
+    pub(crate) fn lock(&self, key: TokenKey, tag: Option<SlotTag>) -> Vec<u8> {
         self.name(
             "l:",
+            tag,
             &mac(&self.lock_key, &[&self.fingerprint, &key.to_be_bytes()]),
         )
     }
 
     /// Where `key`'s revocation is kept.
-    pub(crate) fn tombstone(&self, key: TokenKey) -> Vec<u8> {
-        self.name("t:", &mac(&self.tombstone_key, &[&key.to_be_bytes()]))
+    pub(crate) fn tombstone(&self, key: TokenKey, tag: Option<SlotTag>) -> Vec<u8> {
+        self.name("t:", tag, &mac(&self.tombstone_key, &[&key.to_be_bytes()]))
     }
 }
 
 impl Naming {
     /// Where `key`'s fleet generation is counted: bumped by every `invalidate` and `revoke`, so
     /// a fill computed before one of them is refused (the local generation rule, in Redis).
-    pub(crate) fn generation(&self, key: TokenKey) -> Vec<u8> {
+    pub(crate) fn generation(&self, key: TokenKey, tag: Option<SlotTag>) -> Vec<u8> {
         self.name(
             "g:",
+            tag,
             &mac(&self.tombstone_key, &[b"generation", &key.to_be_bytes()]),
         )
     }
@@ -139,32 +151,58 @@ mod tests {
     }
 
     #[test]
+    fn on_a_cluster_every_name_of_a_token_carries_its_tag_under_every_secret() {
+        let tag = Some(SlotTag::of("Atza|token"));
+        let (current, previous) = (Keys::derive(&[7; 32]), Keys::derive(&[8; 32]));
+        let key = TokenKey::from_be_bytes([5; 16]);
+        for naming in [
+            Naming::new("p:", &current, [1; 32]),
+            Naming::new("p:", &previous, [1; 32]),
+        ] {
+            for name in [
+                naming.verdict(key, tag),
+                naming.lock(key, tag),
+                naming.tombstone(key, tag),
+                naming.generation(key, tag),
+            ] {
+                assert_eq!(name[..7], naming.verdict(key, tag)[..7], "one hash tag");
+                assert_eq!(name[2], b'{');
+            }
+            assert!(
+                naming.verdict(key, None).starts_with(b"p:v:"),
+                "none on one Redis"
+            );
+        }
+    }
+
+    #[test]
     fn verdicts_depend_on_the_fingerprint_and_tombstones_do_not() {
         let keys = Keys::derive(&[7; 32]);
         let a = Naming::new("p:", &keys, [1; 32]);
         let b = Naming::new("p:", &keys, [2; 32]);
         assert_ne!(
-            a.verdict(TokenKey::from_be_bytes(42u128.to_be_bytes())),
-            b.verdict(TokenKey::from_be_bytes(42u128.to_be_bytes()))
+            a.verdict(TokenKey::from_be_bytes(42u128.to_be_bytes()), None),
+            b.verdict(TokenKey::from_be_bytes(42u128.to_be_bytes()), None)
         );
         assert_eq!(
-            a.tombstone(TokenKey::from_be_bytes(42u128.to_be_bytes())),
-            b.tombstone(TokenKey::from_be_bytes(42u128.to_be_bytes()))
+            a.tombstone(TokenKey::from_be_bytes(42u128.to_be_bytes()), None),
+            b.tombstone(TokenKey::from_be_bytes(42u128.to_be_bytes()), None)
         );
         assert_ne!(
-            a.verdict(TokenKey::from_be_bytes(42u128.to_be_bytes())),
-            a.verdict(TokenKey::from_be_bytes(43u128.to_be_bytes()))
+            a.verdict(TokenKey::from_be_bytes(42u128.to_be_bytes()), None),
+            a.verdict(TokenKey::from_be_bytes(43u128.to_be_bytes()), None)
         );
         assert!(a
-            .verdict(TokenKey::from_be_bytes(42u128.to_be_bytes()))
+            .verdict(TokenKey::from_be_bytes(42u128.to_be_bytes()), None)
             .starts_with(b"p:v:"));
         // The lock's MAC is not the verdict's: one cannot be made from the other.
         assert_ne!(
-            a.lock(TokenKey::from_be_bytes(42u128.to_be_bytes()))[4..],
-            a.verdict(TokenKey::from_be_bytes(42u128.to_be_bytes()))[4..]
+            a.lock(TokenKey::from_be_bytes(42u128.to_be_bytes()), None)[4..],
+            a.verdict(TokenKey::from_be_bytes(42u128.to_be_bytes()), None)[4..]
         );
         assert_eq!(
-            a.verdict(TokenKey::from_be_bytes(42u128.to_be_bytes())).len(),
+            a.verdict(TokenKey::from_be_bytes(42u128.to_be_bytes()), None)
+                .len(),
             4 + 32
         );
     }

@@ -137,7 +137,7 @@ mod tests {
         let fleet = crate::Fleet::new("redis://:pw@localhost", [7; 32]).previous_secret([8; 32]);
         wiped(&fleet.secret);
         wiped(fleet.previous.as_ref().unwrap());
-        wiped(&fleet.url);
+        wiped(&fleet.urls[0]);
     }
 
     #[test]

@@ -271,7 +271,7 @@ struct FleetLock {
 impl FleetLock {
     /// Releases it on `manager` (the connection that took it), waiting up to `wait` for Redis
     /// to answer, whatever the breaker says.
-    async fn release_within(self, wait: Duration, mut manager: redis::aio::ConnectionManager) {
+    async fn release_within(self, wait: Duration, mut manager: crate::connection::Connection) {
         let release = scripts::release();
         let mut invocation = release.prepare_invoke();
         invocation.key(&self.name).arg(&self.token);

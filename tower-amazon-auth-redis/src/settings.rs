@@ -63,8 +63,11 @@ pub const FLEET_MIN_SECRET_LEN: usize = 32;
 /// ```
 #[must_use]
 pub struct Fleet {
-    /// Wiped on drop, as it may hold a password (the `redis` client's own copy is not).
-    pub(crate) url: Zeroizing<String>,
+    /// The URL of the one Redis, or the seeds of a cluster. Wiped on drop, as they may hold a
+    /// password (the `redis` client's own copies are not).
+    pub(crate) urls: Vec<Zeroizing<String>>,
+    /// Whether `urls` are the seeds of a Redis Cluster ([`Fleet::cluster`]).
+    pub(crate) cluster: bool,
     /// Wiped on drop, like the previous secret.
     pub(crate) secret: Zeroizing<Vec<u8>>,
     pub(crate) previous: Option<Zeroizing<Vec<u8>>>,
@@ -81,8 +84,8 @@ impl Fleet {
     /// The fleet level on the Redis at `url` (`redis://host:port/db`, `rediss://…` for TLS —
     /// see [`root_certificates`](Fleet::root_certificates) and
     /// [`client_identity`](Fleet::client_identity) —,
-    /// `redis://:password@host` or `redis://user:password@host` with authentication), with
-    /// `secret`: at least [`FLEET_MIN_SECRET_LEN`] bytes, the same on every instance, kept like a
+    /// `redis://:password@host` or `redis://user:password@host` with authentication; for a
+    /// Redis Cluster see [`Fleet::cluster`]), with `secret`: at least [`FLEET_MIN_SECRET_LEN`] bytes, the same on every instance, kept like a
     /// password. Every key, MAC and encryption key comes from it.
     ///
     /// This crate's copies of the secret, of every key derived from it and of the URL are wiped
@@ -91,7 +94,8 @@ impl Fleet {
     /// for what is not wiped.
     pub fn new(url: impl Into<String>, secret: impl AsRef<[u8]>) -> Self {
         Self {
-            url: Zeroizing::new(url.into()),
+            urls: vec![Zeroizing::new(url.into())],
+            cluster: false,
             secret: Zeroizing::new(secret.as_ref().to_vec()),
             previous: None,
             prefix: defaults::KEY_PREFIX.to_owned(),
@@ -101,6 +105,50 @@ impl Fleet {
             liveness: defaults::LIVENESS,
             tls: Tls::default(),
         }
+    }
+
+    /// The fleet level on a **Redis Cluster**, found through `seeds`: the URLs of one or more of
+    /// its nodes (`redis://host:port`, `rediss://…` for TLS, with the same user and password
+    /// in each: `redis://:password@host:port`), the others learnt from them. Give a few (a
+    /// node of each shard, say): the subscriber listens on one seed at a time and moves on to
+    /// the next one when it loses it, so a seed list whose every node is gone leaves the level
+    /// without messages (logouts then reach this instance through its misses only) until a
+    /// seed answers again. `secret` as in [`Fleet::new`]; every other setting applies as on one
+    /// Redis, the TLS ones to every node (whose certificate must name the address the cluster
+    /// announces for it: its IP address unless the cluster announces host names).
+    ///
+    /// Checked when the cache is built: no seed, a Unix socket, a database other than 0, or
+    /// seeds that disagree on TLS, user or password are refused with
+    /// [`FleetError::ClusterSeeds`]. See the crate's documentation (Redis Cluster) for what a
+    /// failover can lose.
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), tower_amazon_auth::BuildError> {
+    /// use tower_amazon_auth::IdentityCache;
+    /// use tower_amazon_auth_redis::Fleet;
+    ///
+    /// let secret = std::env::var("AMAZON_AUTH_CACHE_SECRET").expect("at least 32 bytes");
+    /// let cache = IdentityCache::builder()
+    ///     .client_id("amzn1.application-oa2-client.0123456789abcdef")
+    ///     .second_level(Fleet::cluster(
+    ///         [
+    ///             "redis://:password@10.0.0.11:6379",
+    ///             "redis://:password@10.0.0.12:6379",
+    ///             "redis://:password@10.0.0.13:6379",
+    ///         ],
+    ///         secret,
+    ///     ))
+    ///     .build()?;
+    /// # let _ = cache; Ok(()) }
+    /// ```
+    pub fn cluster<S: Into<String>>(seeds: impl IntoIterator<Item = S>, secret: impl AsRef<[u8]>) -> Self {
+        let mut fleet = Self::new(String::new(), secret);
+        fleet.urls = seeds
+            .into_iter()
+            .map(|seed| Zeroizing::new(seed.into()))
+            .collect();
+        fleet.cluster = true;
+        fleet
     }
 
     /// The secret being rotated out: what was written under it (verdicts, and revocations
@@ -114,7 +162,8 @@ impl Fleet {
     }
 
     /// The prefix of every Redis key and of the pub/sub channel: 1 to 64 printable ASCII
-    /// characters without spaces. Services sharing one Redis need not differ in prefix (their
+    /// characters without spaces, `{` or `}` (a brace would change the hash tag of the keys on a
+    /// Redis Cluster). Services sharing one Redis need not differ in prefix (their
     /// verdict keys differ by their client ids and endpoints), but a distinct prefix per
     /// service makes the keys easy to tell apart. Default: [`defaults::KEY_PREFIX`]
     /// (`"taa:"`).
@@ -232,6 +281,8 @@ impl fmt::Debug for Fleet {
             .field("backoff", &self.backoff)
             .field("liveness", &self.liveness)
             .field("previous_secret", &self.previous.is_some())
+            .field("cluster", &self.cluster)
+            .field("urls", &self.urls.len())
             .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
@@ -239,14 +290,18 @@ impl fmt::Debug for Fleet {
 
 impl Fleet {
     /// Checks the settings: the secrets' length, the key prefix, the durations' limits
-    /// (documented on each setter), and the TLS settings (`tls.rs`).
+    /// (documented on each setter), a cluster's seeds (`cluster.rs`), and the TLS settings
+    /// with every URL (`tls.rs`).
     pub(crate) fn check(&self) -> Result<(), FleetError> {
         let short = |secret: &[u8]| secret.len() < FLEET_MIN_SECRET_LEN;
         if short(&self.secret) || self.previous.as_deref().is_some_and(|previous| short(previous)) {
             return Err(FleetError::SecretTooShort);
         }
-        let prefix_ok =
-            (1..=64).contains(&self.prefix.len()) && self.prefix.bytes().all(|b| b.is_ascii_graphic());
+        let prefix_ok = (1..=64).contains(&self.prefix.len())
+            && self
+                .prefix
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}');
         if !prefix_ok {
             return Err(FleetError::KeyPrefix);
         }
@@ -275,6 +330,10 @@ impl Fleet {
                 return Err(FleetError::Setting { setting, rule });
             }
         }
-        self.tls.check(&self.url)
+        let urls: Vec<&str> = self.urls.iter().map(|url| url.as_str()).collect();
+        if self.cluster {
+            crate::cluster::check(&urls)?;
+        }
+        urls.iter().try_for_each(|url| self.tls.check(url))
     }
 }

@@ -10,7 +10,12 @@
 //! too long ago or seen before is dropped, counted and warned about; revokes always apply.
 //!
 //! At its first subscription it checks Redis's `maxmemory-policy` and warns when Redis may
-//! evict keys under memory pressure: a tombstone evicted is a logout lost.
+//! evict keys under memory pressure: a tombstone evicted is a logout lost (on a cluster, of
+//! one node picked at random).
+//!
+//! On a Redis Cluster it subscribes through one seed at a time, the next one after each
+//! disconnection or failed attempt: a classic `PUBLISH` reaches every node of a cluster (see
+//! [`cluster`](crate::cluster)).
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -43,13 +48,20 @@ pub(crate) fn spawn(fleet: &Arc<FleetLevel>, events: RemoteEvents) {
 
 async fn run(fleet: Weak<FleetLevel>, events: RemoteEvents, mut stop: tokio::sync::watch::Receiver<()>) {
     let mut delay = FIRST_DELAY;
+    // Which of the clients (the seeds of a cluster) to subscribe through: the next one after
+    // each disconnection or failed attempt.
+    let mut node = 0;
     let mut checked_policy = false;
     let subscribe_warn = LogLimit::default();
     let liveness_warn = LogLimit::default();
     loop {
-        let Some((client, channel)) = fleet.upgrade().map(|f| (f.client.clone(), f.channel.clone())) else {
+        let Some((client, channel)) = fleet
+            .upgrade()
+            .map(|f| (f.clients[node % f.clients.len()].clone(), f.channel.clone()))
+        else {
             return;
         };
+        node = node.wrapping_add(1);
         let connect = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
@@ -62,6 +74,8 @@ async fn run(fleet: Weak<FleetLevel>, events: RemoteEvents, mut stop: tokio::syn
         match connected {
             Ok(Ok(pubsub)) => {
                 delay = FIRST_DELAY;
+                // Kept while it works.
+                node = node.wrapping_sub(1);
                 let Some(f) = fleet.upgrade() else { return };
                 // Whatever was published while we were away is lost: start afresh locally
                 // (sign-in's session copies too).
@@ -85,6 +99,7 @@ async fn run(fleet: Weak<FleetLevel>, events: RemoteEvents, mut stop: tokio::syn
                     ),
                     Ended::Lost => {}
                 }
+                node = node.wrapping_add(1);
                 if let Some(f) = fleet.upgrade() {
                     f.set_subscribed(false);
                 }
@@ -278,7 +293,7 @@ fn may_evict(policy: &str, maxmemory: Option<&str>) -> bool {
 }
 
 /// Warns when Redis may evict keys (tombstones included) under memory pressure.
-async fn check_policy(mut manager: redis::aio::ConnectionManager) {
+async fn check_policy(mut manager: crate::connection::Connection) {
     let asked = tokio::time::timeout(
         CONNECT,
         redis::cmd("CONFIG")

@@ -2,8 +2,8 @@
 //! [`Fleet::root_certificates`](crate::Fleet::root_certificates) and
 //! [`Fleet::client_identity`](crate::Fleet::client_identity)), checked when the cache is built,
 //! and the Redis client made with them through the `redis` crate's own rustls support (never
-//! OpenSSL). The level's connection and the subscriber's both come from that one client, so
-//! they use the same TLS settings.
+//! OpenSSL). The level's connection and the subscriber's both come from these settings (on a
+//! cluster, the cluster client and every node's connection too), so they use the same TLS.
 
 use std::fmt;
 
@@ -54,18 +54,25 @@ impl Tls {
 
     /// The Redis client for `url` with these settings (checked already).
     pub(crate) fn client(&self, url: &str) -> Result<redis::Client, FleetError> {
-        if self.roots.is_none() && self.identity.is_none() {
+        let Some(certificates) = self.certificates() else {
             return redis::Client::open(url).map_err(|_| FleetError::Url);
+        };
+        // Both errors name neither the URL nor the key: `check` ran first.
+        redis::Client::build_with_tls(url, certificates).map_err(|_| FleetError::Url)
+    }
+
+    /// These settings as the client takes them (for a cluster client too); `None` without any.
+    pub(crate) fn certificates(&self) -> Option<redis::TlsCertificates> {
+        if self.roots.is_none() && self.identity.is_none() {
+            return None;
         }
-        let certificates = redis::TlsCertificates {
+        Some(redis::TlsCertificates {
             client_tls: self.identity.as_ref().map(|(chain, key)| redis::ClientTlsConfig {
                 client_cert: chain.clone(),
                 client_key: key.to_vec(),
             }),
             root_cert: self.roots.clone(),
-        };
-        // Both errors name neither the URL nor the key: `check` ran first.
-        redis::Client::build_with_tls(url, certificates).map_err(|_| FleetError::Url)
+        })
     }
 }
 
@@ -107,7 +114,7 @@ mod tests {
     }
 
     fn checked(fleet: &Fleet) -> Result<(), FleetError> {
-        fleet.tls.check(&fleet.url)
+        fleet.tls.check(&fleet.urls[0])
     }
 
     const TLS_URL: &str = "rediss://:pw@localhost:6380";
@@ -119,7 +126,7 @@ mod tests {
             .root_certificates(&ca)
             .client_identity(&cert, &key);
         assert_eq!(checked(&fleet), Ok(()));
-        assert!(fleet.tls.client(&fleet.url).is_ok());
+        assert!(fleet.tls.client(&fleet.urls[0]).is_ok());
         assert_eq!(checked(&Fleet::new("redis://localhost", [0; 32])), Ok(()));
     }
 

@@ -1,5 +1,6 @@
 //! What the workspace's tests share (unpublished): [`external`] starts the real servers the
-//! tests need (Redis, nginx, Caddy) on a free 127.0.0.1 port and stops them; [`browser`] drives
+//! tests need (Redis, nginx, Caddy) on a free 127.0.0.1 port and stops them; [`cluster`] a
+//! Redis Cluster of six of them; [`browser`] drives
 //! a headless Chromium through chromedriver (started the same way); [`cookies`] is a cookie-keeping
 //! HTTP client standing in for a browser in sign-in tests; [`at_rest`] finds a secret in a dump in
 //! any reversible encoding; [`examples`] builds and runs
@@ -10,6 +11,7 @@
 
 pub mod at_rest;
 pub mod browser;
+pub mod cluster;
 pub mod cookies;
 pub mod examples;
 pub mod external;
