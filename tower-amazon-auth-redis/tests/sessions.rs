@@ -18,6 +18,7 @@ use tower_amazon_auth::{AmazonAuthLayer, AmazonUser, IdentityCache};
 use tower_amazon_auth_mock::{MockAmazon, MockReply, MockUser, MOCK_CLIENT_ID, MOCK_CLIENT_SECRET};
 use tower_amazon_auth_redis::Fleet;
 use tower_amazon_auth_test_support::at_rest::{contains, encodings};
+use tower_amazon_auth_test_support::cluster::redis_cluster;
 use tower_amazon_auth_test_support::cookies::{location, param, Browser};
 use tower_amazon_auth_test_support::external::{redis, redis_url, External};
 use tower_amazon_auth_test_support::fixtures::client;
@@ -55,6 +56,20 @@ async fn fleet_with(
     tokens: Tokens,
     configure: fn(SignInBuilder) -> SignInBuilder,
 ) -> Vec<Instance> {
+    fleet_on(n, mock, tokens, configure, || {
+        Fleet::new(redis_url(redis), SECRET)
+    })
+    .await
+}
+
+/// [`fleet_with`], each instance's fleet level from `level` (one Redis, or a cluster).
+async fn fleet_on(
+    n: usize,
+    mock: &MockAmazon,
+    tokens: Tokens,
+    configure: fn(SignInBuilder) -> SignInBuilder,
+    level: impl Fn() -> Fleet,
+) -> Vec<Instance> {
     let mut origin = None;
     let mut instances = Vec::new();
     for _ in 0..n {
@@ -64,7 +79,7 @@ async fn fleet_with(
         let mut cache = IdentityCache::builder()
             .client_id(MOCK_CLIENT_ID)
             .base_url(mock.base_url())
-            .second_level(Fleet::new(redis_url(redis), SECRET));
+            .second_level(level());
         cache = match tokens {
             Tokens::Normal => cache,
             Tokens::ShortLived => cache
@@ -668,4 +683,54 @@ async fn redis_down_at_a_logout_or_a_callback_is_a_503() {
     redis.signal("CONT").unwrap();
     assert_eq!(landed.status(), 503);
     assert!(set_cookie(&landed, "taa_session").is_none(), "no session cookie");
+}
+
+/// On a Redis Cluster (three primaries, a replica each): every script of a session touches one
+/// slot (its keys share a hash tag), so sign-in, serving, refresh and logout work as on one
+/// Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_a_cluster_a_session_is_the_fleets_and_a_logout_ends_it_everywhere() {
+    let Some(cluster) =
+        redis_cluster("sessions::on_a_cluster_a_session_is_the_fleets_and_a_logout_ends_it_everywhere")
+    else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let sites = fleet_on(
+        3,
+        &mock,
+        Tokens::ShortLived,
+        |sign_in| sign_in,
+        || Fleet::cluster(cluster.urls(), SECRET),
+    )
+    .await;
+    let (a, b, c) = (&sites[0], &sites[1], &sites[2]);
+    let session = sign_in(&mock, "amzn1.account.OLGA", a, b).await;
+    for site in [b, c, a] {
+        assert_eq!(me(site, &session).await, (200, "amzn1.account.OLGA".to_owned()));
+    }
+    // Expired everywhere: one refresh for the fleet.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let statuses = join_all((0..30).map(|n| me(&sites[n % 3], &session))).await;
+    assert!(statuses.iter().all(|(status, _)| *status == 200), "{statuses:?}");
+    assert_eq!(mock.calls().token - 1, 1, "one refresh");
+    let out = no_redirects()
+        .post(format!("{}/logout", a.base))
+        .header("cookie", &session)
+        .header("origin", &a.base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while b.sign_in.session_count() + c.sign_in.session_count() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "B and C still hold copies after a second"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for site in [a, b, c] {
+        assert_eq!(me(site, &session).await.0, 401);
+    }
 }
