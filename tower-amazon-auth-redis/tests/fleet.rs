@@ -1403,3 +1403,64 @@ async fn a_forget_published_again_is_dropped_and_a_revoke_still_applies() {
     assert_eq!(fleet_stats(&a.layer).messages_dropped, before.messages_dropped);
     assert_eq!(a.status(revoked).await, 401);
 }
+
+/// A second-level hit costs one Redis command (the read script), and no call to Amazon: what
+/// the bench's `l2_hit` measures against a bare `GET` is that one round trip plus the layer's
+/// own miss path, not extra commands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_level_hit_is_one_redis_command() {
+    let Some(redis) = redis("fleet::a_second_level_hit_is_one_redis_command") else {
+        return;
+    };
+    let mock = MockAmazon::start().await.unwrap();
+    let fleet = instances(2, &mock, &redis).await;
+    let t = token("fleet-l2-hit");
+    mock.register(&t, MockUser::new("amzn1.account.L2HIT"));
+    assert_eq!(fleet[0].status(&t).await, 200);
+    let mut conn = connection(&redis).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        fleet[1].layer.cache().invalidate_all();
+        assert_eq!(fleet[1].status(&t).await, 200);
+    }
+    // Commands a script runs are counted too (its `GET`s and `PTTL`s): the round trips are the
+    // scripts run, and the commands sent on their own.
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let field = |line: &str, name: &str| -> u64 {
+        line.split(&format!("{name}="))
+            .nth(1)
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let scripts: u64 = info
+        .lines()
+        .filter(|line| line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:"))
+        .map(|line| field(line, "calls") - field(line, "failed_calls"))
+        .sum();
+    assert_eq!(scripts, 20, "one script per second-level hit:\n{info}");
+    for alone in [
+        "cmdstat_set:",
+        "cmdstat_del:",
+        "cmdstat_publish:",
+        "cmdstat_wait:",
+    ] {
+        let calls = info
+            .lines()
+            .find(|line| line.starts_with(alone))
+            .map_or(0, |line| field(line, "calls"));
+        assert!(calls <= 1, "{alone} {calls} times for 20 hits:\n{info}");
+    }
+    assert_eq!(
+        mock.calls_for(&t).tokeninfo,
+        1,
+        "Amazon asked once, by the first instance"
+    );
+}
