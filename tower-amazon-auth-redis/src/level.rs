@@ -82,7 +82,7 @@ pub(crate) struct FleetLevel {
     /// The current secret first, then the previous one.
     pub(crate) secrets: Vec<Secret>,
     pub(crate) channel: String,
-    timeout: Duration,
+    pub(crate) timeout: Duration,
     lock_wait: Duration,
     /// See [`Fleet::liveness`].
     pub(crate) liveness: Duration,
@@ -90,7 +90,7 @@ pub(crate) struct FleetLevel {
     pub(crate) freshness: Freshness,
     /// Ours in the fleet lock (random per level).
     lock_token: String,
-    breaker: Breaker,
+    pub(crate) breaker: Breaker,
     warn: LogLimit,
     /// With a previous secret: the token's key under it, by its current key, and back (filled
     /// on misses, where the token is known), so a revocation made by key reaches instances
@@ -102,12 +102,12 @@ pub(crate) struct FleetLevel {
     release: Script,
     forget: Script,
     /// Whether the subscriber is connected now.
-    subscribed: AtomicBool,
+    pub(crate) subscribed: AtomicBool,
     pub(crate) counters: Counters,
     /// Revocations that could not be written to Redis, retried by the subscriber.
     pending: Pending,
     /// Dropped with the level: tells the subscriber to stop.
-    stop: watch::Sender<()>,
+    pub(crate) stop: watch::Sender<()>,
     /// The sign-ins whose sessions are kept here (see `session_store`).
     pub(crate) session_watchers: SessionWatchers,
 }
@@ -192,32 +192,6 @@ impl FleetLevel {
     /// by the command timeout.
     pub(crate) fn extra_wait(&self) -> Duration {
         self.lock_wait + self.timeout * 2
-    }
-
-    /// How long one command may take.
-    pub(crate) fn command_timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    /// Whether the subscriber is connected now.
-    pub(crate) fn is_subscribed(&self) -> bool {
-        self.subscribed.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// The subscriber (dis)connected.
-    pub(crate) fn set_subscribed(&self, subscribed: bool) {
-        self.subscribed
-            .store(subscribed, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Ends when the level is dropped.
-    pub(crate) fn stopped(&self) -> watch::Receiver<()> {
-        self.stop.subscribe()
-    }
-
-    /// Whether the breaker keeps Redis out of requests now.
-    pub(crate) fn breaker_open(&self) -> bool {
-        self.breaker.is_open()
     }
 
     /// The current command connection, for the subscriber's one-off commands.

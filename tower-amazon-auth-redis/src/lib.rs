@@ -185,6 +185,7 @@
 //! | `connection` | the command connection (one Redis or a cluster, one type), replaced when it goes silent |
 //! | `pending` | the revocations waiting for Redis, retried by the subscriber |
 //! | `level` | `FleetLevel`: reads, fills, locks, revocations, with timeouts and a breaker |
+//! | `level_state` | what the subscriber, the session store and the statistics read of its state |
 //! | `claim` | a verification's claim: its fill, or the lock given up |
 //! | `attached` | [`Fleet`] attached to a cache: the [`SecondLevel`](tower_amazon_auth::second_level::SecondLevel) the core sees |
 //! | `liveness` | when a subscription that hears nothing counts as lost |
@@ -203,6 +204,7 @@ mod counters;
 mod error;
 mod freshness;
 mod level;
+mod level_state;
 mod liveness;
 mod message;
 mod naming;

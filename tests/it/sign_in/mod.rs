@@ -35,9 +35,10 @@ impl Site {
         layer: impl FnOnce(AmazonAuthBuilder) -> AmazonAuthBuilder,
     ) -> Self {
         let mock = MockAmazon::start().await.unwrap();
+        // Bound now and kept: another test cannot take the port in between.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
-        drop(listener);
         let base = format!("http://{addr}");
         let cache = cache(
             IdentityCache::builder()
@@ -63,7 +64,7 @@ impl Site {
             .route("/revoke", axum::routing::post(revoke))
             .layer(auth)
             .merge(built.router());
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
