@@ -3,7 +3,8 @@
 //! - `fleet/l1_hit/{off,on}`: the hit path of a layer without and with the fleet level (an L1
 //!   hit never touches Redis, so the two must cost the same);
 //! - `fleet/l2_hit`: a request answered from Redis (the instance's local cache flushed before
-//!   each, untimed), against `fleet/redis_get`: a bare `GET` round trip to the same Redis (a
+//!   each, untimed), and `fleet/l2_hit_unseen` (a token another instance verified and this one
+//!   never saw, no flush), against `fleet/redis_get`: a bare `GET` round trip to the same Redis (a
 //!   multiplexed connection, on the same runtime), and `fleet/amazon`: a request verified by
 //!   `MockAmazon` on loopback with no added latency (real Amazon adds a WAN round trip, tens of
 //!   milliseconds);
@@ -35,6 +36,8 @@ use tower_amazon_auth::{AccessToken, AmazonAuthLayer};
 use tower_amazon_auth_redis::{Fleet, FleetStats};
 
 const SECRET: &str = "bench-secret-bench-secret-bench-secret";
+/// Tokens verified on one instance for another to read from Redis (`l2_hit_unseen`).
+const FRESH: usize = 20_000;
 
 /// A `redis-server` of the bench's own, killed on drop.
 struct Redis {
@@ -146,6 +149,33 @@ fn bench(c: &mut Criterion, upstream: &Upstream, redis: &Redis) {
                 let started = Instant::now();
                 let got = upstream.rt.block_on(status(&b_layer, &shared));
                 total += started.elapsed();
+                assert_eq!(got, 200);
+            }
+            total
+        })
+    });
+    // The same, without flushing B before each request: each request carries a token A
+    // verified and B never saw (so B's local store does not pay a flush's housekeeping).
+    let fresh = tokens("fleet-l2-fresh", FRESH);
+    for (n, token) in fresh.iter().enumerate() {
+        upstream.register_user(token, n);
+        assert_eq!(upstream.rt.block_on(status(&on, token)), 200);
+    }
+    let c_layer = fleet_layer(upstream, redis);
+    let mut next = 0;
+    group.bench_function("l2_hit_unseen", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                if next == fresh.len() {
+                    // Every token seen: start again with an empty local cache (untimed).
+                    next = 0;
+                    c_layer.cache().invalidate_all();
+                }
+                let started = Instant::now();
+                let got = upstream.rt.block_on(status(&c_layer, &fresh[next]));
+                total += started.elapsed();
+                next += 1;
                 assert_eq!(got, 200);
             }
             total
