@@ -36,9 +36,20 @@ pub(crate) struct Cli {
     pub(crate) demo: bool,
 
     /// A Redis shared by every instance (the fleet level): one verification per token for the
-    /// fleet, and a logout anywhere refused everywhere. Never logged (it may hold a password).
-    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
-    pub(crate) redis_url: Option<String>,
+    /// fleet, a logout anywhere refused everywhere, and browser sessions shared. With
+    /// `--redis-cluster`, the seed nodes of a Redis Cluster, comma-separated (one per shard is
+    /// best). `rediss://` for TLS. Never logged (it may hold a password).
+    #[arg(
+        long = "redis-url",
+        env = "REDIS_URL",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub(crate) redis_urls: Vec<String>,
+
+    /// `--redis-url` names the seed nodes of a Redis Cluster.
+    #[arg(long, env = "REDIS_CLUSTER")]
+    pub(crate) redis_cluster: bool,
 
     /// The fleet secret, at least 32 bytes, the same on every instance; required with
     /// `--redis-url`. Never logged.

@@ -74,17 +74,9 @@ pub(crate) async fn served(cli: &Cli, addr: SocketAddr) -> Result<Served, Refusa
             (builder, None)
         }
     };
-    let builder = match (&cli.redis_url, &cli.cache_secret) {
-        (None, _) => builder,
-        (Some(_), None) => {
-            return Err("--redis-url needs --cache-secret (or AMAZON_AUTH_CACHE_SECRET)".to_owned())
-        }
-        (Some(_), Some(secret)) if secret.len() < FLEET_MIN_SECRET_LEN => {
-            return Err(format!(
-                "--cache-secret must be at least {FLEET_MIN_SECRET_LEN} bytes"
-            ))
-        }
-        (Some(url), Some(secret)) => builder.second_level(Fleet::new(url, secret)),
+    let builder = match fleet(cli)? {
+        Some(fleet) => builder.second_level(fleet),
+        None => builder,
     };
     if cli.max_header_bytes < 8192 {
         return Err("--max-header-bytes must be at least 8192".to_owned());
@@ -155,4 +147,34 @@ fn sign_in(
     }
     tracing::info!(redirect_uri = sign_in.redirect_uri(), "browser sign-in on");
     Ok(Some(sign_in))
+}
+
+/// The fleet level the command line asks for, if any: one Redis, or a cluster's seeds.
+fn fleet(cli: &Cli) -> Result<Option<Fleet>, Refusal> {
+    let urls: Vec<&str> = cli
+        .redis_urls
+        .iter()
+        .map(|url| url.trim())
+        .filter(|url| !url.is_empty())
+        .collect();
+    let secret = match (urls.is_empty(), &cli.cache_secret) {
+        (true, _) if cli.redis_cluster => {
+            return Err("--redis-cluster needs the seed nodes in --redis-url".to_owned())
+        }
+        (true, _) => return Ok(None),
+        (false, None) => {
+            return Err("--redis-url needs --cache-secret (or AMAZON_AUTH_CACHE_SECRET)".to_owned())
+        }
+        (false, Some(secret)) if secret.len() < FLEET_MIN_SECRET_LEN => {
+            return Err(format!(
+                "--cache-secret must be at least {FLEET_MIN_SECRET_LEN} bytes"
+            ))
+        }
+        (false, Some(secret)) => secret,
+    };
+    match (cli.redis_cluster, urls.as_slice()) {
+        (true, seeds) => Ok(Some(Fleet::cluster(seeds.iter().copied(), secret))),
+        (false, [url]) => Ok(Some(Fleet::new(*url, secret))),
+        (false, _) => Err("several --redis-url are a cluster's seeds: add --redis-cluster".to_owned()),
+    }
 }

@@ -21,6 +21,18 @@ fn it_refuses_to_start_unconfigured_and_never_starts_the_demo_unless_asked() {
         ),
         (&["--demo", "--endpoint", "http://127.0.0.1:1"][..], "--endpoint"),
         (
+            &[
+                "--client-id",
+                "x",
+                "--redis-url",
+                "redis://127.0.0.1:1,redis://127.0.0.1:2",
+                "--cache-secret",
+                "0123456789abcdef0123456789abcdef",
+            ][..],
+            "--redis-cluster",
+        ),
+        (&["--client-id", "x", "--redis-cluster"][..], "--redis-url"),
+        (
             &["--client-id", "x", "--redis-url", "redis://127.0.0.1:1"][..],
             "--cache-secret",
         ),
@@ -191,4 +203,52 @@ fn sigterm_stops_it_cleanly() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status}");
+}
+
+/// `--redis-url` with several seeds and `--redis-cluster`: the fleet level on a real Redis
+/// Cluster (three primaries, a replica each): tokens verified through it, and `/readyz` reports
+/// the subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_on_a_redis_cluster() {
+    let Some(cluster) =
+        tower_amazon_auth_test_support::cluster::redis_cluster("cli::the_demo_runs_on_a_redis_cluster")
+    else {
+        return;
+    };
+    let seeds = cluster.urls().join(",");
+    let demo = AuthServer::demo(&[
+        "--redis-url",
+        &seeds,
+        "--redis-cluster",
+        "--cache-secret",
+        "0123456789abcdef0123456789abcdef",
+    ]);
+    let http = reqwest::Client::new();
+    let allowed = http
+        .get(demo.url("/verify"))
+        .bearer_auth(&demo.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ready: serde_json::Value = http
+            .get(demo.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ready["fleet"]["subscribed"] == true {
+            assert_eq!(ready["ready"], true);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never subscribed on the cluster: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

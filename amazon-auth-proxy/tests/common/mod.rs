@@ -50,6 +50,7 @@ pub(crate) fn command() -> Command {
         "AMAZON_CLIENT_SECRET",
         "AMAZON_AUTHORIZE_URL",
         "REDIS_URL",
+        "REDIS_CLUSTER",
         "AMAZON_AUTH_CACHE_SECRET",
         "PUBLIC_URL",
         "LISTEN_ADDR",
