@@ -66,7 +66,7 @@ impl SlotTag {
 }
 
 /// Redis Cluster's slot of a hash tag (or of a whole key without one).
-fn slot(tag: &[u8]) -> u16 {
+pub(crate) fn slot(tag: &[u8]) -> u16 {
     let mut crc: u16 = 0;
     for byte in tag {
         crc ^= u16::from(*byte) << 8;
@@ -115,11 +115,11 @@ pub(crate) fn client(seeds: &[&str], tls: &Tls, timeout: Duration) -> Result<Clu
     builder.build().map_err(|_| FleetError::ClusterSeeds)
 }
 
-/// `WAIT 1 <timeout>` on the primary of `tag`'s slot, on the connection that just wrote to it:
+/// `WAIT 1 <timeout>` on the primary of `slot`, on the connection that just wrote to it:
 /// whether a replica acknowledged every write before it within `timeout`.
-pub(crate) async fn replicated(connection: &mut ClusterConnection, tag: SlotTag, timeout: Duration) -> bool {
+pub(crate) async fn replicated(connection: &mut ClusterConnection, slot: u16, timeout: Duration) -> bool {
     let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
-        tag.slot(),
+        slot,
         SlotAddr::Master,
     )));
     let mut wait = redis::cmd("WAIT");

@@ -556,7 +556,7 @@ impl FleetLevel {
             return Err(());
         }
         if let (Connection::Cluster(connection), Some(_), Some(tag)) = (&mut manager, revoked_for, tag) {
-            if !cluster::replicated(connection, tag, self.timeout).await {
+            if !cluster::replicated(connection, tag.slot(), self.timeout).await {
                 if let Some(suppressed) = self.warn.admit() {
                     tracing::warn!(
                         suppressed,

@@ -40,6 +40,8 @@ impl ZeroizeOnDrop for SessionNaming {}
 
 /// The names of one session's keys.
 pub(crate) struct SessionNames {
+    /// The hash tag (between the braces): its slot is the session's.
+    pub(crate) tag: Vec<u8>,
     pub(crate) record: Vec<u8>,
     pub(crate) tombstone: Vec<u8>,
     pub(crate) lock: Vec<u8>,
@@ -66,8 +68,10 @@ impl SessionNaming {
     /// The names of session `digest`'s keys, all in one cluster slot.
     pub(crate) fn session(&self, digest: TokenKey) -> SessionNames {
         let slot = mac(&self.key, &[b"slot", &digest.to_be_bytes()]);
-        let tag = format!("s{{{:02x}{:02x}}}", slot[0], slot[1]);
+        let hex = format!("{:02x}{:02x}", slot[0], slot[1]);
+        let tag = format!("s{{{hex}}}");
         SessionNames {
+            tag: hex.into_bytes(),
             record: self.name(&format!("{tag}r:"), b"record", digest),
             tombstone: self.name(&format!("{tag}t:"), b"tombstone", digest),
             lock: self.name(&format!("{tag}l:"), b"lock", digest),
@@ -99,6 +103,7 @@ mod tests {
         assert_eq!(hash_tag(&a.record), hash_tag(&a.tombstone));
         assert_eq!(hash_tag(&a.record), hash_tag(&a.lock));
         assert_eq!(hash_tag(&a.record).len(), 4);
+        assert_eq!(hash_tag(&a.record), &a.tag[..]);
         assert_ne!(a.record, b.record);
         assert_ne!(a.record[..], a.tombstone[..]);
         assert!(a.record.starts_with(b"taa:s{"));

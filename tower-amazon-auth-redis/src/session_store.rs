@@ -20,6 +20,8 @@ use tower_amazon_auth::second_level::{
 };
 use zeroize::Zeroizing;
 
+use crate::cluster;
+use crate::connection::Connection;
 use crate::level::FleetLevel;
 use crate::message::{Event, Message};
 use crate::{scripts, session_scripts};
@@ -159,8 +161,19 @@ impl SessionStore for FleetSessions {
             self.level
                 .run("session end", invocation.invoke_async::<i64>(&mut manager))
                 .await
-                .map(drop)
-                .ok_or_else(unreachable)
+                .ok_or_else(unreachable)?;
+            // On a cluster, held until a replica has the tombstone and the delete, so that a
+            // failover right after loses them less often.
+            if let Connection::Cluster(connection) = &mut manager {
+                let timeout = self.level.command_timeout();
+                if !cluster::replicated(connection, cluster::slot(&names.tag), timeout).await {
+                    tracing::warn!(
+                        "fleet session store: a session's end reached no replica within the command \
+                         timeout; a failover of its primary now would lose it"
+                    );
+                }
+            }
+            Ok(())
         })
     }
 
@@ -271,7 +284,7 @@ struct FleetLock {
 impl FleetLock {
     /// Releases it on `manager` (the connection that took it), waiting up to `wait` for Redis
     /// to answer, whatever the breaker says.
-    async fn release_within(self, wait: Duration, mut manager: crate::connection::Connection) {
+    async fn release_within(self, wait: Duration, mut manager: Connection) {
         let release = scripts::release();
         let mut invocation = release.prepare_invoke();
         invocation.key(&self.name).arg(&self.token);
