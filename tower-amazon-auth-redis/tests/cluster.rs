@@ -9,95 +9,22 @@
 //! Where something must propagate, the tests poll for it (up to 10 s); no assertion is about
 //! time.
 
+mod common;
+
+use common::{Instance, SECRET};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::routing::{get, post};
-use axum::Router;
-use http::StatusCode;
-use tower_amazon_auth::{AccessToken, AmazonAuthLayer, AmazonUser, BuildError};
+use tower_amazon_auth::{AccessToken, BuildError};
 use tower_amazon_auth_mock::{MockAmazon, MockReply, MockUser};
-use tower_amazon_auth_redis::{Fleet, FleetError, FleetStats};
+use tower_amazon_auth_redis::{Fleet, FleetError};
 
 use tower_amazon_auth_test_support::cluster::{redis_cluster, redis_cluster_tls, Cluster};
 use tower_amazon_auth_test_support::external::RedisTls;
-use tower_amazon_auth_test_support::fixtures::{
-    build_layer, builder, client, serve_base_url, token, within_patience, PATIENCE,
-};
+use tower_amazon_auth_test_support::fixtures::{builder, token, within_patience};
 use tower_amazon_auth_test_support::relay::Relay;
-
-/// The fleet secret of these tests (32 bytes).
-const SECRET: &str = "0123456789abcdef0123456789abcdef";
-
-/// One instance: a layer with its own local cache, `/me` and `POST /logout` behind it.
-struct Instance {
-    layer: AmazonAuthLayer,
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Instance {
-    async fn new(mock: &MockAmazon, fleet: Fleet) -> Self {
-        let layer = build_layer(builder(mock).second_level(fleet)).unwrap();
-        let app = Router::new()
-            .route(
-                "/me",
-                get(|user: AmazonUser| async move { user.user_id().to_owned() }),
-            )
-            .route(
-                "/logout",
-                post(|user: AmazonUser| async move {
-                    match user.revoke().await {
-                        Ok(()) => StatusCode::NO_CONTENT,
-                        Err(_) => StatusCode::SERVICE_UNAVAILABLE,
-                    }
-                }),
-            )
-            .layer(layer.clone());
-        let base = serve_base_url(app).await.unwrap();
-        let instance = Self {
-            layer,
-            base,
-            http: client(),
-        };
-        let deadline = Instant::now() + PATIENCE;
-        while !instance.stats().subscribed {
-            assert!(Instant::now() < deadline, "the subscriber never connected");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        instance
-    }
-
-    fn stats(&self) -> FleetStats {
-        FleetStats::of(self.layer.cache()).expect("a cache with the fleet level")
-    }
-
-    async fn status(&self, token: &str) -> u16 {
-        match self
-            .http
-            .get(format!("{}/me", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-        {
-            Ok(response) => response.status().as_u16(),
-            Err(_) => 0,
-        }
-    }
-
-    async fn logout(&self, token: &str) -> u16 {
-        self.http
-            .post(format!("{}/logout", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    }
-}
 
 /// The settings of an instance on `cluster`: every node a seed. The command timeout is
 /// generous, as in the single-endpoint tests (two cores shared with the whole suite).
@@ -110,7 +37,7 @@ fn settings(cluster: &Cluster, timeout: Duration) -> Fleet {
 async fn instances(n: usize, mock: &MockAmazon, cluster: &Cluster, timeout: Duration) -> Vec<Instance> {
     let mut all = Vec::new();
     for _ in 0..n {
-        all.push(Instance::new(mock, settings(cluster, timeout)).await);
+        all.push(Instance::new(builder(mock).second_level(settings(cluster, timeout))).await);
     }
     all
 }
@@ -213,7 +140,7 @@ async fn on_a_cluster_four_instances_verify_once_and_a_logout_holds_everywhere()
         .await;
     }
     // A fresh instance (nothing local) reads the tombstone in the cluster.
-    let fresh = Instance::new(&mock, settings(&cluster, Duration::from_secs(2))).await;
+    let fresh = Instance::new(builder(&mock).second_level(settings(&cluster, Duration::from_secs(2)))).await;
     assert_eq!(fresh.status(one).await, 401);
     assert_eq!(mock.calls_for(one).tokeninfo, 1, "Amazon was asked again");
     let _ = writeln!(
@@ -242,8 +169,8 @@ async fn on_a_cluster_a_subscription_that_dies_silently_moves_to_another_seed() 
         .backoff(Duration::from_secs(1))
         .command_timeout(Duration::from_secs(2))
         .liveness(Duration::from_secs(2));
-    let a = Instance::new(&mock, through_relay).await;
-    let b = Instance::new(&mock, settings(&cluster, Duration::from_secs(2))).await;
+    let a = Instance::new(builder(&mock).second_level(through_relay)).await;
+    let b = Instance::new(builder(&mock).second_level(settings(&cluster, Duration::from_secs(2)))).await;
     assert!(relay.accepted() > 0, "A's subscriber went through its first seed");
 
     let hot = token("cluster-silent");
@@ -313,7 +240,7 @@ async fn on_a_cluster_over_tls_instances_share_verdicts_and_logouts() {
     let mut fleet = Vec::new();
     for _ in 0..2 {
         let settings = settings(&cluster, Duration::from_secs(2)).root_certificates(&ca_pem);
-        fleet.push(Instance::new(&mock, settings).await);
+        fleet.push(Instance::new(builder(&mock).second_level(settings)).await);
     }
     let one = token("cluster-tls");
     mock.register(&one, MockUser::new("amzn1.account.TLS"));
@@ -383,7 +310,7 @@ async fn failover_during_traffic(test: &str, how: Failover) {
     }
     // Tokens whose keys are on the same primary, found by a probe instance (their verdicts
     // land there), so that the traffic's reads go to the primary that fails.
-    let probe = Instance::new(&mock, settings(&cluster, timeout)).await;
+    let probe = Instance::new(builder(&mock).second_level(settings(&cluster, timeout))).await;
     let verdicts_on = |port| {
         cluster
             .cli(port, &["--scan", "--pattern", "taa:{*}v:*"])
@@ -453,7 +380,7 @@ async fn failover_during_traffic(test: &str, how: Failover) {
     assert!(wrong.is_empty(), "{how:?}: wrong answers: {wrong:#?}");
 
     // The tombstone survived: an instance with nothing local refuses the token.
-    let fresh = Instance::new(&mock, settings(&cluster, timeout)).await;
+    let fresh = Instance::new(builder(&mock).second_level(settings(&cluster, timeout))).await;
     let (revoked, fresh) = (&revoked, &fresh);
     within_patience("the tombstone read after the failover", move || async move {
         fresh.status(revoked).await == 401

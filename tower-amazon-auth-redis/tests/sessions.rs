@@ -8,6 +8,9 @@
 //! it chooses. Where something must propagate, the tests poll for it; no assertion is about
 //! time.
 
+mod common;
+
+use common::{scripts_run, SECRET};
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
@@ -22,9 +25,6 @@ use tower_amazon_auth_test_support::cluster::redis_cluster;
 use tower_amazon_auth_test_support::cookies::{location, param, Browser};
 use tower_amazon_auth_test_support::external::{redis, redis_url, External};
 use tower_amazon_auth_test_support::fixtures::client;
-
-/// The fleet secret of these tests (32 bytes).
-const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
 /// One instance of the site.
 struct Instance {
@@ -163,6 +163,26 @@ async fn sign_in(mock: &MockAmazon, user: &str, start: &Instance, finish: &Insta
     set_cookie(&landed, "taa_session").expect("a session cookie")
 }
 
+/// `POST /logout` on `site` with `cookie`, from the site's own page.
+async fn log_out(site: &Instance, cookie: &str) -> reqwest::Response {
+    no_redirects()
+        .post(format!("{}/logout", site.base))
+        .header("cookie", cookie)
+        .header("origin", &site.base)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Waits (up to a second) until none of `sites` holds a copy of a session.
+async fn copies_dropped(sites: &[&Instance]) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while sites.iter().map(|site| site.sign_in.session_count()).sum::<u64>() > 0 {
+        assert!(Instant::now() < deadline, "copies still held after a second");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -210,24 +230,10 @@ async fn a_session_is_the_fleets_and_a_logout_on_one_instance_ends_it_on_all() {
     );
 
     // Logout on A, with B's and C's copies hot: both refuse it within a second.
-    let out = no_redirects()
-        .post(format!("{}/logout", a.base))
-        .header("cookie", &session)
-        .header("origin", &a.base)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.status(), 303);
+    assert_eq!(log_out(a, &session).await.status(), 303);
     // The session's end reaches B's and C's copies as a message (its token's revocation
     // would refuse it too, but only at their next request).
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while b.sign_in.session_count() + c.sign_in.session_count() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "B and C still hold copies after a second"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    copies_dropped(&[b, c]).await;
     for site in [b, c] {
         let deadline = Instant::now() + Duration::from_secs(1);
         loop {
@@ -357,26 +363,6 @@ async fn a_redis_dump_holds_nothing_of_a_session_in_clear() {
             );
         }
     }
-}
-
-/// The scripts Redis ran since its statistics were last reset (an `EVALSHA` refused with
-/// `NOSCRIPT`, before the client sends the script, is not one).
-async fn scripts_run(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(conn)
-        .await
-        .unwrap();
-    let field = |line: &str, name: &str| -> u64 {
-        line.split(&format!("{name}="))
-            .nth(1)
-            .and_then(|rest| rest.split(',').next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    info.lines()
-        .filter(|line| line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:"))
-        .map(|line| field(line, "calls") - field(line, "failed_calls"))
-        .sum()
 }
 
 /// The milliseconds left to the one session record in Redis.
@@ -632,20 +618,13 @@ async fn redis_down_at_a_logout_or_a_callback_is_a_503() {
     let (a, b) = (&sites[0], &sites[1]);
     let session = sign_in(&mock, "amzn1.account.KIM", a, a).await;
     assert_eq!(me(b, &session).await.0, 200);
-    let logout = || {
-        no_redirects()
-            .post(format!("{}/logout", a.base))
-            .header("cookie", &session)
-            .header("origin", &a.base)
-            .send()
-    };
     redis.signal("STOP").unwrap();
-    let out = logout().await.unwrap();
+    let out = log_out(a, &session).await;
     assert_eq!(out.status(), 503);
     assert!(set_cookie(&out, "taa_session").is_none(), "the cookie kept");
     redis.signal("CONT").unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while logout().await.unwrap().status() != 303 {
+    while log_out(a, &session).await.status() != 303 {
         assert!(Instant::now() < deadline, "the logout never went through");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -714,22 +693,8 @@ async fn on_a_cluster_a_session_is_the_fleets_and_a_logout_ends_it_everywhere() 
     let statuses = join_all((0..30).map(|n| me(&sites[n % 3], &session))).await;
     assert!(statuses.iter().all(|(status, _)| *status == 200), "{statuses:?}");
     assert_eq!(mock.calls().token - 1, 1, "one refresh");
-    let out = no_redirects()
-        .post(format!("{}/logout", a.base))
-        .header("cookie", &session)
-        .header("origin", &a.base)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.status(), 303);
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while b.sign_in.session_count() + c.sign_in.session_count() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "B and C still hold copies after a second"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    assert_eq!(log_out(a, &session).await.status(), 303);
+    copies_dropped(&[b, c]).await;
     for site in [a, b, c] {
         assert_eq!(me(site, &session).await.0, 401);
     }

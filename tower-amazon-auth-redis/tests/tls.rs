@@ -7,22 +7,18 @@
 //! the calls), its fleet `errors` grow, and `revoke` reports it did not reach the fleet.
 //! Nothing is asserted about time; propagation is polled.
 
+mod common;
+
+use common::{Instance, SECRET};
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::routing::get;
-use axum::Router;
-use tower_amazon_auth::{AccessToken, AmazonAuthLayer, AmazonUser, CacheError, IdentityCacheBuilder};
+use tower_amazon_auth::CacheError;
 use tower_amazon_auth_mock::{MockAmazon, MockUser};
-use tower_amazon_auth_redis::{Fleet, FleetStats};
+use tower_amazon_auth_redis::Fleet;
 use tower_amazon_auth_test_support::external::{redis, redis_tls, External, RedisTls};
-use tower_amazon_auth_test_support::fixtures::{
-    build_layer, builder, client, serve_base_url, token, within_patience, PATIENCE,
-};
-
-/// The fleet secret of these tests (32 bytes).
-const SECRET: &str = "0123456789abcdef0123456789abcdef";
+use tower_amazon_auth_test_support::fixtures::{builder, token, within_patience};
 
 /// A CA and what it signed, in PEM.
 struct Pki {
@@ -86,62 +82,7 @@ fn fleet(url: String) -> Fleet {
         .command_timeout(Duration::from_secs(2))
 }
 
-/// One instance: a layer with its own local cache and `/me` behind it, served on 127.0.0.1.
-struct Instance {
-    layer: AmazonAuthLayer,
-    base: String,
-}
-
 impl Instance {
-    async fn new(builder: IdentityCacheBuilder) -> Self {
-        let layer = build_layer(builder).unwrap();
-        let app = Router::new()
-            .route(
-                "/me",
-                get(|user: AmazonUser| async move { user.user_id().to_owned() }),
-            )
-            .layer(layer.clone());
-        let base = serve_base_url(app).await.unwrap();
-        Self { layer, base }
-    }
-
-    /// An instance whose subscriber is connected (so its first subscription's flush does not
-    /// race the test's counts).
-    async fn subscribed(builder: IdentityCacheBuilder) -> Self {
-        let instance = Self::new(builder).await;
-        let deadline = Instant::now() + PATIENCE;
-        while !instance.stats().subscribed {
-            assert!(
-                Instant::now() < deadline,
-                "the subscriber never connected over TLS"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        instance
-    }
-
-    fn stats(&self) -> FleetStats {
-        FleetStats::of(self.layer.cache()).expect("a cache with the fleet level")
-    }
-
-    async fn status(&self, token: &str) -> u16 {
-        client()
-            .get(format!("{}/me", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    }
-
-    async fn revoke(&self, token: &str) -> Result<(), CacheError> {
-        self.layer
-            .cache()
-            .revoke(&AccessToken::new(token.to_owned()))
-            .await
-    }
-
     /// This instance cannot use its Redis: it answers `token` (which the fleet already
     /// verified) by asking Amazon again, counts fleet errors, and `revoke` says the logout did
     /// not reach the fleet.
@@ -176,8 +117,8 @@ async fn the_fleet_works_over_rediss_with_a_private_ca() {
     };
     let mock = MockAmazon::start().await.unwrap();
     let with_ca = || builder(&mock).second_level(fleet(url(&redis)).root_certificates(&pki.ca));
-    let a = Instance::subscribed(with_ca()).await;
-    let b = Instance::subscribed(with_ca()).await;
+    let a = Instance::new(with_ca()).await;
+    let b = Instance::new(with_ca()).await;
 
     let t = token("tls-fleet");
     mock.register(&t, MockUser::new("amzn1.account.TLS"));
@@ -211,8 +152,8 @@ async fn mutual_tls_needs_the_client_identity() {
                 .client_identity(&pki.client_cert, &pki.client_key),
         )
     };
-    let a = Instance::subscribed(with_identity()).await;
-    let b = Instance::subscribed(with_identity()).await;
+    let a = Instance::new(with_identity()).await;
+    let b = Instance::new(with_identity()).await;
     let t = token("tls-mutual");
     mock.register(&t, MockUser::new("amzn1.account.MUTUAL"));
     assert_eq!(a.status(&t).await, 200);
@@ -221,7 +162,8 @@ async fn mutual_tls_needs_the_client_identity() {
     assert_eq!(b.stats().hits, 1);
 
     let anonymous =
-        Instance::new(builder(&mock).second_level(fleet(url(&redis)).root_certificates(&pki.ca))).await;
+        Instance::unsubscribed(builder(&mock).second_level(fleet(url(&redis)).root_certificates(&pki.ca)))
+            .await;
     anonymous.assert_cut_off(&mock, &t, "no client certificate").await;
     // The instances with the identity still reach Redis.
     a.revoke(&t).await.unwrap();
@@ -241,17 +183,17 @@ async fn a_server_certificate_from_another_ca_is_refused() {
     };
     let mock = MockAmazon::start().await.unwrap();
     let trusted =
-        Instance::subscribed(builder(&mock).second_level(fleet(url(&redis)).root_certificates(&pki.ca)))
-            .await;
+        Instance::new(builder(&mock).second_level(fleet(url(&redis)).root_certificates(&pki.ca))).await;
     let t = token("tls-wrong-ca");
     mock.register(&t, MockUser::new("amzn1.account.WRONGCA"));
     assert_eq!(trusted.status(&t).await, 200, "the verdict is in Redis");
 
     let other_ca = new_pki().ca;
     let wrong =
-        Instance::new(builder(&mock).second_level(fleet(url(&redis)).root_certificates(&other_ca))).await;
+        Instance::unsubscribed(builder(&mock).second_level(fleet(url(&redis)).root_certificates(&other_ca)))
+            .await;
     wrong.assert_cut_off(&mock, &t, "another CA").await;
-    let system = Instance::new(builder(&mock).second_level(fleet(url(&redis)))).await;
+    let system = Instance::unsubscribed(builder(&mock).second_level(fleet(url(&redis)))).await;
     system.assert_cut_off(&mock, &t, "the system's roots").await;
 }
 
@@ -269,14 +211,14 @@ async fn a_server_certificate_for_another_name_is_refused() {
     };
     let mock = MockAmazon::start().await.unwrap();
     let right =
-        Instance::subscribed(builder(&mock).second_level(fleet(url(&redis)).root_certificates(&pki.ca)))
-            .await;
+        Instance::new(builder(&mock).second_level(fleet(url(&redis)).root_certificates(&pki.ca))).await;
     let t = token("tls-wrong-name");
     mock.register(&t, MockUser::new("amzn1.account.WRONGNAME"));
     assert_eq!(right.status(&t).await, 200, "the verdict is in Redis");
 
     let by_ip = format!("rediss://127.0.0.1:{}", redis.port);
-    let wrong = Instance::new(builder(&mock).second_level(fleet(by_ip).root_certificates(&pki.ca))).await;
+    let wrong =
+        Instance::unsubscribed(builder(&mock).second_level(fleet(by_ip).root_certificates(&pki.ca))).await;
     wrong.assert_cut_off(&mock, &t, "another name").await;
 }
 
@@ -340,7 +282,7 @@ async fn a_rediss_url_to_a_cleartext_port_sends_nothing_in_clear() {
         ("system roots", fleet(url.clone())),
         ("private CA", fleet(url.clone()).root_certificates(&ca)),
     ] {
-        let instance = Instance::new(builder(&mock).second_level(settings)).await;
+        let instance = Instance::unsubscribed(builder(&mock).second_level(settings)).await;
         assert_eq!(instance.status(&t).await, 200, "{what}");
         assert_eq!(instance.revoke(&t).await, Err(CacheError::SecondLevel), "{what}");
         assert!(instance.stats().errors > 0, "{what}");
@@ -379,7 +321,7 @@ async fn a_rediss_url_to_a_cleartext_port_sends_nothing_in_clear() {
         return;
     };
     let at_plain = fleet(format!("rediss://localhost:{}", plain.port)).root_certificates(&ca);
-    let instance = Instance::new(builder(&mock).second_level(at_plain)).await;
+    let instance = Instance::unsubscribed(builder(&mock).second_level(at_plain)).await;
     assert_eq!(instance.status(&t).await, 200);
     assert_eq!(instance.revoke(&t).await, Err(CacheError::SecondLevel));
     assert!(instance.stats().errors > 0);
