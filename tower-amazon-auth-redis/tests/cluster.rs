@@ -11,14 +11,14 @@
 
 mod common;
 
-use common::{Instance, SECRET};
+use common::{one_verification_per_fleet, Instance, SECRET};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tower_amazon_auth::{AccessToken, BuildError};
-use tower_amazon_auth_mock::{MockAmazon, MockReply, MockUser};
+use tower_amazon_auth_mock::{MockAmazon, MockUser};
 use tower_amazon_auth_redis::{Fleet, FleetError};
 
 use tower_amazon_auth_test_support::cluster::{redis_cluster, redis_cluster_tls, Cluster};
@@ -60,43 +60,9 @@ async fn on_a_cluster_four_instances_verify_once_and_a_logout_holds_everywhere()
     let mock = MockAmazon::start().await.unwrap();
     let fleet = instances(4, &mock, &cluster, Duration::from_secs(2)).await;
 
-    let one = token("cluster-turns");
-    mock.register(&one, MockUser::new("amzn1.account.TURNS"));
-    for instance in &fleet {
-        assert_eq!(instance.status(&one).await, 200);
-    }
-    let calls = mock.calls_for(&one);
-    assert_eq!(
-        (calls.tokeninfo, calls.profile),
-        (1, 1),
-        "one verification per fleet"
-    );
-    let hits: u64 = fleet.iter().map(|i| i.stats().hits).sum();
-    assert_eq!(hits, 3, "the three others were answered by Redis");
-
-    let burst = token("cluster-burst");
-    mock.register(
-        &burst,
-        MockReply::user(MockUser::new("amzn1.account.BURST")).delayed(Duration::from_millis(200)),
-    );
-    let mut requests = Vec::new();
-    for n in 0..200 {
-        let request = fleet[n % 4]
-            .http
-            .get(format!("{}/me", fleet[n % 4].base))
-            .bearer_auth(&burst);
-        requests.push(tokio::spawn(async move {
-            request.send().await.unwrap().status().as_u16()
-        }));
-    }
-    for request in requests {
-        assert_eq!(request.await.unwrap(), 200);
-    }
-    let calls = mock.calls_for(&burst);
-    assert!(
-        calls.tokeninfo <= 1 && calls.profile <= 1,
-        "200 simultaneous first requests over 4 instances cost {calls:?}"
-    );
+    one_verification_per_fleet(&mock, &fleet, "cluster").await;
+    // The two tokens it used (named after its prefix).
+    let (one, burst) = (token("cluster-turns"), token("cluster-burst"));
 
     // Every key of one token in one slot: the verdicts of the two tokens are where their
     // tags say, and each script ran (no CROSSSLOT error counted).

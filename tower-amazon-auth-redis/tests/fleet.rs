@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{calls, scripts_run, Instance, SECRET};
+use common::{calls, one_verification_per_fleet, scripts_run, Instance, SECRET};
 use std::collections::HashSet;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -86,44 +86,7 @@ async fn four_instances_verify_a_token_once() {
     let mock = MockAmazon::start().await.unwrap();
     let fleet = instances(4, &mock, &redis).await;
 
-    let one = token("fleet-turns");
-    mock.register(&one, MockUser::new("amzn1.account.TURNS"));
-    for instance in &fleet {
-        assert_eq!(instance.me(&one).await, (200, "amzn1.account.TURNS".to_owned()));
-    }
-    let calls = mock.calls_for(&one);
-    assert_eq!(
-        (calls.tokeninfo, calls.profile),
-        (1, 1),
-        "one verification per fleet"
-    );
-    let hits: u64 = fleet.iter().map(|i| fleet_stats(&i.layer).hits).sum();
-    assert_eq!(hits, 3, "the three others were answered by Redis");
-
-    let burst = token("fleet-burst");
-    mock.register(
-        &burst,
-        MockReply::user(MockUser::new("amzn1.account.BURST")).delayed(Duration::from_millis(200)),
-    );
-    let mut requests = Vec::new();
-    for n in 0..200 {
-        let request = fleet[n % 4]
-            .http
-            .get(format!("{}/me", fleet[n % 4].base))
-            .bearer_auth(&burst);
-        requests.push(tokio::spawn(async move {
-            request.send().await.unwrap().status().as_u16()
-        }));
-    }
-    for request in requests {
-        assert_eq!(request.await.unwrap(), 200);
-    }
-    let calls = mock.calls_for(&burst);
-    let stats: Vec<_> = fleet.iter().map(|i| i.layer.stats()).collect();
-    assert!(
-        calls.tokeninfo <= 1 && calls.profile <= 1,
-        "200 simultaneous first requests over 4 instances cost {calls:?}; {stats:#?}"
-    );
+    let calls = one_verification_per_fleet(&mock, &fleet, "fleet").await;
     let waits: u64 = fleet.iter().map(|i| fleet_stats(&i.layer).lock_waits).sum();
     let _ = writeln!(
         std::io::stderr(),

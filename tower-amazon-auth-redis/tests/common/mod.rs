@@ -9,8 +9,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use http::StatusCode;
 use tower_amazon_auth::{AccessToken, AmazonAuthLayer, AmazonUser, CacheError, IdentityCacheBuilder};
+use tower_amazon_auth_mock::{MockAmazon, MockCalls, MockReply, MockUser};
 use tower_amazon_auth_redis::FleetStats;
-use tower_amazon_auth_test_support::fixtures::{build_layer, client, serve_base_url, PATIENCE};
+use tower_amazon_auth_test_support::fixtures::{build_layer, client, serve_base_url, token, PATIENCE};
 
 /// The fleet secret of these tests (32 bytes).
 pub(crate) const SECRET: &str = "0123456789abcdef0123456789abcdef";
@@ -134,4 +135,54 @@ pub(crate) fn calls(line: &str, name: &str) -> u64 {
         .nth(1)
         .and_then(|rest| rest.split(',').next()?.parse().ok())
         .unwrap_or(0)
+}
+
+/// A token used on each of `fleet` in turn costs one verification (the others are answered by
+/// Redis), and so do 200 simultaneous first requests spread over them (each request's first
+/// verification waits for another instance's, or takes the fleet lock). Tokens are named after
+/// `prefix`. Answers what the burst cost at Amazon.
+pub(crate) async fn one_verification_per_fleet(
+    mock: &MockAmazon,
+    fleet: &[Instance],
+    prefix: &str,
+) -> MockCalls {
+    let one = token(&format!("{prefix}-turns"));
+    mock.register(&one, MockUser::new("amzn1.account.TURNS"));
+    for instance in fleet {
+        assert_eq!(instance.me(&one).await, (200, "amzn1.account.TURNS".to_owned()));
+    }
+    let calls = mock.calls_for(&one);
+    assert_eq!(
+        (calls.tokeninfo, calls.profile),
+        (1, 1),
+        "one verification per fleet"
+    );
+    let hits: u64 = fleet.iter().map(|i| i.stats().hits).sum();
+    assert_eq!(hits, fleet.len() as u64 - 1, "the others were answered by Redis");
+
+    let burst = token(&format!("{prefix}-burst"));
+    mock.register(
+        &burst,
+        MockReply::user(MockUser::new("amzn1.account.BURST")).delayed(Duration::from_millis(200)),
+    );
+    let requests: Vec<_> = (0..200)
+        .map(|n| {
+            let instance = &fleet[n % fleet.len()];
+            let request = instance
+                .http
+                .get(format!("{}/me", instance.base))
+                .bearer_auth(&burst);
+            tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    for request in requests {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    let calls = mock.calls_for(&burst);
+    assert!(
+        calls.tokeninfo <= 1 && calls.profile <= 1,
+        "200 simultaneous first requests over {} instances cost {calls:?}",
+        fleet.len()
+    );
+    calls
 }
