@@ -506,13 +506,13 @@ async fn an_idle_life_extension_never_undoes_a_refresh_elsewhere() {
     assert_eq!(me(a, &session).await.0, 200);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(me(b, &session).await.0, 200, "B refreshes");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
         me(a, &session).await.0,
         200,
         "A, with the older copy, takes B's tokens"
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(me(c, &session).await.0, 200, "C reads the refreshed record");
     assert_eq!(mock.calls().token - 1, 1, "one refresh for the fleet");
 }
@@ -691,9 +691,14 @@ async fn on_a_cluster_a_session_is_the_fleets_and_a_logout_ends_it_everywhere() 
     }
     // Expired everywhere: one refresh for the fleet.
     tokio::time::sleep(Duration::from_millis(1200)).await;
+    let started = Instant::now();
     let statuses = join_all((0..30).map(|n| me(&sites[n % 3], &session))).await;
     assert!(statuses.iter().all(|(status, _)| *status == 200), "{statuses:?}");
-    assert_eq!(mock.calls().token - 1, 1, "one refresh");
+    // The refreshed token is usable for a second: on a machine so loaded that the burst
+    // outlives it, each further second may take one more.
+    let refreshes = mock.calls().token - 1;
+    let allowed = 1 + usize::try_from(started.elapsed().as_secs()).unwrap_or(usize::MAX);
+    assert!((1..=allowed).contains(&refreshes), "{refreshes} refreshes");
     assert_eq!(log_out(a, &session).await.status(), 303);
     copies_dropped(&[b, c]).await;
     for site in [a, b, c] {
