@@ -142,17 +142,7 @@ fn bench(c: &mut Criterion, upstream: &Upstream, redis: &Redis) {
     assert_eq!(upstream.rt.block_on(status(&on, &shared)), 200);
     std::thread::sleep(Duration::from_millis(50));
     group.bench_function("l2_hit", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                b_layer.cache().invalidate_all();
-                let started = Instant::now();
-                let got = upstream.rt.block_on(status(&b_layer, &shared));
-                total += started.elapsed();
-                assert_eq!(got, 200);
-            }
-            total
-        })
+        b.iter_custom(|iters| l2_hits(upstream, &b_layer, &shared, iters))
     });
     // The same, without flushing B before each request: each request carries a token A
     // verified and B never saw (so B's local store does not pay a flush's housekeeping).
@@ -218,6 +208,20 @@ fn bench(c: &mut Criterion, upstream: &Upstream, redis: &Redis) {
     group.finish();
 }
 
+/// `iters` requests with `token` through `layer`, its local cache flushed before each (untimed),
+/// so each is answered from Redis: their total time.
+fn l2_hits(upstream: &Upstream, layer: &AmazonAuthLayer, token: &str, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        layer.cache().invalidate_all();
+        let started = Instant::now();
+        let got = upstream.rt.block_on(status(layer, token));
+        total += started.elapsed();
+        assert_eq!(got, 200);
+    }
+    total
+}
+
 /// `iters` bare `GET` round trips on `connection`, each in a `block_on` of its own as each
 /// `l2_hit` request is: their total time.
 fn bare_gets(
@@ -269,17 +273,7 @@ fn bench_cluster(c: &mut Criterion, upstream: &Upstream) {
     std::thread::sleep(Duration::from_millis(50));
     let mut group = c.benchmark_group("fleet/cluster");
     group.bench_function("l2_hit", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                b_layer.cache().invalidate_all();
-                let started = Instant::now();
-                let got = upstream.rt.block_on(status(&b_layer, &shared));
-                total += started.elapsed();
-                assert_eq!(got, 200);
-            }
-            total
-        })
+        b.iter_custom(|iters| l2_hits(upstream, &b_layer, &shared, iters))
     });
     let hits = fleet_stats(&b_layer).hits;
     group.bench_function("redis_get", |b| {

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{calls, one_verification_per_fleet, scripts_run, Instance, SECRET};
+use common::{calls, connection, one_verification_per_fleet, scripts_run, Instance, SECRET};
 use std::collections::HashSet;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -32,15 +32,6 @@ use tower_amazon_auth_test_support::relay::Relay;
 
 /// Another fleet's secret.
 const OTHER_SECRET: &str = "fedcba9876543210fedcba9876543210";
-
-/// A connection of the test's own, to look at and tamper with what is in Redis.
-async fn connection(redis: &External) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(url(redis))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
 
 /// The fleet level's counters of `layer`'s cache.
 fn fleet_stats(layer: &AmazonAuthLayer) -> FleetStats {
@@ -976,6 +967,15 @@ async fn a_verification_older_than_an_invalidation_is_not_written_back() {
 }
 
 /// The verdict keys in Redis now.
+/// The name of the one verdict in Redis, once it is there (written in the background).
+async fn the_verdict_key(conn: &mut redis::aio::MultiplexedConnection) -> String {
+    let verdicts = |c: &mut redis::aio::MultiplexedConnection| {
+        let mut c = c.clone();
+        async move { verdict_keys(&mut c).await }
+    };
+    one(within_key(conn, &HashSet::new(), 1, &verdicts).await)
+}
+
 async fn verdict_keys(conn: &mut redis::aio::MultiplexedConnection) -> HashSet<String> {
     let keys: Vec<String> = redis::cmd("KEYS").arg("taa:v:*").query_async(conn).await.unwrap();
     keys.into_iter().collect()
@@ -995,16 +995,7 @@ async fn a_sealed_verdict_written_back_after_an_invalidation_is_a_miss() {
     let t = token("fleet-replayed");
     mock.register(&t, MockUser::new("amzn1.account.REPLAYED"));
     assert_eq!(a.status(&t).await, 200);
-    let name = one(within_key(
-        &mut conn,
-        &HashSet::new(),
-        1,
-        &|c: &mut redis::aio::MultiplexedConnection| {
-            let mut c = c.clone();
-            async move { verdict_keys(&mut c).await }
-        },
-    )
-    .await);
+    let name = the_verdict_key(&mut conn).await;
     let copy: Vec<u8> = redis::cmd("GET").arg(&name).query_async(&mut conn).await.unwrap();
 
     mock.register(&t, MockReply::invalid_token());
@@ -1075,16 +1066,7 @@ async fn a_lock_named_after_the_verdict_holds_up_no_one() {
     let t = token("fleet-squatted");
     mock.register(&t, MockUser::new("amzn1.account.SQUATTED"));
     assert_eq!(a.status(&t).await, 200);
-    let name = one(within_key(
-        &mut conn,
-        &HashSet::new(),
-        1,
-        &|c: &mut redis::aio::MultiplexedConnection| {
-            let mut c = c.clone();
-            async move { verdict_keys(&mut c).await }
-        },
-    )
-    .await);
+    let name = the_verdict_key(&mut conn).await;
     // Every name the writer can make of the verdict's: its kind letter swapped for another.
     let mac = name.strip_prefix("taa:v:").unwrap();
     for kind in ["l", "lock", "k"] {

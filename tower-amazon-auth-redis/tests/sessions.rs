@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{scripts_run, SECRET};
+use common::{connection, scripts_run, SECRET};
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
@@ -322,11 +322,7 @@ async fn a_redis_dump_holds_nothing_of_a_session_in_clear() {
         .unwrap();
     let state = param(&location(&pending), "state").unwrap();
 
-    let mut conn = redis::Client::open(redis_url(&redis))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = connection(&redis).await;
     // The dump itself, uncompressed, as `SAVE` writes it.
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
@@ -393,11 +389,7 @@ async fn the_idle_life_is_extended_at_most_once_per_tenth_of_it() {
     let site = &sites[0];
     let session = sign_in(&mock, "amzn1.account.FRED", site, site).await;
     assert_eq!(me(site, &session).await.0, 200);
-    let mut conn = redis::Client::open(redis_url(&redis))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = connection(&redis).await;
     let _: () = redis::cmd("CONFIG")
         .arg("RESETSTAT")
         .query_async(&mut conn)
@@ -555,11 +547,7 @@ async fn a_copy_dropped_during_its_refresh_loses_nothing() {
     });
     tokio::time::sleep(Duration::from_millis(150)).await;
     // Every subscriber reconnects: every instance forgets its copies.
-    let mut conn = redis::Client::open(redis_url(&redis))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = connection(&redis).await;
     let killed: i64 = redis::cmd("CLIENT")
         .arg("KILL")
         .arg("TYPE")
@@ -587,11 +575,7 @@ async fn the_creating_instances_copy_lives_max_ttl_too() {
     let session = sign_in(&mock, "amzn1.account.MAY", a, a).await;
     assert_eq!((me(a, &session).await.0, me(b, &session).await.0), (200, 200));
     // The record goes without a message reaching anyone (a message lost).
-    let mut conn = redis::Client::open(redis_url(&redis))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = connection(&redis).await;
     let records: Vec<String> = redis::cmd("KEYS")
         .arg("taa:s{*}r:*")
         .query_async(&mut conn)

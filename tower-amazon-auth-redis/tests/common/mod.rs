@@ -11,6 +11,7 @@ use http::StatusCode;
 use tower_amazon_auth::{AccessToken, AmazonAuthLayer, AmazonUser, CacheError, IdentityCacheBuilder};
 use tower_amazon_auth_mock::{MockAmazon, MockCalls, MockReply, MockUser};
 use tower_amazon_auth_redis::FleetStats;
+use tower_amazon_auth_test_support::external::{redis_url, External};
 use tower_amazon_auth_test_support::fixtures::{build_layer, client, serve_base_url, token, PATIENCE};
 
 /// The fleet secret of these tests (32 bytes).
@@ -112,6 +113,15 @@ impl Instance {
             .revoke(&AccessToken::new(token.to_owned()))
             .await
     }
+}
+
+/// A connection of the test's own, to look at and tamper with what is in Redis.
+pub(crate) async fn connection(redis: &External) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis_url(redis))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
 }
 
 /// The scripts Redis ran since its statistics were last reset (an `EVALSHA` refused with
